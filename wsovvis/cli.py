@@ -1,0 +1,53 @@
+"""The ``wsovvis`` command: one argparse subcommand per stage, each a thin front door onto a stage function.
+
+Each module named in ``SUBCOMMANDS`` exposes ``add_parser(subparsers)``, which registers its parser and sets
+``func`` to a callable taking the parsed namespace and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from wsovvis import __version__
+from wsovvis.errors import WsovvisError
+from wsovvis.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+SUBCOMMANDS = (
+    "wsovvis.agnostic",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wsovvis",
+        description="Weakly-supervised open-vocabulary video instance segmentation: the pipeline's stages.",
+    )
+    parser.add_argument("--version", action="version", version=f"wsovvis {__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for module_name in SUBCOMMANDS:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return int(args.func(args) or 0)
+    except WsovvisError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,412 @@
+"""Object storage: every path argument of every stage is a local path or an ``s3://bucket/key`` URI.
+
+KFP's ``minio://bucket/key`` form is treated as S3. The endpoint and credentials come from the environment:
+``AWS_ENDPOINT_URL`` (or ``S3_ENDPOINT``), ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and optionally
+``AWS_REGION``. An endpoint without a scheme (``seaweedfs.kubeflow:9000``) is plain HTTP, as in-cluster object
+stores are; ``https://`` selects TLS.
+
+Writes are atomic: a local file is written beside its destination and renamed into place; an S3 object is
+uploaded from a finished local file in one PUT (or one completed multipart upload), so readers see the whole
+object or none. Transient S3 errors are retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+from urllib.parse import urlparse
+
+from wsovvis.errors import InputError, UsageError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+REMOTE_SCHEMES = ("s3", "minio")
+RETRY_ATTEMPTS = 5
+RETRY_BASE_DELAY = 0.5
+_TRANSIENT_S3_CODES = {"InternalError", "SlowDown", "ServiceUnavailable", "RequestTimeout", "OperationAborted"}
+
+
+class StorageNotFoundError(InputError, FileNotFoundError):
+    """The object or file does not exist."""
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint: str
+    secure: bool
+    access_key: str | None
+    secret_key: str | None
+    region: str | None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> S3Settings:
+        env = dict(os.environ if env is None else env)
+        url = env.get("AWS_ENDPOINT_URL") or env.get("S3_ENDPOINT") or "https://s3.amazonaws.com"
+        parsed = urlparse(url if "://" in url else f"http://{url}")
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise UsageError(f"S3 endpoint {url!r} (AWS_ENDPOINT_URL / S3_ENDPOINT) is not http(s)://host[:port]")
+        return cls(
+            endpoint=parsed.netloc,
+            secure=parsed.scheme == "https",
+            access_key=env.get("AWS_ACCESS_KEY_ID") or None,
+            secret_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        )
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def is_remote(uri: str | os.PathLike[str]) -> bool:
+    return isinstance(uri, str) and uri.split("://", 1)[0] in REMOTE_SCHEMES and "://" in uri
+
+
+def parse_s3(uri: str) -> S3Location:
+    scheme, _, rest = uri.partition("://")
+    if scheme not in REMOTE_SCHEMES:
+        raise UsageError(f"{uri}: not an s3:// or minio:// URI")
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise UsageError(f"{uri}: no bucket name")
+    return S3Location(bucket, key.strip("/"))
+
+
+def local_path(uri: str | os.PathLike[str]) -> Path:
+    text = os.fspath(uri)
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    elif "://" in text:
+        raise UsageError(f"{text}: unknown URI scheme; use a local path, s3:// or minio://")
+    return Path(text)
+
+
+def join(base: str | os.PathLike[str], *parts: str) -> str:
+    """Join path components; S3 keys always use '/'."""
+    base = os.fspath(base)
+    if is_remote(base):
+        return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts if p)])
+    return os.path.join(base, *parts)
+
+
+def basename(uri: str) -> str:
+    return uri.rstrip("/").rsplit("/", 1)[-1] if is_remote(uri) else os.path.basename(os.fspath(uri).rstrip("/"))
+
+
+# --------------------------------------------------------------------------------------------------- S3 client
+
+_clients: dict[tuple[int, S3Settings], Any] = {}
+
+
+def s3_client(settings: S3Settings | None = None) -> Any:
+    """A Minio client for the configured endpoint, one per process (clients do not survive fork)."""
+    from minio import Minio
+
+    settings = settings or S3Settings.from_env()
+    key = (os.getpid(), settings)
+    if key not in _clients:
+        _clients[key] = Minio(
+            settings.endpoint,
+            access_key=settings.access_key,
+            secret_key=settings.secret_key,
+            region=settings.region,
+            secure=settings.secure,
+        )
+    return _clients[key]
+
+
+def _is_transient(exc: BaseException) -> bool:
+    from minio.error import S3Error, ServerError
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    if isinstance(exc, S3Error):
+        return exc.code in _TRANSIENT_S3_CODES
+    return isinstance(exc, (ServerError, Urllib3Error, ConnectionError, TimeoutError))
+
+
+def with_retries(action: Callable[[], T], what: str, attempts: int = RETRY_ATTEMPTS) -> T:
+    """Run ``action``, retrying transient S3/connection errors with exponential backoff."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if not _is_transient(exc) or attempt == attempts:
+                raise _translate(exc, what) from exc
+            delay = RETRY_BASE_DELAY * 2 ** (attempt - 1)
+            log.warning("%s: %s (attempt %d/%d); retrying in %.1fs", what, exc, attempt, attempts, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _translate(exc: BaseException, what: str) -> BaseException:
+    from minio.error import S3Error
+
+    if isinstance(exc, S3Error) and exc.code in ("NoSuchKey", "NoSuchBucket"):
+        return StorageNotFoundError(f"{what}: does not exist ({exc.code})")
+    if isinstance(exc, S3Error):
+        return InputError(f"{what}: S3 error {exc.code}: {exc.message}")
+    if _is_transient(exc):
+        endpoint = S3Settings.from_env().endpoint
+        return InputError(f"{what}: cannot reach S3 endpoint {endpoint} ({exc}); check AWS_ENDPOINT_URL")
+    return exc
+
+
+# --------------------------------------------------------------------------------------------------- reading
+
+
+def exists(uri: str | os.PathLike[str]) -> bool:
+    if not is_remote(uri):
+        return local_path(uri).exists()
+    loc = parse_s3(uri)
+    from minio.error import S3Error
+
+    def stat() -> bool:
+        try:
+            s3_client().stat_object(loc.bucket, loc.key)
+            return True
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject"):
+                return False
+            raise
+
+    return with_retries(stat, f"stat {uri}")
+
+
+def read_bytes(uri: str | os.PathLike[str]) -> bytes:
+    if not is_remote(uri):
+        path = local_path(uri)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise StorageNotFoundError(f"{path}: does not exist") from exc
+    loc = parse_s3(uri)
+
+    def get() -> bytes:
+        response = s3_client().get_object(loc.bucket, loc.key)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    return with_retries(get, f"read {uri}")
+
+
+def read_text(uri: str | os.PathLike[str]) -> str:
+    return read_bytes(uri).decode("utf-8")
+
+
+def read_json(uri: str | os.PathLike[str]) -> Any:
+    data = read_bytes(uri)
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{os.fspath(uri)}: not valid JSON ({exc})") from exc
+
+
+def listdir(uri: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """Immediate children of a folder or prefix: (sorted folder names, sorted file names)."""
+    if not is_remote(uri):
+        path = local_path(uri)
+        if not path.is_dir():
+            raise StorageNotFoundError(f"{path}: not a folder")
+        dirs, files = [], []
+        for entry in os.scandir(path):
+            (dirs if entry.is_dir() else files).append(entry.name)
+        return sorted(dirs), sorted(files)
+    loc = parse_s3(uri)
+    prefix = f"{loc.key}/" if loc.key else ""
+
+    def list_children() -> tuple[list[str], list[str]]:
+        dirs, files = [], []
+        for obj in s3_client().list_objects(loc.bucket, prefix=prefix, recursive=False):
+            name = obj.object_name[len(prefix) :]
+            if obj.is_dir:
+                dirs.append(name.rstrip("/"))
+            elif name:
+                files.append(name)
+        return sorted(dirs), sorted(files)
+
+    return with_retries(list_children, f"list {uri}")
+
+
+def walk_files(uri: str | os.PathLike[str]) -> list[str]:
+    """All files below a folder or prefix, as sorted '/'-separated paths relative to it."""
+    if not is_remote(uri):
+        root = local_path(uri)
+        if not root.is_dir():
+            raise StorageNotFoundError(f"{root}: not a folder")
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    loc = parse_s3(uri)
+    prefix = f"{loc.key}/" if loc.key else ""
+
+    def list_all() -> list[str]:
+        objects = s3_client().list_objects(loc.bucket, prefix=prefix, recursive=True)
+        return sorted(o.object_name[len(prefix) :] for o in objects if not o.is_dir)
+
+    return with_retries(list_all, f"list {uri}")
+
+
+def download(uri: str, destination: str | os.PathLike[str]) -> Path:
+    """Copy one object or file to a local path, atomically."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_local(destination, "wb") as handle:
+        if is_remote(uri):
+            loc = parse_s3(uri)
+
+            def get() -> None:
+                handle.seek(0)
+                handle.truncate()
+                response = s3_client().get_object(loc.bucket, loc.key)
+                try:
+                    for chunk in response.stream(1 << 20):
+                        handle.write(chunk)
+                finally:
+                    response.close()
+                    response.release_conn()
+
+            with_retries(get, f"download {uri}")
+        else:
+            source = local_path(uri)
+            try:
+                with open(source, "rb") as src:
+                    shutil.copyfileobj(src, handle, 1 << 20)
+            except FileNotFoundError as exc:
+                raise StorageNotFoundError(f"{source}: does not exist") from exc
+    return destination
+
+
+def download_tree(uri: str, destination: str | os.PathLike[str]) -> list[Path]:
+    """Copy every file below a folder or prefix into a local folder; returns the local paths."""
+    destination = Path(destination)
+    return [download(join(uri, rel), destination / rel) for rel in walk_files(uri)]
+
+
+@contextlib.contextmanager
+def local_file(uri: str | os.PathLike[str], scratch: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+    """A local path holding the file: the file itself when local, else a temporary download."""
+    if not is_remote(uri):
+        path = local_path(uri)
+        if not path.exists():
+            raise StorageNotFoundError(f"{path}: does not exist")
+        yield path
+        return
+    with tempfile.TemporaryDirectory(dir=scratch, prefix="wsovvis-") as tmp:
+        yield download(os.fspath(uri), Path(tmp) / basename(os.fspath(uri)))
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+
+@contextlib.contextmanager
+def _atomic_local(path: Path, mode: str) -> Iterator[IO[Any]]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def open_atomic(uri: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Write through a file object; the destination appears whole when the block exits, or not at all."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"open_atomic mode must be 'wb' or 'w', not {mode!r}")
+    if not is_remote(uri):
+        with _atomic_local(local_path(uri), mode) as handle:
+            yield handle
+        return
+    with tempfile.TemporaryDirectory(prefix="wsovvis-up-") as tmp:
+        staged = Path(tmp) / "object"
+        with open(staged, mode) as handle:
+            yield handle
+        upload(staged, os.fspath(uri))
+
+
+def write_bytes(uri: str | os.PathLike[str], data: bytes) -> None:
+    if is_remote(uri):
+        loc = parse_s3(os.fspath(uri))
+        with_retries(
+            lambda: s3_client().put_object(loc.bucket, loc.key, io.BytesIO(data), len(data)), f"write {uri}"
+        )
+        return
+    with _atomic_local(local_path(uri), "wb") as handle:
+        handle.write(data)
+
+
+def write_text(uri: str | os.PathLike[str], text: str) -> None:
+    write_bytes(uri, text.encode("utf-8"))
+
+
+def write_json(uri: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
+    write_text(uri, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+
+
+def upload(source: str | os.PathLike[str], uri: str) -> None:
+    """Copy a local file to ``uri`` (S3 or local), atomically."""
+    source = Path(source)
+    if not is_remote(uri):
+        with _atomic_local(local_path(uri), "wb") as handle, open(source, "rb") as src:
+            shutil.copyfileobj(src, handle, 1 << 20)
+        return
+    loc = parse_s3(uri)
+    with_retries(lambda: s3_client().fput_object(loc.bucket, loc.key, str(source)), f"upload {source} to {uri}")
+
+
+def upload_tree(source: str | os.PathLike[str], uri: str) -> list[str]:
+    """Copy every file below a local folder to ``uri``; returns the destination URIs."""
+    source = Path(source)
+    written = []
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        destination = join(uri, path.relative_to(source).as_posix())
+        upload(path, destination)
+        written.append(destination)
+    return written
+
+
+def delete(uri: str | os.PathLike[str]) -> None:
+    """Remove one object or file; absent is fine."""
+    if not is_remote(uri):
+        with contextlib.suppress(FileNotFoundError):
+            local_path(uri).unlink()
+        return
+    loc = parse_s3(os.fspath(uri))
+    with_retries(lambda: s3_client().remove_object(loc.bucket, loc.key), f"delete {uri}")
+
+
+def ensure_bucket(uri: str) -> None:
+    """Create the bucket of an S3 URI if it does not exist (for dev clusters and tests)."""
+    loc = parse_s3(uri)
+    client = s3_client()
+
+    def make() -> None:
+        if not client.bucket_exists(loc.bucket):
+            client.make_bucket(loc.bucket)
+
+    with_retries(make, f"create bucket {loc.bucket}")

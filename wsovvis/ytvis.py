@@ -1,0 +1,254 @@
+"""YouTube-VIS-style dataset and results JSON, as VNext's SeqFormer loader and the official evaluator read them.
+
+Dataset: ``videos[]`` {id, file_names (relative to the image root, '/'-separated), height, width, length};
+``annotations[]`` {id, video_id, category_id, iscrowd, segmentations, bboxes, areas}, the last three lists of
+length ``length`` with null where the object is absent; ``categories[]`` {id, name, ...}.
+Results: a list of {video_id, score, category_id, segmentations (compressed RLE for every frame)}.
+
+LV-VIS ships ``file_names`` with backslashes; loading normalises them to '/'.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+from wsovvis import storage
+from wsovvis.errors import InputError
+
+AGNOSTIC_CATEGORY: dict[str, Any] = {"id": 1, "name": "object"}
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def normalise_file_name(name: str) -> str:
+    return name.replace("\\", "/")
+
+
+def _fail(source: str, where: str, message: str) -> InputError:
+    return InputError(f"{source}: {where}: {message}")
+
+
+def _check_int(value: Any, source: str, where: str, field: str, *, minimum: int | None = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _fail(source, where, f"field '{field}' must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise _fail(source, where, f"field '{field}' must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_rle(rle: Any, source: str, where: str, field: str, frame: int, size: tuple[int, int] | None) -> None:
+    if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
+        raise _fail(source, where, f"{field}[{frame}] is not an RLE dict with 'size' and 'counts'")
+    if not isinstance(rle["counts"], (str, list)):
+        raise _fail(source, where, f"{field}[{frame}].counts must be a string or a list")
+    rle_size = rle["size"]
+    if not (isinstance(rle_size, list) and len(rle_size) == 2 and all(isinstance(v, int) for v in rle_size)):
+        raise _fail(source, where, f"{field}[{frame}].size must be [height, width], got {rle_size!r}")
+    if size is not None and tuple(rle_size) != size:
+        raise _fail(source, where, f"{field}[{frame}].size {rle_size} differs from the video's [height, width] {list(size)}")
+
+
+def validate_video(video: Any, source: str) -> dict[str, Any]:
+    if not isinstance(video, dict):
+        raise _fail(source, "videos[]", f"entry is not an object: {video!r:.80}")
+    where = f"video {video.get('id')!r}"
+    for field in ("id", "file_names", "height", "width"):
+        if field not in video:
+            raise _fail(source, where, f"missing field '{field}'")
+    _check_int(video["id"], source, where, "id")
+    _check_int(video["height"], source, where, "height", minimum=1)
+    _check_int(video["width"], source, where, "width", minimum=1)
+    names = video["file_names"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise _fail(source, where, "field 'file_names' must be a non-empty list of strings")
+    length = video.setdefault("length", len(names))
+    _check_int(length, source, where, "length", minimum=1)
+    if length != len(names):
+        raise _fail(source, where, f"field 'length' is {length} but 'file_names' has {len(names)} entries")
+    video["file_names"] = [normalise_file_name(n) for n in names]
+    return video
+
+
+def validate_annotation(ann: Any, videos: dict[int, dict[str, Any]], category_ids: set[int] | None, source: str) -> None:
+    if not isinstance(ann, dict):
+        raise _fail(source, "annotations[]", f"entry is not an object: {ann!r:.80}")
+    where = f"annotation {ann.get('id')!r} (video {ann.get('video_id')!r})"
+    for field in ("id", "video_id", "category_id", "segmentations"):
+        if field not in ann:
+            raise _fail(source, where, f"missing field '{field}'")
+    _check_int(ann["id"], source, where, "id")
+    video = videos.get(ann["video_id"])
+    if video is None:
+        raise _fail(source, where, f"video_id {ann['video_id']!r} is not in videos[]")
+    _check_int(ann["category_id"], source, where, "category_id")
+    if category_ids is not None and ann["category_id"] not in category_ids:
+        raise _fail(source, where, f"category_id {ann['category_id']} is not in categories[]")
+    size = (video["height"], video["width"])
+    for field in ("segmentations", "bboxes", "areas"):
+        if field not in ann:
+            continue
+        values = ann[field]
+        if not isinstance(values, list) or len(values) != video["length"]:
+            count = len(values) if isinstance(values, list) else type(values).__name__
+            raise _fail(source, where, f"'{field}' has {count} entries, the video has length {video['length']}")
+        for frame, value in enumerate(values):
+            if value is None:
+                continue
+            if field == "segmentations":
+                _check_rle(value, source, where, field, frame, size)
+            elif field == "bboxes" and not (isinstance(value, list) and len(value) == 4):
+                raise _fail(source, where, f"bboxes[{frame}] must be [x, y, w, h], got {value!r}")
+            elif field == "areas" and not isinstance(value, (int, float)):
+                raise _fail(source, where, f"areas[{frame}] must be a number, got {value!r}")
+
+
+def validate_dataset(data: Any, source: str) -> dict[str, Any]:
+    """Check a YTVIS dataset in place (normalising file names); errors name the video/annotation and field."""
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: a YTVIS dataset is a JSON object with 'videos', got {type(data).__name__}")
+    for key in ("videos", "annotations", "categories"):
+        if key in data and not isinstance(data[key], list):
+            raise InputError(f"{source}: '{key}' must be a list")
+    if "videos" not in data:
+        raise InputError(f"{source}: missing 'videos'")
+    videos: dict[int, dict[str, Any]] = {}
+    for video in data["videos"]:
+        validate_video(video, source)
+        if video["id"] in videos:
+            raise _fail(source, f"video {video['id']!r}", "duplicate id")
+        videos[video["id"]] = video
+    category_ids = None
+    if "categories" in data:
+        category_ids = set()
+        for cat in data["categories"]:
+            if not isinstance(cat, dict) or "id" not in cat:
+                raise InputError(f"{source}: categories[]: entry without 'id': {cat!r:.80}")
+            category_ids.add(_check_int(cat["id"], source, f"category {cat.get('name')!r}", "id"))
+    seen: set[int] = set()
+    for ann in data.get("annotations", []):
+        validate_annotation(ann, videos, category_ids, source)
+        if ann["id"] in seen:
+            raise _fail(source, f"annotation {ann['id']!r}", "duplicate id")
+        seen.add(ann["id"])
+    return data
+
+
+def validate_results(results: Any, source: str, videos: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Check a YTVIS results list; with ``videos`` (id -> video), also lengths and mask sizes."""
+    if not isinstance(results, list):
+        raise InputError(f"{source}: YTVIS results are a JSON list, got {type(results).__name__}")
+    for index, res in enumerate(results):
+        where = f"result {index} (video {res.get('video_id') if isinstance(res, dict) else '?'!r})"
+        if not isinstance(res, dict):
+            raise _fail(source, where, "entry is not an object")
+        for field in ("video_id", "score", "category_id", "segmentations"):
+            if field not in res:
+                raise _fail(source, where, f"missing field '{field}'")
+        if not isinstance(res["score"], (int, float)):
+            raise _fail(source, where, f"field 'score' must be a number, got {res['score']!r}")
+        segs = res["segmentations"]
+        if not isinstance(segs, list):
+            raise _fail(source, where, "field 'segmentations' must be a list")
+        video = videos.get(res["video_id"]) if videos is not None else None
+        if videos is not None and video is None:
+            raise _fail(source, where, f"video_id {res['video_id']!r} is not in the dataset")
+        if video is not None and len(segs) != video["length"]:
+            raise _fail(source, where, f"'segmentations' has {len(segs)} entries, the video has length {video['length']}")
+        size = (video["height"], video["width"]) if video is not None else None
+        for frame, rle in enumerate(segs):
+            if rle is not None:
+                _check_rle(rle, source, where, "segmentations", frame, size)
+    return results
+
+
+def load_dataset(uri: str | os.PathLike[str], *, validate: bool = True) -> dict[str, Any]:
+    data = storage.read_json(uri)
+    source = os.fspath(uri)
+    if validate:
+        return validate_dataset(data, source)
+    if isinstance(data, dict):
+        for video in data.get("videos", []):
+            video["file_names"] = [normalise_file_name(n) for n in video.get("file_names", [])]
+    return data
+
+
+def load_results(uri: str | os.PathLike[str], videos: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    return validate_results(storage.read_json(uri), os.fspath(uri), videos)
+
+
+def _write_list(handle: IO[str], items: Iterable[Any]) -> int:
+    handle.write("[")
+    count = 0
+    for item in items:
+        handle.write(",\n" if count else "\n")
+        handle.write(_JSON.encode(item))
+        count += 1
+    handle.write("\n]" if count else "]")
+    return count
+
+
+class DatasetWriter:
+    """Streams a dataset JSON: annotations go to disk as they come, videos (small) are written at the end.
+
+    Key order is info, categories, annotations, videos; output bytes depend only on what was added.
+    """
+
+    def __init__(self, handle: IO[str], categories: list[dict[str, Any]], info: dict[str, Any] | None) -> None:
+        self._handle = handle
+        self._videos: list[dict[str, Any]] = []
+        self.num_annotations = 0
+        handle.write("{")
+        if info is not None:
+            handle.write(f'"info":{_JSON.encode(info)},\n')
+        handle.write('"categories":')
+        _write_list(handle, categories)
+        handle.write(',\n"annotations":[')
+
+    def add_video(self, video: dict[str, Any]) -> None:
+        self._videos.append(video)
+
+    def add_annotation(self, annotation: dict[str, Any]) -> None:
+        self._handle.write(",\n" if self.num_annotations else "\n")
+        self._handle.write(_JSON.encode(annotation))
+        self.num_annotations += 1
+
+    @property
+    def num_videos(self) -> int:
+        return len(self._videos)
+
+    def _finish(self) -> None:
+        self._handle.write("\n]," if self.num_annotations else "],")
+        self._handle.write('\n"videos":')
+        _write_list(self._handle, self._videos)
+        self._handle.write("}\n")
+
+
+@contextlib.contextmanager
+def dataset_writer(
+    uri: str | os.PathLike[str], categories: list[dict[str, Any]], info: dict[str, Any] | None = None
+) -> Iterator[DatasetWriter]:
+    """Write a dataset JSON atomically: it appears whole when the block exits without error, else not at all."""
+    with storage.open_atomic(uri, "w") as handle:
+        writer = DatasetWriter(handle, categories, info)
+        yield writer
+        writer._finish()
+
+
+def write_dataset(uri: str | os.PathLike[str], data: dict[str, Any]) -> None:
+    with dataset_writer(uri, data.get("categories", []), data.get("info")) as writer:
+        for ann in data.get("annotations", []):
+            writer.add_annotation(ann)
+        for video in data.get("videos", []):
+            writer.add_video(video)
+
+
+def write_results(uri: str | os.PathLike[str], results: Iterable[dict[str, Any]]) -> int:
+    """Stream a results list to ``uri`` atomically; returns the number of results written."""
+    with storage.open_atomic(uri, "w") as handle:
+        count = _write_list(handle, results)
+        handle.write("\n")
+    return count
