@@ -19,6 +19,7 @@ from wsovvis.logs import setup_logging
 log = logging.getLogger(__name__)
 
 SUBCOMMANDS = (
+    "wsovvis.convert.cli",
     "wsovvis.agnostic",
 )
 
