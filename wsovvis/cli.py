@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 SUBCOMMANDS = (
     "wsovvis.agnostic",
+    "wsovvis.synth",
+    "wsovvis.shards",
+    "wsovvis.maskgen.cli",
 )
 
 
