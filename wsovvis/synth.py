@@ -78,15 +78,15 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
 
 
 def _random_object(rng: np.random.Generator, height: int, width: int, length: int) -> _MovingObject:
-    half_w = rng.uniform(0.06, 0.2) * width
+    half_w = rng.uniform(0.04, 0.15) * width
     half_h = half_w * rng.uniform(0.7, 1.4)
     # Fast enough to clear its own footprint over the video (a static-camera background model needs that),
     # sometimes starting or ending outside the frame.
     speed = max(rng.uniform(1.5, 5.0), 5.0 * max(half_w, half_h) / length)
     angle = rng.uniform(0, 2 * np.pi)
     velocity = (speed * np.cos(angle), speed * np.sin(angle))
-    midpoint = (rng.uniform(0.25, 0.75) * width, rng.uniform(0.25, 0.75) * height)
-    offset = rng.uniform(0.3, 0.7) * (length - 1)
+    midpoint = (rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height)
+    offset = rng.uniform(0.0, 1.0) * (length - 1)
     center = (midpoint[0] - velocity[0] * offset, midpoint[1] - velocity[1] * offset)
     hue = rng.uniform(0, 1)
     color = tuple(int(c) for c in 255 * np.clip(np.abs((hue * 6 + np.array([0, 4, 2])) % 6 - 3) - 1, 0.1, 1))
