@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 SUBCOMMANDS = (
     "wsovvis.convert.cli",
     "wsovvis.agnostic",
+    "wsovvis.synth",
+    "wsovvis.shards",
+    "wsovvis.maskgen.cli",
 )
 
 

@@ -26,7 +26,9 @@ def setup_logging(level: str | int = "INFO") -> None:
     root.setLevel(level)
 
 
-def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "it") -> Iterator[T]:
+def progress(
+    iterable: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "it"
+) -> Iterator[T]:
     """A tqdm bar on an interactive terminal; nothing on pods, CI or pipes (``disable=None``)."""
     disable = None if not os.environ.get("WSOVVIS_NO_PROGRESS") else True
     return iter(tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, leave=False))

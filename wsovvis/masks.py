@@ -130,9 +130,16 @@ def unpack_tar(video_id: str, data: bytes) -> VideoMasks:
     return masks
 
 
+def is_bookkeeping(name: str) -> bool:
+    """Entries of a mask root named ``_*`` or ``.*`` (done markers, reports, partial uploads) are not videos."""
+    return name.startswith(("_", "."))
+
+
 def list_mask_videos(mask_root: str) -> dict[str, str]:
     """Video id -> source (a folder or a .tar) under ``mask_root``; a tar wins over a folder of the same id."""
     dirs, files = storage.listdir(mask_root)
+    dirs = [d for d in dirs if not is_bookkeeping(d)]
+    files = [f for f in files if not is_bookkeeping(f)]
     sources = {d: storage.join(mask_root, d) for d in dirs}
     for name in files:
         if name.endswith(TAR_SUFFIX):

@@ -69,7 +69,10 @@ def decode(rle: RLE) -> np.ndarray:
 
 def _as_bytes(rles: list[RLE]) -> list[RLE]:
     return [
-        {"size": r["size"], "counts": r["counts"].encode("ascii") if isinstance(r["counts"], str) else r["counts"]}
+        {
+            "size": r["size"],
+            "counts": r["counts"].encode("ascii") if isinstance(r["counts"], str) else r["counts"],
+        }
         for r in rles
     ]
 

@@ -35,7 +35,13 @@ T = TypeVar("T")
 REMOTE_SCHEMES = ("s3", "minio")
 RETRY_ATTEMPTS = 5
 RETRY_BASE_DELAY = 0.5
-_TRANSIENT_S3_CODES = {"InternalError", "SlowDown", "ServiceUnavailable", "RequestTimeout", "OperationAborted"}
+_TRANSIENT_S3_CODES = {
+    "InternalError",
+    "SlowDown",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "OperationAborted",
+}
 
 
 class StorageNotFoundError(InputError, FileNotFoundError):
@@ -56,7 +62,9 @@ class S3Settings:
         url = env.get("AWS_ENDPOINT_URL") or env.get("S3_ENDPOINT") or "https://s3.amazonaws.com"
         parsed = urlparse(url if "://" in url else f"http://{url}")
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise UsageError(f"S3 endpoint {url!r} (AWS_ENDPOINT_URL / S3_ENDPOINT) is not http(s)://host[:port]")
+            raise UsageError(
+                f"S3 endpoint {url!r} (AWS_ENDPOINT_URL / S3_ENDPOINT) is not http(s)://host[:port]"
+            )
         return cls(
             endpoint=parsed.netloc,
             secure=parsed.scheme == "https",
@@ -108,7 +116,9 @@ def join(base: str | os.PathLike[str], *parts: str) -> str:
 
 
 def basename(uri: str) -> str:
-    return uri.rstrip("/").rsplit("/", 1)[-1] if is_remote(uri) else os.path.basename(os.fspath(uri).rstrip("/"))
+    return (
+        uri.rstrip("/").rsplit("/", 1)[-1] if is_remote(uri) else os.path.basename(os.fspath(uri).rstrip("/"))
+    )
 
 
 # --------------------------------------------------------------------------------------------------- S3 client
@@ -387,7 +397,9 @@ def upload(source: str | os.PathLike[str], uri: str) -> None:
             shutil.copyfileobj(src, handle, 1 << 20)
         return
     loc = parse_s3(uri)
-    with_retries(lambda: s3_client().fput_object(loc.bucket, loc.key, str(source)), f"upload {source} to {uri}")
+    with_retries(
+        lambda: s3_client().fput_object(loc.bucket, loc.key, str(source)), f"upload {source} to {uri}"
+    )
 
 
 def upload_tree(source: str | os.PathLike[str], uri: str) -> list[str]:

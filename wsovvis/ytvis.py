@@ -40,7 +40,9 @@ def _check_int(value: Any, source: str, where: str, field: str, *, minimum: int 
     return value
 
 
-def _check_rle(rle: Any, source: str, where: str, field: str, frame: int, size: tuple[int, int] | None) -> None:
+def _check_rle(
+    rle: Any, source: str, where: str, field: str, frame: int, size: tuple[int, int] | None
+) -> None:
     if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
         raise _fail(source, where, f"{field}[{frame}] is not an RLE dict with 'size' and 'counts'")
     if not isinstance(rle["counts"], (str, list)):
@@ -49,7 +51,11 @@ def _check_rle(rle: Any, source: str, where: str, field: str, frame: int, size: 
     if not (isinstance(rle_size, list) and len(rle_size) == 2 and all(isinstance(v, int) for v in rle_size)):
         raise _fail(source, where, f"{field}[{frame}].size must be [height, width], got {rle_size!r}")
     if size is not None and tuple(rle_size) != size:
-        raise _fail(source, where, f"{field}[{frame}].size {rle_size} differs from the video's [height, width] {list(size)}")
+        raise _fail(
+            source,
+            where,
+            f"{field}[{frame}].size {rle_size} differs from the video's [height, width] {list(size)}",
+        )
 
 
 def validate_video(video: Any, source: str) -> dict[str, Any]:
@@ -73,7 +79,9 @@ def validate_video(video: Any, source: str) -> dict[str, Any]:
     return video
 
 
-def validate_annotation(ann: Any, videos: dict[int, dict[str, Any]], category_ids: set[int] | None, source: str) -> None:
+def validate_annotation(
+    ann: Any, videos: dict[int, dict[str, Any]], category_ids: set[int] | None, source: str
+) -> None:
     if not isinstance(ann, dict):
         raise _fail(source, "annotations[]", f"entry is not an object: {ann!r:.80}")
     where = f"annotation {ann.get('id')!r} (video {ann.get('video_id')!r})"
@@ -94,7 +102,9 @@ def validate_annotation(ann: Any, videos: dict[int, dict[str, Any]], category_id
         values = ann[field]
         if not isinstance(values, list) or len(values) != video["length"]:
             count = len(values) if isinstance(values, list) else type(values).__name__
-            raise _fail(source, where, f"'{field}' has {count} entries, the video has length {video['length']}")
+            raise _fail(
+                source, where, f"'{field}' has {count} entries, the video has length {video['length']}"
+            )
         for frame, value in enumerate(values):
             if value is None:
                 continue
@@ -109,7 +119,9 @@ def validate_annotation(ann: Any, videos: dict[int, dict[str, Any]], category_id
 def validate_dataset(data: Any, source: str) -> dict[str, Any]:
     """Check a YTVIS dataset in place (normalising file names); errors name the video/annotation and field."""
     if not isinstance(data, dict):
-        raise InputError(f"{source}: a YTVIS dataset is a JSON object with 'videos', got {type(data).__name__}")
+        raise InputError(
+            f"{source}: a YTVIS dataset is a JSON object with 'videos', got {type(data).__name__}"
+        )
     for key in ("videos", "annotations", "categories"):
         if key in data and not isinstance(data[key], list):
             raise InputError(f"{source}: '{key}' must be a list")
@@ -137,7 +149,9 @@ def validate_dataset(data: Any, source: str) -> dict[str, Any]:
     return data
 
 
-def validate_results(results: Any, source: str, videos: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def validate_results(
+    results: Any, source: str, videos: dict[int, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """Check a YTVIS results list; with ``videos`` (id -> video), also lengths and mask sizes."""
     if not isinstance(results, list):
         raise InputError(f"{source}: YTVIS results are a JSON list, got {type(results).__name__}")
@@ -157,7 +171,11 @@ def validate_results(results: Any, source: str, videos: dict[int, dict[str, Any]
         if videos is not None and video is None:
             raise _fail(source, where, f"video_id {res['video_id']!r} is not in the dataset")
         if video is not None and len(segs) != video["length"]:
-            raise _fail(source, where, f"'segmentations' has {len(segs)} entries, the video has length {video['length']}")
+            raise _fail(
+                source,
+                where,
+                f"'segmentations' has {len(segs)} entries, the video has length {video['length']}",
+            )
         size = (video["height"], video["width"]) if video is not None else None
         for frame, rle in enumerate(segs):
             if rle is not None:
@@ -176,7 +194,9 @@ def load_dataset(uri: str | os.PathLike[str], *, validate: bool = True) -> dict[
     return data
 
 
-def load_results(uri: str | os.PathLike[str], videos: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def load_results(
+    uri: str | os.PathLike[str], videos: dict[int, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     return validate_results(storage.read_json(uri), os.fspath(uri), videos)
 
 
@@ -197,7 +217,9 @@ class DatasetWriter:
     Key order is info, categories, annotations, videos; output bytes depend only on what was added.
     """
 
-    def __init__(self, handle: IO[str], categories: list[dict[str, Any]], info: dict[str, Any] | None) -> None:
+    def __init__(
+        self, handle: IO[str], categories: list[dict[str, Any]], info: dict[str, Any] | None
+    ) -> None:
         self._handle = handle
         self._videos: list[dict[str, Any]] = []
         self.num_annotations = 0

@@ -1,0 +1,94 @@
+"""``wsovvis mask-gen``: the command-line front door of the shard runner."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from wsovvis import config, storage
+from wsovvis.cliutil import add_flag, fraction
+from wsovvis.errors import UsageError
+from wsovvis.maskgen.backend import Backend
+from wsovvis.maskgen.run import MaskGenConfig, mask_gen
+
+BACKENDS = ("videocutler", "motion")
+
+
+def build_backend(args: argparse.Namespace) -> Backend:
+    if args.backend == "motion":
+        from wsovvis.maskgen.motion import MotionBackend, MotionOptions
+
+        options = MotionOptions()
+        if args.config:
+            options = config.load_yaml(MotionOptions, storage.read_text(args.config), source=args.config)
+        if args.confidence is not None:
+            options = dataclasses.replace(options, confidence=args.confidence)
+        return MotionBackend(options)
+    from wsovvis.maskgen.videocutler import VideoCutlerBackend, VideoCutlerOptions
+
+    if not args.weights:
+        raise UsageError("mask-gen --backend videocutler needs --weights (a .pth path or s3:// URI)")
+    return VideoCutlerBackend(
+        VideoCutlerOptions(
+            cutler_dir=args.cutler_dir,
+            config_file=args.config,
+            weights=args.weights,
+            confidence=0.6 if args.confidence is None else args.confidence,
+            device=args.device,
+            window=args.window,
+            overlap=args.overlap,
+        )
+    )
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "mask-gen",
+        help="pseudo masks for every video of one shard (one tar per video, resumable)",
+        description="Run a mask backend over every video of shard K of a plan-shards manifest and write "
+        "<out_root>/<video_id>.tar, a done marker per video and <out_root>/_reports/shard-K.json. "
+        "A rerun skips videos already done.",
+    )
+    add_flag(parser, "--manifest", required=True, help="shard manifest from plan-shards (path or s3:// URI)")
+    add_flag(parser, "--shard", type=int, required=True, help="shard index K")
+    add_flag(
+        parser, "--frames_root", required=True, help="folder or s3:// prefix holding <video_id>/<frame>.jpg"
+    )
+    add_flag(parser, "--out_root", required=True, help="output folder or s3:// prefix")
+    add_flag(parser, "--backend", choices=BACKENDS, required=True)
+    add_flag(
+        parser,
+        "--config",
+        help="videocutler: the detectron2 config (default: the CutLER checkout's "
+        "videocutler/configs/imagenet_video/video_mask2former_R50_cls_agnostic.yaml); "
+        "motion: a YAML of motion options (threshold, link_iou, ...)",
+    )
+    add_flag(parser, "--weights", help="videocutler: model weights (.pth path or s3:// URI)")
+    add_flag(parser, "--cutler_dir", help="videocutler: CutLER checkout (default $WSOVVIS_CUTLER_DIR)")
+    add_flag(
+        parser, "--confidence", type=fraction, default=None, help="keep instances scoring at least this (0.6)"
+    )
+    add_flag(parser, "--device", default="cuda", help="videocutler: torch device (cuda, cuda:1, cpu)")
+    add_flag(parser, "--window", type=int, default=80, help="videocutler: frames per forward pass")
+    add_flag(
+        parser, "--overlap", type=int, default=8, help="videocutler: frames shared by consecutive windows"
+    )
+    add_flag(parser, "--max_errors", type=fraction, default=0.05, help="fraction of videos allowed to fail")
+    add_flag(parser, "--scratch", help="local folder for downloaded frames (default: the system temp dir)")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    backend = build_backend(args)
+    mask_gen(
+        MaskGenConfig(
+            manifest=args.manifest,
+            shard=args.shard,
+            frames_root=args.frames_root,
+            out_root=args.out_root,
+            max_errors=args.max_errors,
+            scratch=args.scratch,
+        ),
+        backend,
+    )
+    return 0

@@ -1,0 +1,203 @@
+"""Backend ``motion``: a classical baseline for static-camera footage, on CPU, with no weights.
+
+Per video: the background is the per-pixel temporal median of the (blurred) frames; a pixel is foreground
+where some channel differs from it by more than ``threshold``; morphology (open, close, hole filling) cleans
+the mask; connected components above ``min_area_fraction`` of the frame are detections. Detections are linked
+into tracks greedily by mask IoU against each track's last mask shifted by its last velocity (a track may
+miss up to ``max_gap`` frames). A track's score grows with its length and with the stability of its area:
+``(1 - exp(-frames / 4)) * (0.5 + 0.5 * stability)``. The ``max_instances`` best tracks above ``confidence``
+are kept, numbered by first appearance.
+
+It only sees what moves against a static background: a still object, a moving camera or a lighting change
+defeat it, and objects that touch merge into one. It is a baseline for demos, CPU clusters and tests, not a
+substitute for VideoCutLER.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from wsovvis.errors import RuntimeMissingError
+from wsovvis.maskgen.backend import MAX_INSTANCES, VideoPrediction, paint
+
+
+@dataclass(frozen=True)
+class MotionOptions:
+    confidence: float = 0.6
+    threshold: float = 30.0  # foreground: max channel difference to the background, in 0..255
+    min_area_fraction: float = 0.001
+    link_iou: float = 0.2
+    max_gap: int = 2
+    min_track_frames: int = 2
+    max_instances: int = 10
+    working_size: int = 480  # longest side frames are processed at (masks return at the original size)
+
+
+@dataclass
+class _Detection:
+    frame: int
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
+    crop: np.ndarray  # bool mask inside box
+    centroid: tuple[float, float]
+
+    @property
+    def area(self) -> int:
+        return int(self.crop.sum())
+
+
+@dataclass
+class _Track:
+    detections: list[_Detection] = field(default_factory=list)
+
+    @property
+    def last(self) -> _Detection:
+        return self.detections[-1]
+
+    def velocity(self) -> tuple[float, float]:
+        if len(self.detections) < 2:
+            return 0.0, 0.0
+        a, b = self.detections[-2], self.detections[-1]
+        steps = b.frame - a.frame
+        return (b.centroid[0] - a.centroid[0]) / steps, (b.centroid[1] - a.centroid[1]) / steps
+
+    def score(self) -> float:
+        areas = np.array([d.area for d in self.detections], dtype=np.float64)
+        stability = max(0.0, 1.0 - float(areas.std() / areas.mean()))
+        return (1.0 - math.exp(-len(self.detections) / 4.0)) * (0.5 + 0.5 * stability)
+
+
+def _cv2() -> Any:
+    try:
+        import cv2
+    except ImportError as exc:
+        raise RuntimeMissingError(
+            "motion backend needs OpenCV: pip install 'wsovvis[motion]' (opencv-python-headless)"
+        ) from exc
+    return cv2
+
+
+def _shifted_iou(track: _Track, det: _Detection, frame: int) -> float:
+    prev = track.last
+    vx, vy = track.velocity()
+    steps = frame - prev.frame
+    dx, dy = round(vx * steps), round(vy * steps)
+    ax0, ay0, ax1, ay1 = prev.box[0] + dx, prev.box[1] + dy, prev.box[2] + dx, prev.box[3] + dy
+    bx0, by0, bx1, by1 = det.box
+    ix0, iy0, ix1, iy1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
+    if ix0 >= ix1 or iy0 >= iy1:
+        return 0.0
+    a = prev.crop[iy0 - ay0 : iy1 - ay0, ix0 - ax0 : ix1 - ax0]
+    b = det.crop[iy0 - by0 : iy1 - by0, ix0 - bx0 : ix1 - bx0]
+    inter = int((a & b).sum())
+    return inter / (prev.area + det.area - inter) if inter else 0.0
+
+
+class MotionBackend:
+    name = "motion"
+
+    def __init__(self, options: MotionOptions | None = None) -> None:
+        self.options = options or MotionOptions()
+        self._cv2 = _cv2()
+
+    def settings(self) -> dict[str, Any]:
+        return {"backend": self.name, **asdict(self.options)}
+
+    def predict(self, frames: Sequence[np.ndarray]) -> VideoPrediction:
+        cv2 = self._cv2
+        height, width = frames[0].shape[:2]
+        scale = min(1.0, self.options.working_size / max(height, width))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = np.stack(
+            [
+                cv2.GaussianBlur(
+                    cv2.resize(f, size, interpolation=cv2.INTER_AREA) if scale < 1 else f, (5, 5), 0
+                )
+                for f in frames
+            ]
+        )
+        if len(frames) < 3:
+            return VideoPrediction([np.zeros((height, width), np.uint8) for _ in frames], [])
+        background = np.median(small, axis=0).astype(np.int16)
+        tracks = self._link([self._detect(frame, index, background) for index, frame in enumerate(small)])
+        scored = [(t.score(), t) for t in tracks if len(t.detections) >= self.options.min_track_frames]
+        kept = [(s, t) for s, t in scored if s >= self.options.confidence]
+        kept.sort(key=lambda st: (-st[0], st[1].detections[0].frame))
+        kept = kept[: min(self.options.max_instances, MAX_INSTANCES)]
+        kept.sort(key=lambda st: (st[1].detections[0].frame, st[1].detections[0].box))
+        index_maps = []
+        for index in range(len(frames)):
+            small_map = np.zeros((size[1], size[0]), np.uint8)
+            masks, ids = [], []
+            for k, (_, track) in enumerate(kept, start=1):
+                for det in track.detections:
+                    if det.frame == index:
+                        full = np.zeros_like(small_map, dtype=bool)
+                        x0, y0, x1, y1 = det.box
+                        full[y0:y1, x0:x1] = det.crop
+                        masks.append(full)
+                        ids.append(k)
+            paint(small_map, masks, ids)
+            if scale < 1:
+                small_map = cv2.resize(small_map, (width, height), interpolation=cv2.INTER_NEAREST)
+            index_maps.append(small_map)
+        return VideoPrediction(index_maps, [round(s, 4) for s, _ in kept])
+
+    def _detect(self, frame: np.ndarray, index: int, background: np.ndarray) -> list[_Detection]:
+        cv2 = self._cv2
+        diff = np.abs(frame.astype(np.int16) - background).max(axis=2)
+        foreground = (diff > self.options.threshold).astype(np.uint8)
+        foreground = cv2.morphologyEx(foreground, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        foreground = cv2.morphologyEx(foreground, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+        foreground = _fill_holes(cv2, foreground)
+        count, labels, stats, centroids = cv2.connectedComponentsWithStats(foreground, connectivity=8)
+        min_area = max(16, self.options.min_area_fraction * frame.shape[0] * frame.shape[1])
+        detections = []
+        for label in range(1, count):
+            x, y, w, h, area = (int(v) for v in stats[label])
+            if area < min_area:
+                continue
+            crop = labels[y : y + h, x : x + w] == label
+            detections.append(_Detection(index, (x, y, x + w, y + h), crop, tuple(centroids[label])))
+        return detections
+
+    def _link(self, per_frame: list[list[_Detection]]) -> list[_Track]:
+        tracks: list[_Track] = []
+        for frame, detections in enumerate(per_frame):
+            active = [t for t in tracks if frame - t.last.frame <= self.options.max_gap + 1]
+            pairs = sorted(
+                (
+                    (_shifted_iou(track, det, frame), ti, di)
+                    for ti, track in enumerate(active)
+                    for di, det in enumerate(detections)
+                ),
+                key=lambda p: (-p[0], p[1], p[2]),
+            )
+            used_tracks: set[int] = set()
+            used_dets: set[int] = set()
+            for overlap, ti, di in pairs:
+                if overlap < self.options.link_iou:
+                    break
+                if ti in used_tracks or di in used_dets:
+                    continue
+                active[ti].detections.append(detections[di])
+                used_tracks.add(ti)
+                used_dets.add(di)
+            for di, det in enumerate(detections):
+                if di not in used_dets:
+                    tracks.append(_Track([det]))
+        return tracks
+
+
+def _fill_holes(cv2: Any, mask: np.ndarray) -> np.ndarray:
+    """Foreground plus every background region not connected to the border."""
+    padded = np.pad(mask, 1)
+    flood = padded.copy()
+    fill_mask = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
+    cv2.floodFill(flood, fill_mask, (0, 0), 1)
+    holes = flood[1:-1, 1:-1] == 0
+    return (mask.astype(bool) | holes).astype(np.uint8)
