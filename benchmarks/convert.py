@@ -56,8 +56,11 @@ def build_workload(root: Path, num_videos: int, seed: int) -> tuple[Path, Path]:
                 index_map[y0:y1, x0:x1][inside] = k + 1
             pngs[f"{t:05d}"] = masks.encode_png(index_map)
             frame.save(img_root / video_id / f"{t:05d}.jpg", quality=50)
-        sidecar = {"video_id": video_id, "num_instances": num_instances,
-                   "scores": {str(k + 1): 0.9 for k in range(num_instances)}}
+        sidecar = {
+            "video_id": video_id,
+            "num_instances": num_instances,
+            "scores": {str(k + 1): 0.9 for k in range(num_instances)},
+        }
         mask_root.mkdir(parents=True, exist_ok=True)
         (mask_root / f"{video_id}.tar").write_bytes(masks.pack_tar(video_id, pngs, sidecar))
         print(f"\rbuilding workload: {v + 1}/{num_videos} videos", end="", file=sys.stderr, flush=True)
@@ -80,7 +83,9 @@ def decode_only(mask_root: Path, workers: int) -> tuple[float, int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--videos", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/wsovvis-bench-convert"))
@@ -94,14 +99,20 @@ def main() -> int:
         seconds, frames = decode_only(mask_root, args.workers)
         decode_times.append(seconds)
         started = time.perf_counter()
-        summary = convert(str(mask_root), str(img_root), str(args.workdir / "tubes.json"),
-                          ConvertOptions(workers=args.workers))
+        summary = convert(
+            str(mask_root),
+            str(img_root),
+            str(args.workdir / "tubes.json"),
+            ConvertOptions(workers=args.workers),
+        )
         convert_times.append(time.perf_counter() - started)
     decode_s, convert_s = min(decode_times), min(convert_times)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out_mb = (args.workdir / "tubes.json").stat().st_size / 2**20
-    print(f"workload: {args.videos} videos, {frames} mask PNGs at {WIDTH}x{HEIGHT}, {summary.annotations} tubes, "
-          f"{args.workers} workers")
+    print(
+        f"workload: {args.videos} videos, {frames} mask PNGs at {WIDTH}x{HEIGHT}, {summary.annotations} tubes, "
+        f"{args.workers} workers"
+    )
     print(f"decode only: {decode_s:.2f} s ({frames / decode_s:.0f} PNG/s)")
     print(f"convert:     {convert_s:.2f} s ({frames / convert_s:.0f} PNG/s)")
     print(f"ratio decode/convert: {decode_s / convert_s:.2f} (target >= 0.70)")

@@ -18,7 +18,9 @@ class SyntheticVideo:
     height: int
     width: int
     frames: list[str]
-    index_maps: dict[str, np.ndarray] = field(default_factory=dict)  # frame stem -> index map (masked frames only)
+    index_maps: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # frame stem -> index map (masked frames only)
     scores: dict[int, float] | None = None
 
 
@@ -38,7 +40,9 @@ def random_video(
     centres = rng.uniform([0, 0], [height, width], size=(num_instances, 2))
     radii = rng.uniform(3, min(height, width) / 3, size=(num_instances, 2))
     velocity = rng.uniform(-2, 2, size=(num_instances, 2))
-    alive = [(int(rng.integers(0, num_frames)), int(rng.integers(0, num_frames))) for _ in range(num_instances)]
+    alive = [
+        (int(rng.integers(0, num_frames)), int(rng.integers(0, num_frames))) for _ in range(num_instances)
+    ]
     yy, xx = np.mgrid[0:height, 0:width]
     video = SyntheticVideo(video_id, height, width, frames)
     for t, frame in enumerate(frames):

@@ -24,6 +24,8 @@ SUBCOMMANDS = (
     "wsovvis.synth",
     "wsovvis.shards",
     "wsovvis.maskgen.cli",
+    "wsovvis.pipeline_cli",
+    "wsovvis.demo",
 )
 
 

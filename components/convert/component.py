@@ -23,6 +23,14 @@ def convert(
     from wsovvis.pipeline_steps import convert_step
 
     return convert_step(
-        mask_roots, img_root, work_root, split_name, skip_list, min_masks, min_coverage, link_iou, tubes.path,
+        mask_roots,
+        img_root,
+        work_root,
+        split_name,
+        skip_list,
+        min_masks,
+        min_coverage,
+        link_iou,
+        tubes.path,
         skip_report.path,
     )

@@ -24,6 +24,15 @@ def mask_gen(
     from wsovvis.pipeline_steps import mask_gen_step
 
     return mask_gen_step(
-        manifest.path, shard, frames_root, work_root, backend, config, weights, confidence, device, max_errors,
+        manifest.path,
+        shard,
+        frames_root,
+        work_root,
+        backend,
+        config,
+        weights,
+        confidence,
+        device,
+        max_errors,
         report.path,
     )

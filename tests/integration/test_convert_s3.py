@@ -31,11 +31,21 @@ def test_convert_reads_and_writes_s3_and_matches_the_local_run(s3_bucket: str, t
     local_out = tmp_path / "local.json"
     options = ConvertOptions(skip_list=frozenset({"v2"}), workers=2)
     convert(str(tmp_path / "masks"), str(tmp_path / "frames"), str(local_out), options)
-    code = main([
-        "convert", "--mask_root", f"{s3_bucket}/masks", "--img_root", f"{s3_bucket}/frames",
-        "--out_json", f"{s3_bucket}/out/tubes.json", "--skip_list", f"{s3_bucket}/skip.txt",
-        "--skip_report", f"{s3_bucket}/out/skipped.json",
-    ])
+    code = main(
+        [
+            "convert",
+            "--mask_root",
+            f"{s3_bucket}/masks",
+            "--img_root",
+            f"{s3_bucket}/frames",
+            "--out_json",
+            f"{s3_bucket}/out/tubes.json",
+            "--skip_list",
+            f"{s3_bucket}/skip.txt",
+            "--skip_report",
+            f"{s3_bucket}/out/skipped.json",
+        ]
+    )
     assert code == 0
     assert storage.read_bytes(f"{s3_bucket}/out/tubes.json") == local_out.read_bytes()
     report = storage.read_json(f"{s3_bucket}/out/skipped.json")

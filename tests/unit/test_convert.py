@@ -40,7 +40,11 @@ def _check_tubes(data: dict, videos: list[SyntheticVideo]) -> None:
         name = entry["file_names"][0].split("/")[0]
         video = by_name[name]
         assert entry["file_names"] == [f"{name}/{f}.jpg" for f in video.frames]
-        assert (entry["height"], entry["width"], entry["length"]) == (video.height, video.width, len(video.frames))
+        assert (entry["height"], entry["width"], entry["length"]) == (
+            video.height,
+            video.width,
+            len(video.frames),
+        )
         expected = expected_instances(video)
         tubes = anns_by_video[entry["id"]]
         assert len(tubes) == len(expected)
@@ -49,7 +53,11 @@ def _check_tubes(data: dict, videos: list[SyntheticVideo]) -> None:
             assert ann["score"] == video.scores[instance]
             for t in range(len(video.frames)):
                 if t not in frames:
-                    assert ann["segmentations"][t] is None and ann["bboxes"][t] is None and ann["areas"][t] is None
+                    assert (
+                        ann["segmentations"][t] is None
+                        and ann["bboxes"][t] is None
+                        and ann["areas"][t] is None
+                    )
                     continue
                 mask = frames[t]
                 assert isinstance(ann["segmentations"][t]["counts"], str)
@@ -99,13 +107,17 @@ def _corrupt(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     for frame in (img_root / "vid006").iterdir():
         frame.unlink()
     (img_root / "vid006").rmdir()
-    return mask_root, img_root, {
-        "vid002": "unreadable mask PNG",
-        "vid003": "not an index map",
-        "vid004": "size mismatch",
-        "vid005": "unknown frame",
-        "vid006": "no frames folder",
-    }
+    return (
+        mask_root,
+        img_root,
+        {
+            "vid002": "unreadable mask PNG",
+            "vid003": "not an index map",
+            "vid004": "size mismatch",
+            "vid005": "unknown frame",
+            "vid006": "no frames folder",
+        },
+    )
 
 
 def test_each_bad_video_is_skipped_with_file_and_reason_and_the_rest_convert(tmp_path: Path) -> None:
@@ -134,8 +146,24 @@ def test_skip_list_min_masks_and_empty_videos(tmp_path: Path) -> None:
     skip_list = tmp_path / "skip.txt"
     skip_list.write_text("# leave this one out\nvid001\n")
     out = tmp_path / "tubes.json"
-    assert main(["convert", "--mask-root", str(mask_root), "--img-root", str(img_root), "--out-json", str(out),
-                 "--skip-list", str(skip_list), "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "--mask-root",
+                str(mask_root),
+                "--img-root",
+                str(img_root),
+                "--out-json",
+                str(out),
+                "--skip-list",
+                str(skip_list),
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     report = json.loads(Path(f"{out}.skipped.json").read_text())
     reasons = {s["video_id"]: s["reason"].split(":")[0] for s in report["skipped"]}
     assert reasons == {"vid001": "skip list", "vid002": "too few masks", "vid003": "no instances"}
@@ -155,12 +183,16 @@ def test_linker_joins_fragmented_ids_that_hand_over(tmp_path: Path) -> None:
 
     plain = convert(str(mask_root), str(img_root), str(tmp_path / "a.json"), ConvertOptions(workers=1))
     assert plain.annotations == 3
-    linked = convert(str(mask_root), str(img_root), str(tmp_path / "b.json"), ConvertOptions(link_iou=0.5, workers=1))
+    linked = convert(
+        str(mask_root), str(img_root), str(tmp_path / "b.json"), ConvertOptions(link_iou=0.5, workers=1)
+    )
     assert linked.annotations == 2
     tube = json.loads((tmp_path / "b.json").read_text())["annotations"][0]
     assert all(seg is not None for seg in tube["segmentations"])
     assert tube["score"] == pytest.approx(0.75)
-    strict = convert(str(mask_root), str(img_root), str(tmp_path / "c.json"), ConvertOptions(link_iou=0.95, workers=1))
+    strict = convert(
+        str(mask_root), str(img_root), str(tmp_path / "c.json"), ConvertOptions(link_iou=0.95, workers=1)
+    )
     assert strict.annotations == 3  # the hand-over overlap is 0.8: below this threshold nothing joins
 
 
@@ -169,12 +201,20 @@ def test_output_is_deterministic_across_runs_and_worker_counts(tmp_path: Path) -
     outputs = []
     for workers in (1, 2, 2):
         out = tmp_path / f"tubes-{len(outputs)}.json"
-        convert(str(mask_root), str(img_root), str(out), ConvertOptions(workers=workers), skip_report=str(out) + ".r")
+        convert(
+            str(mask_root),
+            str(img_root),
+            str(out),
+            ConvertOptions(workers=workers),
+            skip_report=str(out) + ".r",
+        )
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1] == outputs[2]
 
 
-def test_a_failed_conversion_leaves_no_partial_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_conversion_leaves_no_partial_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     mask_root, img_root = _tree(tmp_path, _videos(6, 4), as_tar=True)
     out = tmp_path / "out" / "tubes.json"
     out.parent.mkdir()
@@ -202,12 +242,17 @@ def test_cli_exits_non_zero_when_nothing_converts_and_on_bad_arguments(
         for png in (mask_root / good).glob("*.png"):
             png.unlink()
     out = tmp_path / "tubes.json"
-    assert main(["convert", "--mask_root", str(mask_root), "--img_root", str(img_root), "--out_json", str(out)]) == 1
+    assert (
+        main(["convert", "--mask_root", str(mask_root), "--img_root", str(img_root), "--out_json", str(out)])
+        == 1
+    )
     assert not out.exists()
     assert "no video" in caplog.text and "skipped.json" in caplog.text
     with pytest.raises(SystemExit) as exc:
         main(["convert", "--mask_root", "m", "--img_root", "i", "--out_json", "o", "--min_coverage", "1.5"])
     assert exc.value.code == 2
-    assert main(["convert", "--mask_root", str(tmp_path / "absent"), "--img_root", "i", "--out_json", "o"]) == 2
+    assert (
+        main(["convert", "--mask_root", str(tmp_path / "absent"), "--img_root", "i", "--out_json", "o"]) == 2
+    )
     with pytest.raises(UsageError):
         ConvertOptions(link_iou=0.0)

@@ -18,10 +18,19 @@ def _dataset() -> dict:
     mask[1:3, 2:5] = 1
     seg = rle.encode_mask(mask)
     return {
-        "videos": [{"id": 1, "file_names": ["a\\00000.jpg", "a\\00001.jpg"], "height": 4, "width": 6, "length": 2}],
+        "videos": [
+            {"id": 1, "file_names": ["a\\00000.jpg", "a\\00001.jpg"], "height": 4, "width": 6, "length": 2}
+        ],
         "annotations": [
-            {"id": 5, "video_id": 1, "category_id": 3, "iscrowd": 0, "segmentations": [seg, None],
-             "bboxes": [[2, 1, 3, 2], None], "areas": [6, None]}
+            {
+                "id": 5,
+                "video_id": 1,
+                "category_id": 3,
+                "iscrowd": 0,
+                "segmentations": [seg, None],
+                "bboxes": [[2, 1, 3, 2], None],
+                "areas": [6, None],
+            }
         ],
         "categories": [{"id": 3, "name": "cat"}],
     }
@@ -37,10 +46,19 @@ def test_backslashes_are_normalised_and_a_valid_dataset_passes() -> None:
     [
         (lambda d: d["videos"][0].pop("height"), "video 1: missing field 'height'"),
         (lambda d: d["videos"][0].update(length=3), "video 1: field 'length' is 3 but 'file_names' has 2"),
-        (lambda d: d["annotations"][0].update(video_id=9), "annotation 5 (video 9): video_id 9 is not in videos"),
-        (lambda d: d["annotations"][0].update(category_id=4), "annotation 5 (video 1): category_id 4 is not in"),
+        (
+            lambda d: d["annotations"][0].update(video_id=9),
+            "annotation 5 (video 9): video_id 9 is not in videos",
+        ),
+        (
+            lambda d: d["annotations"][0].update(category_id=4),
+            "annotation 5 (video 1): category_id 4 is not in",
+        ),
         (lambda d: d["annotations"][0]["segmentations"].append(None), "'segmentations' has 3 entries"),
-        (lambda d: d["annotations"][0]["segmentations"].__setitem__(0, {"counts": "x"}), "segmentations[0] is not"),
+        (
+            lambda d: d["annotations"][0]["segmentations"].__setitem__(0, {"counts": "x"}),
+            "segmentations[0] is not",
+        ),
         (lambda d: d["annotations"][0]["segmentations"][0].update(size=[5, 6]), "differs from the video's"),
         (lambda d: d["annotations"][0]["bboxes"].__setitem__(0, [1, 2]), "bboxes[0] must be [x, y, w, h]"),
         (lambda d: d["annotations"].append(copy.deepcopy(d["annotations"][0])), "annotation 5: duplicate id"),
@@ -58,7 +76,14 @@ def test_validation_errors_name_the_file_place_and_field(mutate, message: str) -
 def test_results_validation_checks_lengths_against_the_videos() -> None:
     data = ytvis.validate_dataset(_dataset(), "gt.json")
     videos = {v["id"]: v for v in data["videos"]}
-    good = [{"video_id": 1, "score": 0.5, "category_id": 3, "segmentations": data["annotations"][0]["segmentations"]}]
+    good = [
+        {
+            "video_id": 1,
+            "score": 0.5,
+            "category_id": 3,
+            "segmentations": data["annotations"][0]["segmentations"],
+        }
+    ]
     assert ytvis.validate_results(good, "res.json", videos) == good
     with pytest.raises(InputError, match="res.json: result 0 .*has 1 entries, the video has length 2"):
         ytvis.validate_results([dict(good[0], segmentations=[None])], "res.json", videos)
@@ -75,7 +100,11 @@ def test_writer_round_trips_and_is_deterministic(tmp_path: Path) -> None:
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     assert json.loads((tmp_path / "a.json").read_text()) == data
     ytvis.write_dataset(tmp_path / "empty.json", {"videos": [], "annotations": [], "categories": []})
-    assert json.loads((tmp_path / "empty.json").read_text()) == {"categories": [], "annotations": [], "videos": []}
+    assert json.loads((tmp_path / "empty.json").read_text()) == {
+        "categories": [],
+        "annotations": [],
+        "videos": [],
+    }
     assert ytvis.write_results(tmp_path / "r.json", iter([{"video_id": 1}, {"video_id": 2}])) == 2
     assert json.loads((tmp_path / "r.json").read_text()) == [{"video_id": 1}, {"video_id": 2}]
 

@@ -123,7 +123,9 @@ def _frame_size(frames_dir: str, frame_file: str) -> tuple[int, int]:
     return height, width
 
 
-def _decode_masks(task: _Task, video_masks: masks.VideoMasks, size: tuple[int, int]) -> dict[str, dict[int, rle.RLE]]:
+def _decode_masks(
+    task: _Task, video_masks: masks.VideoMasks, size: tuple[int, int]
+) -> dict[str, dict[int, rle.RLE]]:
     encoded = {}
     for frame, data in sorted(video_masks.pngs.items()):
         where = storage.join(task.mask_source, masks.mask_name(frame))
@@ -178,7 +180,9 @@ def _convert_video_or_raise(task: _Task) -> ConvertedVideo:
             )
     num_pngs, num_frames = len(video_masks.pngs), len(frame_files)
     if num_pngs < options.min_masks:
-        raise _SkipVideo(f"too few masks: {num_pngs} mask PNGs < min_masks {options.min_masks}", task.mask_source)
+        raise _SkipVideo(
+            f"too few masks: {num_pngs} mask PNGs < min_masks {options.min_masks}", task.mask_source
+        )
     coverage = num_pngs / num_frames
     if coverage < options.min_coverage:
         raise _SkipVideo(
@@ -220,7 +224,9 @@ def _convert_video_or_raise(task: _Task) -> ConvertedVideo:
         }
         if scores and all(m in scores for m in members):
             weights = [len(tracks[m]) for m in members]
-            annotation["score"] = round(sum(scores[m] * w for m, w in zip(members, weights, strict=True)) / sum(weights), 6)
+            annotation["score"] = round(
+                sum(scores[m] * w for m, w in zip(members, weights, strict=True)) / sum(weights), 6
+            )
         annotations.append(annotation)
     video = {
         "file_names": [f"{task.frames_relative}/{name}" for name in frame_files],
@@ -272,16 +278,31 @@ def convert(
         if v not in options.skip_list
     ]
     workers = options.workers or os.cpu_count() or 1
-    log.info("convert: %d videos under %s (%d in skip list), %d workers", len(sources), mask_root, len(skipped), workers)
+    log.info(
+        "convert: %d videos under %s (%d in skip list), %d workers",
+        len(sources),
+        mask_root,
+        len(skipped),
+        workers,
+    )
 
-    info = {"description": "wsovvis pseudo tubes", "split_name": options.split_name, "wsovvis_version": __version__}
+    info = {
+        "description": "wsovvis pseudo tubes",
+        "split_name": options.split_name,
+        "wsovvis_version": __version__,
+    }
     if options.link_iou is not None:
         info["link_iou"] = options.link_iou
     converted = 0
     with ytvis.dataset_writer(out_json, [dict(ytvis.AGNOSTIC_CATEGORY)], info) as writer:
         for outcome in progress(_outcomes(tasks, workers), total=len(tasks), desc="convert", unit="video"):
             if isinstance(outcome, Skip):
-                log.warning("skip %s: %s%s", outcome.video_id, outcome.reason, f" ({outcome.file})" if outcome.file else "")
+                log.warning(
+                    "skip %s: %s%s",
+                    outcome.video_id,
+                    outcome.reason,
+                    f" ({outcome.file})" if outcome.file else "",
+                )
                 skipped.append(outcome)
                 continue
             converted += 1
@@ -309,7 +330,9 @@ def convert(
     return summary
 
 
-def _write_skip_report(summary: ConvertSummary, mask_root: str, img_root: str, options: ConvertOptions) -> None:
+def _write_skip_report(
+    summary: ConvertSummary, mask_root: str, img_root: str, options: ConvertOptions
+) -> None:
     storage.write_json(
         summary.skip_report,
         {
@@ -317,7 +340,11 @@ def _write_skip_report(summary: ConvertSummary, mask_root: str, img_root: str, o
             "img_root": img_root,
             "out_json": summary.out_json,
             "split_name": options.split_name,
-            "rules": {"min_masks": options.min_masks, "min_coverage": options.min_coverage, "link_iou": options.link_iou},
+            "rules": {
+                "min_masks": options.min_masks,
+                "min_coverage": options.min_coverage,
+                "link_iou": options.link_iou,
+            },
             "videos_seen": summary.videos_seen,
             "videos_converted": summary.videos_converted,
             "videos_skipped": len(summary.skipped),

@@ -24,9 +24,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_flag(parser, "--split_name", default="", help="recorded in the JSON's info")
     add_flag(parser, "--skip_list", default=None, help="file of video ids to leave out, one per line")
     add_flag(parser, "--min_masks", type=int, default=3, help="fewest mask PNGs a video needs (default 3)")
-    add_flag(parser, "--min_coverage", type=fraction, default=0.2, help="fewest mask PNGs / frames (default 0.2)")
+    add_flag(
+        parser, "--min_coverage", type=fraction, default=0.2, help="fewest mask PNGs / frames (default 0.2)"
+    )
     add_flag(parser, "--skip_report", default=None, help="skip report JSON (default <out_json>.skipped.json)")
-    add_flag(parser, "--link_iou", type=fraction, default=None, help="join fragmented ids at IoU >= this (off)")
+    add_flag(
+        parser, "--link_iou", type=fraction, default=None, help="join fragmented ids at IoU >= this (off)"
+    )
     add_flag(parser, "--workers", type=int, default=0, help="processes (default: one per core)")
     parser.set_defaults(func=_run)
 
