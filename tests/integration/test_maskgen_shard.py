@@ -90,8 +90,14 @@ def test_killed_shard_resumes_to_exactly_the_uninterrupted_output(
         if rel.endswith(".tar"):
             assert data == (reference / rel).read_bytes()
 
+    undone = next(v for v in videos if f"_done/{v}.json" not in done_before)
+    (out / f".{undone}.tar.k1ll3d.tmp").write_bytes(b"half a tar")  # as a kill during the write leaves it
+    (out / ".other-shards-video.tar.inflight.tmp").write_bytes(b"another pod is writing this")
+
     rerun = subprocess.run(command, env=_env(), capture_output=True, text=True, check=False)
     assert rerun.returncode == 0, rerun.stderr
+    assert not (out / f".{undone}.tar.k1ll3d.tmp").exists()
+    assert (out / ".other-shards-video.tar.inflight.tmp").exists()
     assert f"{len(done_before)} done earlier" in rerun.stderr
     resumed = _files(out)
     assert resumed == _files(reference)
