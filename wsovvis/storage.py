@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -352,6 +352,28 @@ def _atomic_local(path: Path, mode: str) -> Iterator[IO[Any]]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_partial_writes(folder: str | os.PathLike[str], names: Iterable[str]) -> int:
+    """Delete what interrupted atomic writes of ``names`` left in a local folder; returns how many.
+
+    Only the temporaries of the given names are touched, so writers of other names in the same folder are
+    safe. S3 never holds partial objects, so a remote folder is left alone.
+    """
+    if is_remote(folder):
+        return 0
+    path = local_path(folder)
+    if not path.is_dir():
+        return 0
+    wanted = set(names)
+    removed = 0
+    for entry in os.scandir(path):
+        leftover = entry.name.startswith(".") and entry.name.endswith(".tmp")
+        if leftover and entry.name[1:].rsplit(".", 2)[0] in wanted:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
 
 
 @contextlib.contextmanager

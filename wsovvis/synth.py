@@ -119,14 +119,14 @@ def _shape_mask(obj: _MovingObject, frame: int, height: int, width: int) -> np.n
     return np.asarray(canvas, dtype=bool)
 
 
-def _object_texture(obj: _MovingObject, frame: int, height: int, width: int) -> np.ndarray:
-    """The object's colour with stripes that move with it (texture in object coordinates)."""
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    x = xx - (obj.center[0] + obj.velocity[0] * frame)
-    y = yy - (obj.center[1] + obj.velocity[1] * frame)
+def _paint_object(image: np.ndarray, obj: _MovingObject, frame: int, shape: np.ndarray) -> None:
+    """Paint the object's colour with stripes that move with it (texture in object coordinates)."""
+    ys, xs = np.nonzero(shape)
+    x = xs.astype(np.float32) - (obj.center[0] + obj.velocity[0] * frame)
+    y = ys.astype(np.float32) - (obj.center[1] + obj.velocity[1] * frame)
     phase = x * np.cos(obj.stripe_angle) + y * np.sin(obj.stripe_angle)
     shade = 0.75 + 0.25 * np.sign(np.sin(2 * np.pi * phase / obj.stripe_period))
-    return np.asarray(obj.color, np.float32)[None, None, :] * shade[..., None]
+    image[ys, xs] = np.asarray(obj.color, np.float32)[None, :] * shade[:, None]
 
 
 def _jpeg(image: np.ndarray) -> bytes:
@@ -174,7 +174,7 @@ def make_dataset(
             image = background + rng.normal(0, 2, size=background.shape).astype(np.float32)
             shapes = [_shape_mask(obj, frame, height, width) for obj in objects]
             for obj, shape in zip(objects, shapes, strict=True):
-                image[shape] = _object_texture(obj, frame, height, width)[shape]
+                _paint_object(image, obj, frame, shape)
             covered_later = np.zeros((height, width), dtype=bool)
             for obj_index in reversed(range(len(objects))):
                 visible[obj_index].append(shapes[obj_index] & ~covered_later)

@@ -241,6 +241,12 @@ def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
         "mask-gen shard %d (%s): %d videos, %d done earlier, %d to do -> %s",
         config.shard, settings["backend"], len(videos), len(videos) - len(todo), len(todo), config.out_root,
     )  # fmt: skip
+    removed = storage.remove_partial_writes(config.out_root, [f"{v}{masks.TAR_SUFFIX}" for v in videos])
+    removed += storage.remove_partial_writes(
+        storage.join(config.out_root, DONE_DIR), [f"{v}.json" for v in videos]
+    )
+    if removed:
+        log.info("removed %d partial file(s) left by an interrupted run", removed)
     report_uri = storage.join(config.out_root, REPORTS_DIR, f"shard-{config.shard}.json")
     earlier = _earlier_report(report_uri) if done else {}
     for video_id in videos:

@@ -1,0 +1,189 @@
+"""mask-gen over a shard: resume after SIGKILL, reruns that change nothing, empty and failing videos, S3."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from wsovvis import masks, shards, storage
+from wsovvis.cli import main
+from wsovvis.maskgen import MaskGenConfig, ShardFailedError, mask_gen
+from wsovvis.maskgen.motion import MotionBackend
+from wsovvis.synth import make_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _files(root: Path, *, skip_reports: bool = True) -> dict[str, bytes]:
+    """Every visible file below ``root`` (no '.'-prefixed temporaries), by relative path."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if (
+            path.is_file()
+            and not path.name.startswith(".")
+            and not (skip_reports and rel.startswith("_reports/"))
+        ):
+            found[rel] = path.read_bytes()
+    return found
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("synth"), num_videos=10, seed=3, min_frames=14, max_frames=20)
+
+
+@pytest.fixture(scope="module")
+def manifest(dataset, tmp_path_factory) -> str:
+    uri = str(tmp_path_factory.mktemp("plan") / "manifest.json")
+    shards.plan_shards(dataset.frames_root, 1, uri)
+    return uri
+
+
+@pytest.fixture(scope="module")
+def reference(dataset, manifest, tmp_path_factory) -> Path:
+    """An uninterrupted in-process run of the shard."""
+    out = tmp_path_factory.mktemp("reference")
+    mask_gen(MaskGenConfig(manifest, 0, dataset.frames_root, str(out)), MotionBackend())
+    return out
+
+
+def _mask_gen_command(manifest: str, frames_root: str, out_root: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "wsovvis", "mask-gen", "--manifest", manifest, "--shard", "0",
+        "--frames_root", frames_root, "--out_root", str(out_root), "--backend", "motion",
+    ]  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+
+
+def test_killed_shard_resumes_to_exactly_the_uninterrupted_output(
+    dataset, manifest, reference, tmp_path
+) -> None:
+    out = tmp_path / "masks"
+    command = _mask_gen_command(manifest, dataset.frames_root, out)
+    process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (out / "_done").is_dir() or not any((out / "_done").iterdir()):
+        assert process.poll() is None, f"mask-gen ended before it could be killed: {process.stderr.read()}"
+        assert time.monotonic() < deadline, "no video finished within 60 s"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stderr.close()
+    videos = [v.video_id for v in dataset.videos]
+    killed_with = _files(out)
+    done_before = {rel for rel in killed_with if rel.startswith("_done/")}
+    assert 0 < len(done_before) < len(videos), "the kill must land mid-shard for this test to mean anything"
+    for rel, data in killed_with.items():  # whatever is visible after the kill is whole
+        if rel.endswith(".tar"):
+            assert data == (reference / rel).read_bytes()
+
+    undone = next(v for v in videos if f"_done/{v}.json" not in done_before)
+    (out / f".{undone}.tar.k1ll3d.tmp").write_bytes(b"half a tar")  # as a kill during the write leaves it
+    (out / ".other-shards-video.tar.inflight.tmp").write_bytes(b"another pod is writing this")
+
+    rerun = subprocess.run(command, env=_env(), capture_output=True, text=True, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not (out / f".{undone}.tar.k1ll3d.tmp").exists()
+    assert (out / ".other-shards-video.tar.inflight.tmp").exists()
+    assert f"{len(done_before)} done earlier" in rerun.stderr
+    resumed = _files(out)
+    assert resumed == _files(reference)
+    assert sorted(rel for rel in resumed if rel.endswith(".tar")) == sorted(f"{v}.tar" for v in videos)
+    assert sorted(masks.list_mask_videos(str(out))) == sorted(videos)
+    report = json.loads((out / "_reports" / "shard-0.json").read_text())
+    assert sorted(report["done"] + report["empty"]) == sorted(videos)
+    assert len(report["resumed"]) == len(done_before)
+
+
+def test_rerun_of_a_finished_shard_changes_nothing(dataset, manifest, reference, tmp_path) -> None:
+    out = tmp_path / "masks"
+    shutil.copytree(reference, out)
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.rglob("*") if p.is_file()}
+    code = main(_mask_gen_command(manifest, dataset.frames_root, out)[3:])
+    assert code == 0
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_empty_and_failing_videos(dataset, tmp_path, caplog) -> None:
+    frames = tmp_path / "frames"
+    moving = dataset.videos[0]
+    shutil.copytree(Path(dataset.frames_root) / moving.video_id, frames / moving.video_id)
+    still = Path(dataset.frames_root) / moving.video_id / moving.frame_names[0]
+    for name in moving.frame_names:
+        (frames / "still").mkdir(exist_ok=True)
+        shutil.copy(still, frames / "still" / name)
+    shutil.copytree(frames / moving.video_id, frames / "broken")
+    (frames / "broken" / moving.frame_names[3]).write_bytes(b"\xff\xd8 not really a jpeg")
+    manifest = str(tmp_path / "manifest.json")
+    shards.plan_shards(str(frames), 1, manifest)
+    out = tmp_path / "masks"
+
+    caplog.set_level(logging.WARNING)
+    report = mask_gen(MaskGenConfig(manifest, 0, str(frames), str(out), max_errors=0.5), MotionBackend())
+    assert report.ids("done") == [moving.video_id]
+    assert report.ids("empty") == ["still"]
+    (failed,) = report.failed
+    assert failed.video_id == "broken" and moving.frame_names[3] in failed.reason
+    assert sum("video broken failed" in r.getMessage() for r in caplog.records) == 2  # tried twice
+
+    empty = masks.read_video_masks("still", str(out / "still.tar"))
+    assert empty.pngs == {} and empty.sidecar == {"video_id": "still", "num_instances": 0, "scores": {}}
+    assert json.loads((out / "_done" / "still.json").read_text())["status"] == "empty"
+    assert not (out / "broken.tar").exists() and not (out / "_done" / "broken.json").exists()
+    written = json.loads((out / "_reports" / "shard-0.json").read_text())
+    assert written["failed"] == [{"video_id": "broken", "reason": failed.reason}]
+    assert written["counts"] == {"done": 1, "empty": 1, "failed": 1}
+
+    with pytest.raises(ShardFailedError, match=r"1 of 3 videos failed"):
+        mask_gen(MaskGenConfig(manifest, 0, str(frames), str(out), max_errors=0.05), MotionBackend())
+    code = main(_mask_gen_command(manifest, str(frames), out)[3:] + ["--max-errors", "0.05"])
+    assert code != 0
+    assert "max_errors" in caplog.records[-1].getMessage()
+
+    shutil.copy(frames / moving.video_id / moving.frame_names[3], frames / "broken" / moving.frame_names[3])
+    report = mask_gen(MaskGenConfig(manifest, 0, str(frames), str(out), max_errors=0.0), MotionBackend())
+    assert report.failed == [] and [o.video_id for o in report.outcomes if not o.earlier_run] == ["broken"]
+    repaired = masks.read_video_masks("broken", str(out / "broken.tar"))
+    assert repaired.pngs == masks.read_video_masks(moving.video_id, str(out / f"{moving.video_id}.tar")).pngs
+
+
+@pytest.mark.s3
+def test_frames_manifest_and_masks_on_s3(dataset, reference, s3_bucket) -> None:
+    frames_root = f"{s3_bucket}/frames"
+    shard_videos = [v.video_id for v in dataset.videos[:3]]
+    for video in dataset.videos[:3]:
+        for name in video.frame_names:
+            storage.upload(
+                Path(dataset.frames_root) / video.video_id / name, f"{frames_root}/{video.video_id}/{name}"
+            )
+    manifest = f"{s3_bucket}/plan/manifest.json"
+    plan = shards.plan_shards(frames_root, 1, manifest, out_indices=f"{s3_bucket}/plan/indices.json")
+    assert sorted(plan.shards[0].videos) == sorted(shard_videos)
+    assert storage.read_json(f"{s3_bucket}/plan/indices.json") == [0]
+
+    out_root = f"{s3_bucket}/masks"
+    report = mask_gen(MaskGenConfig(manifest, 0, frames_root, out_root), MotionBackend())
+    assert sorted(report.ids("done") + report.ids("empty")) == sorted(shard_videos)
+    assert sorted(masks.list_mask_videos(out_root)) == sorted(shard_videos)
+    for video_id in shard_videos:
+        assert (
+            storage.read_bytes(f"{out_root}/{video_id}.tar") == (reference / f"{video_id}.tar").read_bytes()
+        )
+        assert storage.exists(f"{out_root}/_done/{video_id}.json")
+    assert storage.read_json(f"{out_root}/_reports/shard-0.json")["counts"]["failed"] == 0
+
+    rerun = mask_gen(MaskGenConfig(manifest, 0, frames_root, out_root), MotionBackend())
+    assert all(o.earlier_run for o in rerun.outcomes)
