@@ -65,7 +65,9 @@ def load_official(directory: str | Path) -> Official:
     directory = Path(directory)
     missing = [n for n in OFFICIAL_FILES[:2] if not (directory / n).is_file()]
     if missing:
-        raise FileNotFoundError(f"{directory}: missing {', '.join(missing)} (copies of the official evaluator)")
+        raise FileNotFoundError(
+            f"{directory}: missing {', '.join(missing)} (copies of the official evaluator)"
+        )
     _stub_matplotlib()
     package = "wsovvis_official_eval"
     if package not in sys.modules:
@@ -87,10 +89,14 @@ def load_official(directory: str | Path) -> Official:
         module.np = _Numpy1("numpy")
         module.print = lambda *args, **kwargs: None
         modules[name] = module
-    return Official(modules["ytvos.py"], modules["ytvoseval.py"], modules["lvvis.py"], modules["lvviseval.py"])
+    return Official(
+        modules["ytvos.py"], modules["ytvoseval.py"], modules["lvvis.py"], modules["lvviseval.py"]
+    )
 
 
-def run_official(official: Official, gt: str | Path, results: str | Path, *, class_agnostic: bool = False) -> dict:
+def run_official(
+    official: Official, gt: str | Path, results: str | Path, *, class_agnostic: bool = False
+) -> dict:
     """The official ytvoseval's 12 stats (fractions) for files ``gt`` and ``results``."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = official.ytvos.YTVOS(str(gt))
@@ -265,8 +271,10 @@ def random_case(
             track = _random_track(rng, height, width, length, category_id)
             tracks.append(track)
             segs = _rles(track, height, width, uncompressed=bool(rng.random() < 0.3))
-            areas = [None if s is None else int(_shape_mask(height, width, b, track.ellipse).sum())
-                     for s, b in zip(segs, track.boxes, strict=True)]
+            areas = [
+                None if s is None else int(_shape_mask(height, width, b, track.ellipse).sum())
+                for s, b in zip(segs, track.boxes, strict=True)
+            ]
             annotations.append(
                 {
                     "id": ann_id,
@@ -289,7 +297,9 @@ def random_case(
                 if rng.random() < 0.2:
                     result_track.category_id = int(rng.integers(1, num_categories + 1))
             else:
-                result_track = _random_track(rng, height, width, length, int(rng.integers(1, num_categories + 1)))
+                result_track = _random_track(
+                    rng, height, width, length, int(rng.integers(1, num_categories + 1))
+                )
             if unknown_categories and rng.random() < 0.1:
                 result_track.category_id = num_categories + 1 + int(rng.integers(3))
             score = float(rng.random())
@@ -301,8 +311,14 @@ def random_case(
                     "video_id": video_id,
                     "category_id": result_track.category_id,
                     "score": score,
-                    "segmentations": [s if s is not None else _encode(np.zeros((height, width), np.uint8))
-                                      if rng.random() < 0.5 else None for s in segs],
+                    "segmentations": [
+                        s
+                        if s is not None
+                        else _encode(np.zeros((height, width), np.uint8))
+                        if rng.random() < 0.5
+                        else None
+                        for s in segs
+                    ],
                 }
             )
     rng.shuffle(results)

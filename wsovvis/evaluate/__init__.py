@@ -19,6 +19,7 @@ from wsovvis.evaluate import inputs as eval_inputs
 from wsovvis.evaluate.lvvis import base_novel
 from wsovvis.evaluate.ytvoseval import (
     AREA_LABELS,
+    IOU_THRESHOLDS,
     MAX_DETS,
     STAT_NAMES,
     EvalOptions,
@@ -33,18 +34,30 @@ log = logging.getLogger(__name__)
 __all__ = ["STAT_NAMES", "EvalOptions", "evaluate", "metrics_of"]
 
 
+def _mean_defined(values: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Mean over ``axes`` of the entries > -1; -1 where there are none (the official's rule, per category)."""
+    defined = values > -1
+    counts = defined.sum(axes)
+    sums = np.where(defined, values, 0.0).sum(axes)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), -1.0)
+
+
 def _per_category(evaluation: Evaluation, categories: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_id = {c["id"]: c for c in categories}
+    all_area, max100 = AREA_LABELS.index("all"), MAX_DETS.index(100)
+    at_50 = int(np.flatnonzero(IOU_THRESHOLDS == 0.5)[0])
+    ap = _mean_defined(evaluation.precision[:, :, :, all_area, max100], (0, 1))
+    ap50 = _mean_defined(evaluation.precision[at_50, :, :, all_area, max100], (0,))
+    ar100 = _mean_defined(evaluation.recall[:, :, all_area, max100], (0,))
     rows = []
     for k, cid in enumerate(evaluation.category_ids):
-        only = np.array([k])
         cat = by_id.get(cid, {"name": "object (class-agnostic)"})
         row = {
             "id": cid,
             "name": cat.get("name", str(cid)),
-            "AP": summarize_one(evaluation.precision, evaluation.recall, True, None, "all", 100, only),
-            "AP50": summarize_one(evaluation.precision, evaluation.recall, True, 0.5, "all", 100, only),
-            "AR100": summarize_one(evaluation.precision, evaluation.recall, False, None, "all", 100, only),
+            "AP": float(ap[k]),
+            "AP50": float(ap50[k]),
+            "AR100": float(ar100[k]),
             "num_gt": int(evaluation.gt_counts[k, 0]),
             "num_results": int(evaluation.result_counts[k]),
         }

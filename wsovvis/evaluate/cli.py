@@ -17,17 +17,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     add_flag(parser, "--gt", required=True, help="GT YTVIS dataset JSON")
-    add_flag(parser, "--results", required=True, help="results list JSON, or a YTVIS dataset JSON (score 1.0 if absent)")
+    add_flag(
+        parser,
+        "--results",
+        required=True,
+        help="results list JSON, or a YTVIS dataset JSON (score 1.0 if absent)",
+    )
     add_flag(
         parser,
         "--class_agnostic",
         action="store_true",
         help="ignore categories (useCats=0); every result counts, whatever its category_id",
     )
-    add_flag(parser, "--lvvis", action="store_true", help="LV-VIS evaluator semantics plus APb/APn from 'partition'")
+    add_flag(
+        parser,
+        "--lvvis",
+        action="store_true",
+        help="LV-VIS evaluator semantics plus APb/APn from 'partition'",
+    )
     add_flag(parser, "--out", help="metrics JSON to write")
     add_flag(parser, "--report", help="HTML report to write (report.md is written beside it)")
-    add_flag(parser, "--img_root", help="frames root (<img_root>/<file_name>): adds frame strips to the report")
+    add_flag(
+        parser, "--img_root", help="frames root (<img_root>/<file_name>): adds frame strips to the report"
+    )
     parser.set_defaults(func=_run)
 
 

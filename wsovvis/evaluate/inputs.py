@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from pycocotools import mask as mask_utils
 
 from wsovvis import rle, storage, ytvis
@@ -49,6 +50,7 @@ class GtObject:
     iscrowd: bool
     segmentations: list[RLE | None]
     areas: list[Any] | None
+    mask_areas: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Detection:
     category_id: int
     score: float
     segmentations: list[RLE | None]
+    mask_areas: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass
@@ -96,7 +99,8 @@ def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[st
     if not data.get("categories"):
         raise InputError(f"{source}: the GT has no 'categories'; evaluation needs the category list")
     videos = {
-        v["id"]: Video(v["id"], v["height"], v["width"], v["length"], tuple(v["file_names"])) for v in data["videos"]
+        v["id"]: Video(v["id"], v["height"], v["width"], v["length"], tuple(v["file_names"]))
+        for v in data["videos"]
     }
     gts = []
     for ann in data.get("annotations", []):
@@ -109,8 +113,11 @@ def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[st
             ) from exc
         areas = ann.get("areas")
         gts.append(
-            GtObject(ann["id"], video.id, ann["category_id"], bool(ann.get("iscrowd", 0)), segmentations, areas)
+            GtObject(
+                ann["id"], video.id, ann["category_id"], bool(ann.get("iscrowd", 0)), segmentations, areas
+            )
         )
+    fill_mask_areas(gts, {vid: v.length for vid, v in videos.items()})
     return videos, data["categories"], gts
 
 
@@ -120,8 +127,12 @@ def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[st
 def _check_result_rle(seg: Any, video: Video, source: str, where: str, frame: int) -> RLE | None:
     if not seg:
         return None
+    if type(seg) is dict and type(seg.get("counts")) is str and seg.get("size") == [video.height, video.width]:
+        return seg
     if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
-        raise InputError(f"{source}: {where}: segmentations[{frame}] is not an RLE dict with 'size' and 'counts'")
+        raise InputError(
+            f"{source}: {where}: segmentations[{frame}] is not an RLE dict with 'size' and 'counts'"
+        )
     size = seg["size"]
     if not (isinstance(size, list) and len(size) == 2) or size[0] != video.height or size[1] != video.width:
         raise InputError(
@@ -130,7 +141,10 @@ def _check_result_rle(seg: Any, video: Video, source: str, where: str, frame: in
         )
     counts = seg["counts"]
     if isinstance(counts, list):
-        if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != video.height * video.width:
+        if (
+            not all(isinstance(c, int) and c >= 0 for c in counts)
+            or sum(counts) != video.height * video.width
+        ):
             raise InputError(
                 f"{source}: {where}: segmentations[{frame}] is a malformed uncompressed RLE "
                 f"(counts must be non-negative integers summing to height*width)"
@@ -148,18 +162,41 @@ def _check_result_rle(seg: Any, video: Video, source: str, where: str, frame: in
     return {"size": size, "counts": counts}
 
 
-def _check_areas(det: Detection, video: Video, source: str) -> None:
-    """A compressed RLE whose area exceeds the frame is malformed (the runs do not add up to the frame)."""
-    present = [(f, s) for f, s in enumerate(det.segmentations) if s is not None]
-    if not present:
-        return
-    areas = rle.areas([s for _, s in present])
-    limit = video.height * video.width
-    for (frame, _), area in zip(present, areas, strict=True):
-        if area > limit:
+def _check_rle_strings(segs: list[RLE | None], source: str, where: str) -> None:
+    """Compressed RLE strings hold only '0'..'o'; one regex pass over all frames of a result."""
+    if _NOT_RLE_CHAR.search("".join(seg["counts"] for seg in segs if seg is not None)):
+        frame = next(f for f, seg in enumerate(segs) if seg is not None and _NOT_RLE_CHAR.search(seg["counts"]))
+        raise InputError(
+            f"{source}: {where}: segmentations[{frame}].counts is not a compressed RLE string "
+            f"(expected characters '0'..'o', as pycocotools encodes)"
+        )
+
+
+def fill_mask_areas(objects: list[Detection] | list[GtObject], length_of: dict[int, int]) -> None:
+    """Set every object's per-frame mask areas (0 where absent) with as few pycocotools calls as it allows."""
+    flat = [seg for obj in objects for seg in obj.segmentations if seg is not None]
+    values = rle.areas(flat)
+    position = 0
+    for obj in objects:
+        areas = np.zeros(length_of[obj.video_id], dtype=np.int64)
+        for frame, seg in enumerate(obj.segmentations):
+            if seg is not None:
+                areas[frame] = values[position]
+                position += 1
+        obj.mask_areas = areas
+
+
+def _check_areas(detections: list[Detection], videos: dict[int, Video], source: str) -> None:
+    """A compressed RLE whose area exceeds the frame is malformed (its runs do not add up to the frame)."""
+    fill_mask_areas(detections, {vid: v.length for vid, v in videos.items()})
+    for det in detections:
+        video = videos[det.video_id]
+        limit = video.height * video.width
+        if det.mask_areas.size and det.mask_areas.max() > limit:
+            frame = int(np.argmax(det.mask_areas))
             raise InputError(
                 f"{source}: result {det.index} (video {video.id}): segmentations[{frame}] is a malformed RLE "
-                f"(area {int(area)} exceeds the frame's {limit} pixels)"
+                f"(area {int(det.mask_areas[frame])} exceeds the frame's {limit} pixels)"
             )
 
 
@@ -189,6 +226,7 @@ def _result(
             f"{source}: {where}: 'segmentations' has {count} entries, the GT video has {video.length} frames"
         )
     checked = [_check_result_rle(seg, video, source, where, frame) for frame, seg in enumerate(segs)]
+    _check_rle_strings(checked, source, where)
     return Detection(index, video.id, category_id, float(score), checked)
 
 
@@ -199,8 +237,8 @@ def _results_from_list(
     for index, entry in enumerate(results):
         det = _result(entry, index, videos, source, warnings)
         if det is not None:
-            _check_areas(det, videos[det.video_id], source)
             detections.append(det)
+    _check_areas(detections, videos, source)
     if warnings["results_for_unknown_videos"]:
         log.warning(
             "%s: %d results are for videos not in the GT; they are left out (the official evaluator refuses them)",
@@ -248,7 +286,10 @@ def _match_videos(
                 f"its GT video {gt_video.id} is {gt_video.height}x{gt_video.width}; masks must be at the GT size"
             )
         frame_of_stem = {_stem(name): index for index, name in enumerate(res_video["file_names"])}
-        matches[res_video["id"]] = (gt_video, [frame_of_stem.get(_stem(name)) for name in gt_video.file_names])
+        matches[res_video["id"]] = (
+            gt_video,
+            [frame_of_stem.get(_stem(name)) for name in gt_video.file_names],
+        )
     return matches
 
 
@@ -283,13 +324,15 @@ def _results_from_dataset(
                 missing_frames += 1
                 segs.append(None)
             else:
-                segs.append(_check_result_rle(ann["segmentations"][res_frame], gt_video, source, where, gt_frame))
+                segs.append(
+                    _check_result_rle(ann["segmentations"][res_frame], gt_video, source, where, gt_frame)
+                )
         score = ann.get("score", 1.0)
         if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
             raise InputError(f"{source}: {where}: 'score' must be a finite number, got {score!r}")
-        det = Detection(index, gt_video.id, ann["category_id"], float(score), segs)
-        _check_areas(det, gt_video, source)
-        detections.append(det)
+        _check_rle_strings(segs, source, where)
+        detections.append(Detection(index, gt_video.id, ann["category_id"], float(score), segs))
+    _check_areas(detections, videos, source)
     if missing_frames:
         _warn(
             warnings,
@@ -303,7 +346,9 @@ def _results_from_dataset(
     return detections
 
 
-def load_results(uri: str | os.PathLike[str], videos: dict[int, Video], warnings: Counter[str]) -> list[Detection]:
+def load_results(
+    uri: str | os.PathLike[str], videos: dict[int, Video], warnings: Counter[str]
+) -> list[Detection]:
     """Detections from a YTVIS results list or a YTVIS dataset JSON, mapped onto the GT videos."""
     source = os.fspath(uri)
     data = storage.read_json(uri)
@@ -316,7 +361,9 @@ def load_results(uri: str | os.PathLike[str], videos: dict[int, Video], warnings
             f"{source}: neither a YTVIS results list nor a YTVIS dataset (an object with 'videos' and 'annotations')"
         )
     if not detections:
-        _warn(warnings, "no_results", 1, "%s: no usable results; every AP and AR is 0 where GT exists", source)
+        _warn(
+            warnings, "no_results", 1, "%s: no usable results; every AP and AR is 0 where GT exists", source
+        )
     return detections
 
 

@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from wsovvis import rle
-from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject, Video
+from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject
 from wsovvis.logs import progress
 
 log = logging.getLogger(__name__)
@@ -87,31 +86,36 @@ def _mean_nonzero(values: list[Any], truncate: bool) -> float:
     return float(np.array(kept).mean()) if kept else 0.0
 
 
-def _frame_areas(segmentations: list[list[dict | None]], length: int) -> np.ndarray:
-    """[objects, frames] mask areas (0 where absent) with one pycocotools call."""
-    areas = np.zeros((len(segmentations), length), dtype=np.int64)
-    flat = [(i, f, seg) for i, segs in enumerate(segmentations) for f, seg in enumerate(segs) if seg is not None]
-    if flat:
-        values = rle.areas([seg for _, _, seg in flat])
-        rows = np.fromiter((i for i, _, _ in flat), dtype=np.int64, count=len(flat))
-        cols = np.fromiter((f for _, f, _ in flat), dtype=np.int64, count=len(flat))
-        areas[rows, cols] = values
-    return areas
+def _frame_areas(objects: list[Detection] | list[GtObject], length: int) -> np.ndarray:
+    """[objects, frames] mask areas (0 where absent)."""
+    if not objects:
+        return np.zeros((0, length), dtype=np.int64)
+    return np.stack([obj.mask_areas for obj in objects])
 
 
 def video_ious(
-    dets: list[Detection], gts: list[GtObject], video: Video, det_areas: np.ndarray, gt_areas: np.ndarray
+    dets: list[Detection],
+    gts: list[GtObject],
+    det_areas: np.ndarray,
+    gt_areas: np.ndarray,
+    pairs: np.ndarray | None = None,
 ) -> np.ndarray:
-    """[D, G] video IoUs as the official ``computeIoU`` defines them, given [objects, frames] mask areas."""
+    """[D, G] video IoUs as the official ``computeIoU`` defines them, given [objects, frames] mask areas.
+
+    Frames where a mask is absent or empty add no intersection, so only frames where both have pixels need
+    RLE work; ``pairs`` ([D, G] bool) limits that work to the pairs whose IoU will be used (left 0 otherwise).
+    """
     ious = np.zeros((len(dets), len(gts)))
     if not dets or not gts:
         return ious
+    det_use = pairs.any(1) if pairs is not None else np.ones(len(dets), dtype=bool)
+    gt_use = pairs.any(0) if pairs is not None else np.ones(len(gts), dtype=bool)
+    det_on = (det_areas > 0) & det_use[:, None]
+    gt_on = (gt_areas > 0) & gt_use[:, None]
     inter = np.zeros((len(dets), len(gts)), dtype=np.int64)
-    for frame in range(video.length):
-        d_idx = [i for i, d in enumerate(dets) if d.segmentations[frame] is not None]
-        g_idx = [j for j, g in enumerate(gts) if g.segmentations[frame] is not None]
-        if not d_idx or not g_idx:
-            continue
+    for frame in np.flatnonzero(det_on.any(0) & gt_on.any(0)):
+        d_idx = np.flatnonzero(det_on[:, frame])
+        g_idx = np.flatnonzero(gt_on[:, frame])
         # With every GT marked crowd, pycocotools returns |D∩G| / |D| (0 when |D∩G| is 0).
         ratio = mask_utils.iou(
             [dets[i].segmentations[frame] for i in d_idx],
@@ -119,7 +123,7 @@ def video_ious(
             [1] * len(g_idx),
         )
         ratio = np.asarray(ratio, dtype=np.float64).reshape(len(d_idx), len(g_idx))
-        inter[np.ix_(d_idx, g_idx)] += np.rint(ratio * det_areas[d_idx, frame][:, None]).astype(np.int64)
+        inter[d_idx[:, None], g_idx] += np.rint(ratio * det_areas[d_idx, frame][:, None]).astype(np.int64)
     union = det_areas.sum(1)[:, None] + gt_areas.sum(1)[None, :] - inter
     np.divide(inter, union, out=ious, where=union > 0)
     return ious
@@ -168,7 +172,9 @@ class _Group:
     ious: np.ndarray  # [D, G]
 
 
-def _match_all(groups: list[_Group], gt_ignore: np.ndarray, gt_crowd: np.ndarray, num_dets: int) -> np.ndarray:
+def _match_all(
+    groups: list[_Group], gt_ignore: np.ndarray, gt_crowd: np.ndarray, num_dets: int
+) -> np.ndarray:
     """Global matched GT index [A, T, num_dets] (or -1) over every group, batched by padded size."""
     matched = np.full((len(AREA_RANGES), len(IOU_THRESHOLDS), num_dets), -1, dtype=np.int64)
     buckets: dict[tuple[int, int], list[_Group]] = defaultdict(list)
@@ -229,8 +235,8 @@ def accumulate(
     """
     num_t, num_r, num_a, num_m = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), len(AREA_RANGES), len(MAX_DETS)
     num_k = gt_counts.shape[0]
-    precision = -np.ones((num_t, num_r, num_k, num_a, num_m))
-    recall = -np.ones((num_t, num_k, num_a, num_m))
+    precision = np.full((num_t, num_r, num_k, num_a, num_m), -1.0)
+    recall = np.full((num_t, num_k, num_a, num_m), -1.0)
     for m, max_det in enumerate(MAX_DETS):
         kept = np.flatnonzero(det_rank < max_det)
         order = kept[np.lexsort((det_rank[kept], det_video[kept], -det_score[kept], det_cat[kept]))]
@@ -273,7 +279,9 @@ def accumulate(
             query = (np.arange(num_k)[:, None] * len(values) + thr_rank[None, :]).ravel()
             ends = (starts + counts)[:, None]
             for t in range(num_t):
-                position = np.searchsorted(cats * len(values) + rc_rank[t], query, side="left").reshape(num_k, -1)
+                position = np.searchsorted(cats * len(values) + rc_rank[t], query, side="left").reshape(
+                    num_k, -1
+                )
                 q = np.where(position < ends, envelope[t, np.minimum(position, len(rows) - 1)], 0.0)
                 view = precision[t, :, :, a, m]
                 view[:, valid_idx] = q[valid_idx].T
@@ -314,7 +322,9 @@ def summarize_one(
     return float(np.mean(s[s > -1]))
 
 
-def summarize(precision: np.ndarray, recall: np.ndarray, categories: np.ndarray | None = None) -> dict[str, float]:
+def summarize(
+    precision: np.ndarray, recall: np.ndarray, categories: np.ndarray | None = None
+) -> dict[str, float]:
     """The 12 stats (fractions; -1 where undefined), optionally over a subset of the K axis."""
     return {
         name: summarize_one(precision, recall, *spec, categories=categories)
@@ -374,13 +384,19 @@ def run(inputs: EvalInputs, options: EvalOptions) -> Evaluation:
         kept: list[Detection] = []
         group_of_det: list[tuple[int, int]] = []
         for k, members in by_group.items():
-            order = np.argsort([-d.score for d in members], kind="mergesort")[: MAX_DETS[-1]]
+            # Python's sort is stable, like the official's mergesort on -score.
+            order = sorted(range(len(members)), key=lambda i: -members[i].score)[: MAX_DETS[-1]]
             for rank, i in enumerate(order):
                 kept.append(members[i])
                 group_of_det.append((k, rank))
-        det_areas = _frame_areas([d.segmentations for d in kept], video.length)
-        gt_mask_areas = _frame_areas([g.segmentations for g in gts], video.length)
-        ious = video_ious(kept, gts, video, det_areas, gt_mask_areas)
+        det_areas = _frame_areas(kept, video.length)
+        gt_mask_areas = _frame_areas(gts, video.length)
+        det_group = np.array([k for k, _ in group_of_det], dtype=np.int64)
+        gt_group = np.array(
+            [0 if options.class_agnostic else cat_index[g.category_id] for g in gts], dtype=np.int64
+        )
+        same_group = det_group[:, None] == gt_group[None, :]
+        ious = video_ious(kept, gts, det_areas, gt_mask_areas, same_group)
 
         det_base, gt_base = len(det_rows), len(gt_rows)
         for (k, rank), det, areas in zip(group_of_det, kept, det_areas, strict=True):
@@ -398,13 +414,10 @@ def run(inputs: EvalInputs, options: EvalOptions) -> Evaluation:
                     gt.id,
                 )
             )
-        det_group = np.array([k for k, _ in group_of_det], dtype=np.int64)
-        gt_group = np.array([row[0] for row in gt_rows[gt_base:]], dtype=np.int64)
         for k in sorted(set(det_group.tolist()) | set(gt_group.tolist())):
             d_local = np.flatnonzero(det_group == k)
             g_local = np.flatnonzero(gt_group == k)
             groups.append(_Group(det_base + d_local, gt_base + g_local, ious[np.ix_(d_local, g_local)]))
-        same_group = det_group[:, None] == gt_group[None, :]
         best = np.where(same_group, ious, 0.0).max(axis=0) if len(kept) else np.zeros(len(gts))
         per_video.append(
             {
