@@ -127,7 +127,11 @@ def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[st
 def _check_result_rle(seg: Any, video: Video, source: str, where: str, frame: int) -> RLE | None:
     if not seg:
         return None
-    if type(seg) is dict and type(seg.get("counts")) is str and seg.get("size") == [video.height, video.width]:
+    if (
+        type(seg) is dict
+        and type(seg.get("counts")) is str
+        and seg.get("size") == [video.height, video.width]
+    ):
         return seg
     if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
         raise InputError(
@@ -165,7 +169,9 @@ def _check_result_rle(seg: Any, video: Video, source: str, where: str, frame: in
 def _check_rle_strings(segs: list[RLE | None], source: str, where: str) -> None:
     """Compressed RLE strings hold only '0'..'o'; one regex pass over all frames of a result."""
     if _NOT_RLE_CHAR.search("".join(seg["counts"] for seg in segs if seg is not None)):
-        frame = next(f for f, seg in enumerate(segs) if seg is not None and _NOT_RLE_CHAR.search(seg["counts"]))
+        frame = next(
+            f for f, seg in enumerate(segs) if seg is not None and _NOT_RLE_CHAR.search(seg["counts"])
+        )
         raise InputError(
             f"{source}: {where}: segmentations[{frame}].counts is not a compressed RLE string "
             f"(expected characters '0'..'o', as pycocotools encodes)"

@@ -272,19 +272,23 @@ def accumulate(
             key = rev_cat * len(pr_values) + pr_rank[:, ::-1]
             envelope = pr_values[(np.maximum.accumulate(key, axis=1) - rev_cat * len(pr_values))[:, ::-1]]
 
-            # First position within each category where recall >= each recall threshold.
-            values, value_rank = _ranks(np.concatenate([rc.ravel(), RECALL_THRESHOLDS]))
-            rc_rank = value_rank[: rc.size].reshape(rc.shape)
-            thr_rank = value_rank[rc.size :]
-            query = (np.arange(num_k)[:, None] * len(values) + thr_rank[None, :]).ravel()
-            ends = (starts + counts)[:, None]
+            # The official reads precision at the first position whose recall reaches each threshold (0 past
+            # the end). covered[i] = number of thresholds <= rc[i] (exact float comparisons), so position i
+            # serves the thresholds from covered[i-1] (0 at a category's start) up to covered[i] - 1.
+            precision[:, :, valid_idx, a, m] = 0.0
+            covered = np.searchsorted(RECALL_THRESHOLDS, rc, side="right")
+            first = np.zeros(len(rows), dtype=bool)
+            first[starts[counts > 0]] = True
+            previous = np.concatenate([np.zeros((num_t, 1), dtype=covered.dtype), covered[:, :-1]], axis=1)
+            previous[:, first] = 0
+            spans = covered - previous
             for t in range(num_t):
-                position = np.searchsorted(cats * len(values) + rc_rank[t], query, side="left").reshape(
-                    num_k, -1
-                )
-                q = np.where(position < ends, envelope[t, np.minimum(position, len(rows) - 1)], 0.0)
-                view = precision[t, :, :, a, m]
-                view[:, valid_idx] = q[valid_idx].T
+                total = int(spans[t].sum())
+                if total == 0:
+                    continue
+                span_start = np.cumsum(spans[t]) - spans[t]
+                thr = np.repeat(previous[t], spans[t]) + np.arange(total) - np.repeat(span_start, spans[t])
+                precision[t, thr, np.repeat(cats, spans[t]), a, m] = np.repeat(envelope[t], spans[t])
     return precision, recall
 
 
