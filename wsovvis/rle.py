@@ -78,9 +78,8 @@ def areas(rles: list[RLE]) -> np.ndarray:
     """Pixel areas (int64) of compressed RLEs (counts str or bytes), in as few C calls as pycocotools allows."""
     if not rles:
         return np.zeros(0, dtype=np.int64)
-    return np.concatenate(
-        [mask_utils.area(rles[i : i + _AREA_CHUNK]).astype(np.int64) for i in range(0, len(rles), _AREA_CHUNK)]
-    )
+    chunks = [mask_utils.area(rles[i : i + _AREA_CHUNK]) for i in range(0, len(rles), _AREA_CHUNK)]
+    return np.concatenate(chunks).astype(np.int64)
 
 
 def boxes_and_areas(rles: list[RLE]) -> tuple[list[list[float]], list[int]]:

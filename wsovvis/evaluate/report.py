@@ -103,8 +103,10 @@ def _cell(value: Any) -> str:
 # --------------------------------------------------------------------------------------------------- images
 
 
-def _counts_total(counts: str) -> int:
+def _counts_total(counts: str | bytes) -> int:
     """Sum of the runs of a compressed RLE string (pycocotools' LEB128-like code), to vet it before decoding."""
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
     values: list[int] = []
     position = 0
     while position < len(counts):
@@ -214,8 +216,8 @@ def _video_panel(
             text += " — no overlapping result"
         legend.append(f'<span><i class="swatch" style="background:rgb{color}"></i>{text}</span>')
     others = [i for i in range(len(dets)) if i not in matched][:3]
-    for i in others:
-        det_layers.append((dets[i].segmentations, UNMATCHED))
+    # Unmatched results first, so each GT's best result is drawn on top of them.
+    det_layers = [(dets[i].segmentations, UNMATCHED) for i in others] + det_layers
     if others:
         scores = ", ".join(f"{dets[i].score:.2f}" for i in others)
         legend.append(
