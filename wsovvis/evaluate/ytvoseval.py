@@ -93,6 +93,48 @@ def _frame_areas(objects: list[Detection] | list[GtObject], length: int) -> np.n
     return np.stack([obj.mask_areas for obj in objects])
 
 
+# Upper bound on the [results x GT] matrix of one pycocotools iou call (frames are batched up to it).
+_MAX_IOU_CELLS = 1 << 20
+
+
+def _add_intersections(
+    inter: np.ndarray,
+    dets: list[Detection],
+    gts: list[GtObject],
+    det_on: np.ndarray,
+    gt_on: np.ndarray,
+    det_areas: np.ndarray,
+    frames: list[int],
+) -> None:
+    """Add |D∩G| over ``frames`` to ``inter`` [D, G] with one pycocotools ``iou`` call.
+
+    Every mask of frame f is passed with its size given as [height, width + f]: pycocotools compares sizes
+    before any pixel work and returns -1 for pairs that differ, so pairs from different frames cost one bounding
+    box test, and pairs within a frame are computed as usual (the width is used nowhere else for a valid RLE).
+    With every GT marked crowd, the value is |D∩G| / |D| (0 when there is no overlap): times |D| it is the
+    intersection, exactly, after rounding.
+    """
+    det_rows = [(i, f) for f in frames for i in np.flatnonzero(det_on[:, f])]
+    gt_cols = [(j, f) for f in frames for j in np.flatnonzero(gt_on[:, f])]
+
+    def tagged(seg: dict, frame: int) -> dict:
+        return {"size": [seg["size"][0], seg["size"][1] + frame], "counts": seg["counts"]}
+
+    ratio = mask_utils.iou(
+        [tagged(dets[i].segmentations[f], f) for i, f in det_rows],
+        [tagged(gts[j].segmentations[f], f) for j, f in gt_cols],
+        [1] * len(gt_cols),
+    )
+    ratio = np.asarray(ratio, dtype=np.float64).reshape(len(det_rows), len(gt_cols))
+    row_obj = np.array([i for i, _ in det_rows], dtype=np.int64)
+    row_frame = np.array([f for _, f in det_rows], dtype=np.int64)
+    col_obj = np.array([j for j, _ in gt_cols], dtype=np.int64)
+    col_frame = np.array([f for _, f in gt_cols], dtype=np.int64)
+    r, c = np.nonzero((row_frame[:, None] == col_frame[None, :]) & (ratio > 0))
+    counts = np.rint(ratio[r, c] * det_areas[row_obj[r], row_frame[r]]).astype(np.int64)
+    np.add.at(inter, (row_obj[r], col_obj[c]), counts)
+
+
 def video_ious(
     dets: list[Detection],
     gts: list[GtObject],
@@ -113,17 +155,18 @@ def video_ious(
     det_on = (det_areas > 0) & det_use[:, None]
     gt_on = (gt_areas > 0) & gt_use[:, None]
     inter = np.zeros((len(dets), len(gts)), dtype=np.int64)
-    for frame in np.flatnonzero(det_on.any(0) & gt_on.any(0)):
-        d_idx = np.flatnonzero(det_on[:, frame])
-        g_idx = np.flatnonzero(gt_on[:, frame])
-        # With every GT marked crowd, pycocotools returns |D∩G| / |D| (0 when |D∩G| is 0).
-        ratio = mask_utils.iou(
-            [dets[i].segmentations[frame] for i in d_idx],
-            [gts[j].segmentations[frame] for j in g_idx],
-            [1] * len(g_idx),
-        )
-        ratio = np.asarray(ratio, dtype=np.float64).reshape(len(d_idx), len(g_idx))
-        inter[d_idx[:, None], g_idx] += np.rint(ratio * det_areas[d_idx, frame][:, None]).astype(np.int64)
+    frames = np.flatnonzero(det_on.any(0) & gt_on.any(0))
+    chunk: list[int] = []
+    rows = cols = 0
+    for frame in frames:
+        d_count, g_count = int(det_on[:, frame].sum()), int(gt_on[:, frame].sum())
+        if chunk and (rows + d_count) * (cols + g_count) > _MAX_IOU_CELLS:
+            _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, chunk)
+            chunk, rows, cols = [], 0, 0
+        chunk.append(int(frame))
+        rows, cols = rows + d_count, cols + g_count
+    if chunk:
+        _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, chunk)
     union = det_areas.sum(1)[:, None] + gt_areas.sum(1)[None, :] - inter
     np.divide(inter, union, out=ious, where=union > 0)
     return ious
