@@ -271,10 +271,13 @@ def random_case(
             track = _random_track(rng, height, width, length, category_id)
             tracks.append(track)
             segs = _rles(track, height, width, uncompressed=bool(rng.random() < 0.3))
-            areas = [
+            areas: list[float | int | None] = [
                 None if s is None else int(_shape_mask(height, width, b, track.ellipse).sum())
                 for s, b in zip(segs, track.boxes, strict=True)
             ]
+            if rng.random() < 0.2:
+                # Fractional areas, as polygon-derived GT has: the LV-VIS evaluator truncates them.
+                areas = [None if a is None else a + 0.5 for a in areas]
             annotations.append(
                 {
                     "id": ann_id,

@@ -39,8 +39,8 @@ def official() -> evalcases.Official:
     return evalcases.load_official(OFFICIAL_DIR)
 
 
-def _cases(tmp_path: Path, first_seed: int, **options):
-    for seed in range(first_seed, first_seed + CASES):
+def _cases(tmp_path: Path, first_seed: int, count: int = CASES, **options):
+    for seed in range(first_seed, first_seed + count):
         gt, results = evalcases.random_case(np.random.default_rng(seed), **options)
         if not results:  # the official cannot load an empty results list
             continue
@@ -88,3 +88,16 @@ def test_lvvis_equals_official(official, tmp_path):
             pairs += [(f"{k} {side}", theirs[side][k], ours["lvvis"][side][k]) for k in STAT_NAMES]
         _compare(pairs, seed, worst)
     print(f"LV-VIS: {len(worst) // 36} cases, max abs difference {max(worst):.3g}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("class_agnostic", [False, True])
+def test_larger_cases_equal_official(official, tmp_path, class_agnostic):
+    # More videos, frames and categories per case: ties across videos, many categories without results.
+    worst: list[float] = []
+    options = {"num_videos": 12, "num_categories": 10, "max_frames": 10}
+    for seed, gt, results in _cases(tmp_path, 4000, max(1, CASES // 4), **options):
+        theirs = evalcases.run_official(official, gt, results, class_agnostic=class_agnostic)
+        ours = evaluate(gt, results, class_agnostic=class_agnostic)
+        _compare([(k, theirs[k], ours[k]) for k in STAT_NAMES], seed, worst)
+    print(f"larger cases (class-agnostic {class_agnostic}): {len(worst) // 12} cases, max {max(worst):.3g}")
