@@ -101,3 +101,21 @@ def test_larger_cases_equal_official(official, tmp_path, class_agnostic):
         ours = evaluate(gt, results, class_agnostic=class_agnostic)
         _compare([(k, theirs[k], ours[k]) for k in STAT_NAMES], seed, worst)
     print(f"larger cases (class-agnostic {class_agnostic}): {len(worst) // 12} cases, max {max(worst):.3g}")
+
+
+@pytest.mark.slow
+def test_gt_id_zero_equals_official(official, tmp_path):
+    # The official tests a match by the matched GT's id, so a match to GT id 0 counts as none; kept for equality.
+    worst: list[float] = []
+    for seed in range(5000, 5000 + max(1, CASES // 4)):
+        gt, results = evalcases.random_case(np.random.default_rng(seed), crowd=False)
+        if not results or not gt["annotations"]:
+            continue
+        gt["annotations"][0]["id"] = 0
+        folder = tmp_path / f"case{seed}"
+        folder.mkdir()
+        gt_path, results_path = evalcases.write_case(folder, gt, results)
+        theirs = evalcases.run_official(official, gt_path, results_path)
+        ours = evaluate(gt_path, results_path)
+        _compare([(k, theirs[k], ours[k]) for k in STAT_NAMES], seed, worst)
+    print(f"GT id 0: {len(worst) // 12} cases, max abs difference {max(worst):.3g}")

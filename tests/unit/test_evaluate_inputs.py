@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from evaluate_helpers import annotation, categories, rect, result, video, write
 
+from wsovvis import rle
 from wsovvis.errors import InputError, UsageError
 from wsovvis.evaluate import evaluate
 
@@ -157,3 +158,9 @@ def test_dataset_as_results_of_another_size_is_refused(tmp_path):
     gt, res = write(tmp_path, gt_data(), tubes, name="tubes.json")
     with pytest.raises(InputError, match="video 20 .* is 20x10, its GT video 2 is 10x10"):
         evaluate(gt, res)
+
+
+def test_rle_areas_past_pycocotools_uint8_limit():
+    # pycocotools' area() fails for more than 255 masks under numpy 2; rle.areas chunks the call.
+    masks = [rect(H, W, (0, 1 + i % 9), (0, 10)) for i in range(600)]
+    assert rle.areas(masks).tolist() == [10 * (1 + i % 9) for i in range(600)]
