@@ -77,14 +77,25 @@ def _as_bytes(rles: list[RLE]) -> list[RLE]:
     ]
 
 
+# pycocotools' area() sizes a helper array as uint8 from the count: under numpy 2 it fails past 255 masks.
+_AREA_CHUNK = 255
+
+
+def areas(rles: list[RLE]) -> np.ndarray:
+    """Pixel areas (int64) of compressed RLEs (counts str or bytes), in as few C calls as pycocotools allows."""
+    if not rles:
+        return np.zeros(0, dtype=np.int64)
+    chunks = [mask_utils.area(rles[i : i + _AREA_CHUNK]) for i in range(0, len(rles), _AREA_CHUNK)]
+    return np.concatenate(chunks).astype(np.int64)
+
+
 def boxes_and_areas(rles: list[RLE]) -> tuple[list[list[float]], list[int]]:
     """[x, y, w, h] boxes and pixel areas of compressed RLEs, in one C call each."""
     if not rles:
         return [], []
     encoded = _as_bytes(rles)
     boxes = mask_utils.toBbox(encoded).tolist()
-    areas = [int(a) for a in mask_utils.area(encoded)]
-    return boxes, areas
+    return boxes, areas(encoded).tolist()
 
 
 def iou(a: RLE, b: RLE) -> float:
