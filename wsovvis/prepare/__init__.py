@@ -22,6 +22,7 @@ from typing import Any
 
 from wsovvis.cliutil import add_flag
 from wsovvis.errors import RuntimeMissingError
+from wsovvis.prepare.pins import checkout_commit, load_pins
 from wsovvis.prepare.runtime import (
     CheckReport,
     RuntimeSources,
@@ -134,6 +135,18 @@ def check(sources: RuntimeSources, *, site_packages: Path | None = None, python:
     report.add("sources", not missing, "missing " + ", ".join(missing) if missing else "all required files present")
     if missing:
         return report
+    for name, pin in load_pins().items():
+        tree = getattr(sources, name.lower())
+        head = checkout_commit(tree)
+        report.add(
+            f"{name} at pin",
+            head == pin.commit,
+            f"{tree} is at {pin.commit[:12]} ({pin.ref})"
+            if head == pin.commit
+            else f"{tree} is {'at ' + head[:12] if head else 'not a git checkout (pin not verifiable)'}, pin is "
+            f"{pin.commit[:12]} ({pin.ref})",
+            required=False,
+        )
     stale = stale_files(site_packages, hook_files(sources))
     report.add(
         "hook files",
