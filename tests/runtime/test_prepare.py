@@ -115,7 +115,14 @@ def test_check_after_reports_ready_and_changes_nothing(first_run, site):
 
 def test_cli_check_exit_code_says_whether_ready(first_run, site, tmp_path):
     args = [sys.executable, "-m", "wsovvis", "prepare", "--check"]
-    args += ["--cutler", SOURCE_DIRS["cutler"], "--vnext", SOURCE_DIRS["vnext"], "--detectron2", SOURCE_DIRS["detectron2"]]
+    args += [
+        "--cutler",
+        SOURCE_DIRS["cutler"],
+        "--vnext",
+        SOURCE_DIRS["vnext"],
+        "--detectron2",
+        SOURCE_DIRS["detectron2"],
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     empty = subprocess.run([*args, "--site-packages", str(tmp_path)], env=env, capture_output=True, text=True)
     assert empty.returncode == 1, empty.stdout + empty.stderr

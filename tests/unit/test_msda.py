@@ -36,7 +36,9 @@ def naive_ms_deform_attn(value, shapes, locations, weights):
                 for c in range(d):
                     acc = 0.0
                     for level, (h, w) in enumerate(shapes):
-                        level_map = value[b, starts[level] : starts[level] + h * w, head, c].reshape(h, w).tolist()
+                        level_map = (
+                            value[b, starts[level] : starts[level] + h * w, head, c].reshape(h, w).tolist()
+                        )
                         for p in range(n_points):
                             lx, ly = locations[b, q, head, level, p].tolist()
                             sample = bilinear_zero_padded(level_map, lx * w - 0.5, ly * h - 0.5)
@@ -50,7 +52,9 @@ def random_inputs(seed: int, shapes: list[tuple[int, int]], n=2, m=2, d=3, lq=4,
     s = sum(h * w for h, w in shapes)
     value = torch.rand(n, s, m, d, generator=generator, dtype=torch.float64)
     # spread > 1 puts some samples outside [0, 1], where the op must read zeros
-    locations = (torch.rand(n, lq, m, len(shapes), p, 2, generator=generator, dtype=torch.float64) - 0.5) * spread + 0.5
+    locations = (
+        torch.rand(n, lq, m, len(shapes), p, 2, generator=generator, dtype=torch.float64) - 0.5
+    ) * spread + 0.5
     weights = torch.rand(n, lq, m, len(shapes), p, generator=generator, dtype=torch.float64)
     weights = weights / weights.sum((-1, -2), keepdim=True)
     return value, locations, weights

@@ -24,7 +24,7 @@ from wsovvis.prepare.runtime import (
     write_if_changed,
 )
 
-OP_FUNC = '''
+OP_FUNC = """
 import MultiScaleDeformableAttention as MSDA
 
 
@@ -32,7 +32,7 @@ class MSDeformAttnFunction:
     @staticmethod
     def apply(*args):
         return MSDA.ms_deform_attn_forward(*args)
-'''
+"""
 
 
 def fake_sources(root: Path, seqformer_kernel: str = "int kernel() { return 1; }") -> RuntimeSources:
@@ -97,7 +97,9 @@ def test_ops_differing_only_in_comments_share_one_extension(tmp_path):
 
 def test_ops_with_different_code_get_different_extensions(tmp_path):
     sources = fake_sources(tmp_path, seqformer_kernel="int kernel() { return 2; }")
-    assert extension_name(sources.msda_ops_dirs["cutler"]) != extension_name(sources.msda_ops_dirs["seqformer"])
+    assert extension_name(sources.msda_ops_dirs["cutler"]) != extension_name(
+        sources.msda_ops_dirs["seqformer"]
+    )
 
 
 @pytest.fixture
@@ -135,7 +137,7 @@ def test_op_module_imports_without_extension_and_is_dispatched(fake_runtime):
     module = importlib.import_module(name)
     assert hasattr(module.MSDeformAttnFunction, "compiled")
     assert module.MSDeformAttnFunction.extension_module is None
-    assert hook.MSDA_PATCHED == {name: ""}
+    assert {name: ""} == hook.MSDA_PATCHED
     assert "MultiScaleDeformableAttention" not in sys.modules
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import configparser
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -36,7 +35,9 @@ def test_gitlinks_are_at_the_pinned_commits():
         pytest.skip(f"not a git checkout: {out.stderr.strip()}")
     gitlinks = {
         path: sha
-        for mode, sha, _stage, path in (line.replace("\t", " ").split(" ", 3) for line in out.stdout.splitlines())
+        for mode, sha, _stage, path in (
+            line.replace("\t", " ").split(" ", 3) for line in out.stdout.splitlines()
+        )
         if mode == "160000"
     }
     assert gitlinks == {f"third_party/{name}": pin.commit for name, pin in load_pins().items()}

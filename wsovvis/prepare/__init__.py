@@ -37,15 +37,7 @@ log = logging.getLogger(__name__)
 __all__ = ["CheckReport", "PrepareReport", "RuntimeSources", "check", "prepare", "run_smoke"]
 
 SMOKE_TIMEOUT_S = 1800
-PROBED_IMPORTS = (
-    "detectron2",
-    "detectron2.projects.deeplab",
-    "detectron2.projects.point_rend",
-    "detectron2.projects.seqformer",
-    "mask2former",
-    "mask2former_video",
-    "predictor",
-)
+PARTS = ("videocutler", "seqformer")
 
 
 @dataclass
@@ -53,15 +45,14 @@ class PrepareReport:
     site_packages: Path
     changed: list[str] = field(default_factory=list)
     ops: list[str] = field(default_factory=list)
-    smoke: dict[str, Any] | None = None
-
-    @property
-    def smoke_ok(self) -> bool:
-        return self.smoke is None or all(self.smoke.get(k, {}).get("ok") for k in ("videocutler", "seqformer"))
+    smoke: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per part (``videocutler``, ``seqformer``): the report of ``wsovvis.prepare.smoke``."""
 
 
-def run_smoke(site_packages: Path, *, probe_only: bool, python: str | None = None) -> dict[str, Any]:
-    """Run ``wsovvis.prepare.smoke`` in a fresh ``python`` with only the hook under ``site_packages`` active."""
+def run_smoke(
+    site_packages: Path, part: str, *, probe_only: bool, python: str | None = None
+) -> dict[str, Any]:
+    """Run ``wsovvis.prepare.smoke`` for one part in a fresh ``python``, only the hook under ``site_packages`` active."""
     python = python or sys.executable
     project_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, WSOVVIS_RUNTIME_HOOK="0")
@@ -70,14 +61,15 @@ def run_smoke(site_packages: Path, *, probe_only: bool, python: str | None = Non
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     with tempfile.TemporaryDirectory(prefix="wsovvis-smoke-") as tmp:
         out = Path(tmp) / "report.json"
-        cmd = [python, "-m", "wsovvis.prepare.smoke", "--site-dir", str(site_packages), "--out", str(out)]
-        if probe_only:
-            cmd.append("--probe")
-        log.info("smoke check (%s): %s", "probe" if probe_only else "build + forward", " ".join(cmd))
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=SMOKE_TIMEOUT_S, check=False)
+        cmd = [python, "-m", "wsovvis.prepare.smoke", "--site-dir", str(site_packages), "--part", part]
+        cmd += ["--out", str(out)] + (["--probe"] if probe_only else [])
+        log.info("%s %s: %s", "probing" if probe_only else "smoke check of", part, " ".join(cmd))
+        proc = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=SMOKE_TIMEOUT_S, check=False
+        )
         if proc.returncode != 0 or not out.is_file():
             raise RuntimeMissingError(
-                f"the runtime smoke check failed to run with {python} (exit {proc.returncode}): "
+                f"the runtime smoke check of {part} failed to run with {python} (exit {proc.returncode}): "
                 f"{proc.stderr.strip()[-2000:]}"
             )
         return json.loads(out.read_text(encoding="utf-8"))
@@ -110,29 +102,41 @@ def prepare(
         report.ops = compile_ops(sources, site_packages, cuda_arch_list)
         for line in report.ops:
             log.info("%s", line)
-    if smoke:
-        report.smoke = run_smoke(site_packages, probe_only=False, python=python)
-        for part in ("videocutler", "seqformer"):
-            result = report.smoke.get(part, {})
-            if not result.get("ok"):
+    if not smoke:
+        return report
+    for part in PARTS:
+        result = run_smoke(site_packages, part, probe_only=False, python=python)
+        report.smoke[part] = result
+        outcome = result.get("smoke", {"ok": False, "error": f"not run: torch {result['probe']['torch']}"})
+        if not outcome.get("ok"):
+            raise RuntimeMissingError(
+                f"smoke check of {part} failed: {outcome.get('error')}\n{outcome.get('traceback', '')}"
+            )
+        log.info("smoke %s: %s", part, {k: v for k, v in outcome.items() if k != "ok"})
+        log.info("deformable attention calls in the %s forward: %s", part, result.get("msda_calls"))
+        for name, cuda in result.get("msda_cuda", {}).items():
+            if not cuda.get("ok"):
                 raise RuntimeMissingError(
-                    f"smoke check of {part} failed: {result.get('error', 'not run (torch not importable?)')}\n"
-                    f"{result.get('traceback', '')}"
+                    f"compiled deformable attention for {name} disagrees with PyTorch: {cuda}"
                 )
-            log.info("smoke %s: %s", part, {k: v for k, v in result.items() if k != "ok"})
-        for name, result in report.smoke.get("msda_cuda", {}).items():
-            if not result.get("ok"):
-                raise RuntimeMissingError(f"compiled deformable attention for {name} disagrees with PyTorch: {result}")
+        if "msda_fast_path_used" in result and not result["msda_fast_path_used"]:
+            raise RuntimeMissingError(
+                f"the {part} forward on the GPU did not use the compiled deformable attention"
+            )
     return report
 
 
-def check(sources: RuntimeSources, *, site_packages: Path | None = None, python: str | None = None) -> CheckReport:
-    """Report what is and is not in place; changes nothing (the import probe writes no bytecode)."""
+def check(
+    sources: RuntimeSources, *, site_packages: Path | None = None, python: str | None = None
+) -> CheckReport:
+    """Report what is and is not in place; changes nothing (the import probes write no bytecode)."""
     default = default_site_packages()
     site_packages = Path(site_packages or default)
     report = CheckReport()
     missing = sources.missing_files()
-    report.add("sources", not missing, "missing " + ", ".join(missing) if missing else "all required files present")
+    report.add(
+        "sources", not missing, "missing " + ", ".join(missing) if missing else "all required files present"
+    )
     if missing:
         return report
     for name, pin in load_pins().items():
@@ -151,7 +155,9 @@ def check(sources: RuntimeSources, *, site_packages: Path | None = None, python:
     report.add(
         "hook files",
         not stale,
-        f"missing or out of date in {site_packages}: {', '.join(stale)}" if stale else f"up to date in {site_packages}",
+        f"missing or out of date in {site_packages}: {', '.join(stale)}"
+        if stale
+        else f"up to date in {site_packages}",
     )
     is_default = site_packages.resolve() == default.resolve()
     report.add(
@@ -164,34 +170,39 @@ def check(sources: RuntimeSources, *, site_packages: Path | None = None, python:
     )
     if stale:
         return report
-    probe = run_smoke(site_packages, probe_only=True, python=python)["probe"]
-    torch_info = probe.get("torch", {})
+    probes = {part: run_smoke(site_packages, part, probe_only=True, python=python)["probe"] for part in PARTS}
+    first = probes[PARTS[0]]
+    torch_info = first.get("torch", {})
     report.add("torch", torch_info.get("ok", False), torch_info.get("version") or torch_info.get("error", ""))
     if not torch_info.get("ok"):
         return report
-    for name in PROBED_IMPORTS:
-        result = probe["imports"][name]
-        report.add(f"import {name}", result["ok"], result.get("file") or result.get("error", ""))
-    report.add("PIL.Image.LINEAR", probe["pil_linear"], f"Pillow {probe['PIL'].get('version')}")
-    patched = probe.get("msda_patched", {})
-    report.add(
-        "deformable attention patched",
-        len(patched) >= 2,
-        ", ".join(f"{mod} -> {ext or 'PyTorch only'}" for mod, ext in sorted(patched.items())) or "no op module patched",
-    )
-    cv2_version = probe.get("cv2", {}).get("version") or ""
+    seen = set()
+    for part, probe in probes.items():
+        for name, result in probe["imports"].items():
+            if name not in seen:
+                seen.add(name)
+                report.add(f"import {name}", result["ok"], result.get("file") or result.get("error", ""))
+        patched = probe.get("msda_patched", {})
+        report.add(
+            f"{part} deformable attention patched",
+            bool(patched),
+            ", ".join(f"{mod} -> {ext or 'PyTorch only'}" for mod, ext in sorted(patched.items()))
+            or "no op module patched",
+        )
+        compiled = sorted({ext for ext in patched.values() if ext})
+        report.add(
+            f"{part} compiled CUDA op",
+            bool(compiled),
+            ", ".join(compiled) if compiled else "none: CUDA tensors would use the PyTorch op",
+            required=bool(torch_info.get("cuda_available")),
+        )
+    report.add("PIL.Image.LINEAR", first["pil_linear"], f"Pillow {first['PIL'].get('version')}")
+    cv2_version = first.get("cv2", {}).get("version") or ""
     report.add(
         "opencv < 4.13",
         bool(cv2_version) and tuple(int(x) for x in cv2_version.split(".")[:2]) < (4, 13),
         f"cv2 {cv2_version or 'not importable'} (>= 4.13 segfaults in VideoCapture on camera-less machines)",
         required=False,
-    )
-    compiled = sorted({ext for ext in patched.values() if ext})
-    report.add(
-        "compiled CUDA op",
-        bool(compiled),
-        ", ".join(compiled) if compiled else "none: CUDA tensors would fall back to the PyTorch op",
-        required=bool(torch_info.get("cuda_available")),
     )
     return report
 
@@ -207,12 +218,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--cutler", required=True, help="root of the CutLER tree (third_party/CutLER)")
-    parser.add_argument("--vnext", required=True, help="root of the VNext tree (installed with pip install -e)")
-    parser.add_argument("--detectron2", required=True, help="root of the detectron2 v0.6 tree (for its projects/)")
-    add_flag(parser, "--build_ops", action="store_true", help="compile the CUDA op (needs nvcc and CUDA torch)")
-    add_flag(parser, "--cuda_arch_list", default=None, help="TORCH_CUDA_ARCH_LIST for --build-ops, e.g. '8.0;8.6'")
+    parser.add_argument(
+        "--vnext", required=True, help="root of the VNext tree (installed with pip install -e)"
+    )
+    parser.add_argument(
+        "--detectron2", required=True, help="root of the detectron2 v0.6 tree (for its projects/)"
+    )
+    add_flag(
+        parser, "--build_ops", action="store_true", help="compile the CUDA op (needs nvcc and CUDA torch)"
+    )
+    add_flag(
+        parser, "--cuda_arch_list", default=None, help="TORCH_CUDA_ARCH_LIST for --build-ops, e.g. '8.0;8.6'"
+    )
     parser.add_argument("--check", action="store_true", help="report what is in place, change nothing")
-    add_flag(parser, "--site_packages", default=None, help="install here instead of this interpreter's site-packages")
+    add_flag(
+        parser,
+        "--site_packages",
+        default=None,
+        help="install here instead of this interpreter's site-packages",
+    )
     add_flag(parser, "--no_smoke", action="store_true", help="skip the model build/forward smoke check")
     parser.set_defaults(func=_run)
 
@@ -235,8 +259,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"changed: {', '.join(result.changed)}" if result.changed else "no change")
     for line in result.ops:
         print(line)
-    if result.smoke:
-        for part in ("videocutler", "seqformer"):
-            info = result.smoke[part]
-            print(f"smoke {part}: ok ({info.get('num_predictions')} predictions on tiny random frames)")
+    for part, info in result.smoke.items():
+        outcome = info["smoke"]
+        print(f"smoke {part}: ok, {outcome.get('num_predictions')} predictions on tiny random frames")
     return 0

@@ -17,6 +17,8 @@ What it does:
   a dispatcher: the compiled CUDA op for CUDA tensors when an extension is importable, the project's pure-PyTorch
   ``msda.ms_deform_attn`` otherwise. A missing extension no longer fails the import. :data:`MSDA_CALLS` counts
   which path ran, so a check can confirm that the fast path is used.
+* ``pycocotools.ytvos`` / ``ytvoseval`` (the YouTube-VIS API that SeqFormer imports; PyPI's pycocotools lacks it)
+  come from the copy in VideoCutLER's tree, which works with numpy 2, unless an installed package provides them.
 * The folders in ``sys_path`` (VideoCutLER's ``videocutler`` for ``mask2former``/``mask2former_video``, and its
   ``demo_video`` for ``predictor``) are appended to ``sys.path``.
 """
@@ -101,6 +103,7 @@ class RuntimeFinder(importlib.abc.MetaPathFinder):
     def __init__(self, config: dict[str, Any]) -> None:
         self.projects: dict[str, str] = dict(config.get("detectron2_projects", {}))
         self.msda_ops: list[dict[str, str]] = list(config.get("msda_ops", []))
+        self.fallback_modules: dict[str, str] = dict(config.get("fallback_modules", {}))
 
     def find_spec(
         self, fullname: str, path: Any = None, target: types.ModuleType | None = None
@@ -114,6 +117,11 @@ class RuntimeFinder(importlib.abc.MetaPathFinder):
                         fullname, init, submodule_search_locations=[folder]
                     )
             return None
+        if fullname in self.fallback_modules:
+            spec = self._find_elsewhere(fullname, path, target)
+            if spec is None and os.path.isfile(self.fallback_modules[fullname]):
+                spec = importlib.util.spec_from_file_location(fullname, self.fallback_modules[fullname])
+            return spec
         if fullname == "PIL.Image":
             spec = self._find_elsewhere(fullname, path, target)
             if spec is not None and spec.loader is not None:
@@ -211,7 +219,12 @@ def patch_msda_module(module: types.ModuleType, extension_name: str) -> None:
         ) -> Any:
             if extension is not None and value.is_cuda:
                 output = cuda_function.apply(
-                    value, spatial_shapes, level_start_index, sampling_locations, attention_weights, im2col_step
+                    value,
+                    spatial_shapes,
+                    level_start_index,
+                    sampling_locations,
+                    attention_weights,
+                    im2col_step,
                 )
                 MSDA_CALLS["cuda"] += 1
                 return output

@@ -46,7 +46,9 @@ def ms_deform_attn(
     if len(shapes) != n_levels:
         raise ValueError(f"{len(shapes)} spatial shapes for {n_levels} sampling levels")
     if sum(h * w for h, w in shapes) != s:
-        raise ValueError(f"spatial shapes {shapes} cover {sum(h * w for h, w in shapes)} positions, value has {s}")
+        raise ValueError(
+            f"spatial shapes {shapes} cover {sum(h * w for h, w in shapes)} positions, value has {s}"
+        )
     value_levels = value.split([h * w for h, w in shapes], dim=1)
     sampling_grids = 2 * sampling_locations - 1
     sampled = []
@@ -56,7 +58,9 @@ def ms_deform_attn(
         # (N, Lq, M, P, 2) -> (N*M, Lq, P, 2)
         grid_l = sampling_grids[:, :, :, level].transpose(1, 2).flatten(0, 1)
         # (N*M, D, Lq, P)
-        sampled.append(F.grid_sample(value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False))
+        sampled.append(
+            F.grid_sample(value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False)
+        )
     # (N, Lq, M, L, P) -> (N*M, 1, Lq, L*P)
     weights = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, n_levels * n_points)
     output = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1).view(n, m * d, lq)

@@ -47,7 +47,8 @@ def build_plan(sources: RuntimeSources) -> list[OpBuild]:
     for op, ops_dir in sorted(sources.msda_ops_dirs.items()):
         by_name.setdefault(extension_name(ops_dir), []).append((op, ops_dir))
     return [
-        OpBuild(name, entries[0][1], tuple(op for op, _ in entries)) for name, entries in sorted(by_name.items())
+        OpBuild(name, entries[0][1], tuple(op for op, _ in entries))
+        for name, entries in sorted(by_name.items())
     ]
 
 
@@ -109,7 +110,10 @@ def build_ops(sources: RuntimeSources, site_packages: Path, arch_list: str | Non
             messages.append(f"{op.name} (for {', '.join(op.serves)}) already built for {arch_list}")
             continue
         src = op.source_dir / "src"
-        files = [str(p) for p in sorted(src.glob("*.cpp")) + sorted(src.glob("cpu/*.cpp")) + sorted(src.glob("cuda/*.cu"))]
+        files = [
+            str(p)
+            for p in sorted(src.glob("*.cpp")) + sorted(src.glob("cpu/*.cpp")) + sorted(src.glob("cuda/*.cu"))
+        ]
         log.info("compiling %s from %s for CUDA archs %s (several minutes)", op.name, src, arch_list)
         saved = os.environ.get("TORCH_CUDA_ARCH_LIST")
         os.environ["TORCH_CUDA_ARCH_LIST"] = arch_list

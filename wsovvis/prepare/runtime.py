@@ -24,9 +24,7 @@ log = logging.getLogger(__name__)
 PACKAGE = "wsovvis_runtime"
 PTH_NAME = f"{PACKAGE}.pth"
 # .pth lines that start with "import" are executed by site.py at interpreter start-up.
-PTH_LINE = (
-    'import os; os.environ.get("WSOVVIS_RUNTIME_HOOK", "1") == "0" or __import__("wsovvis_runtime").install()\n'
-)
+PTH_LINE = 'import os; os.environ.get("WSOVVIS_RUNTIME_HOOK", "1") == "0" or __import__("wsovvis_runtime").install()\n'
 HERE = Path(__file__).resolve().parent
 
 CUTLER_VIDEO = "videocutler"
@@ -34,6 +32,7 @@ CUTLER_OPS = "videocutler/mask2former/modeling/pixel_decoder/ops"
 SEQFORMER_DIR = "projects/SeqFormer/seqformer"
 SEQFORMER_OPS = f"{SEQFORMER_DIR}/models/ops"
 OPS_FUNC = "functions/ms_deform_attn_func.py"
+YTVIS_API = "videocutler/mask2former_video/data_video/datasets/ytvis_api"
 
 REQUIRED_FILES = {
     "cutler": (
@@ -42,6 +41,8 @@ REQUIRED_FILES = {
         "videocutler/demo_video/predictor.py",
         "videocutler/configs/imagenet_video/video_mask2former_R50_cls_agnostic.yaml",
         f"{CUTLER_OPS}/{OPS_FUNC}",
+        f"{YTVIS_API}/ytvos.py",
+        f"{YTVIS_API}/ytvoseval.py",
     ),
     "vnext": (
         "setup.py",
@@ -119,12 +120,20 @@ def extension_name(ops_dir: Path) -> str:
 def hook_config(sources: RuntimeSources) -> dict:
     """What ``runtime.json`` holds: the folders the hook puts on the import path, and the op modules it patches."""
     return {
-        "sources": {"cutler": str(sources.cutler), "vnext": str(sources.vnext), "detectron2": str(sources.detectron2)},
+        "sources": {
+            "cutler": str(sources.cutler),
+            "vnext": str(sources.vnext),
+            "detectron2": str(sources.detectron2),
+        },
         "sys_path": [str(sources.cutler / CUTLER_VIDEO), str(sources.cutler / CUTLER_VIDEO / "demo_video")],
         "detectron2_projects": {
             "deeplab": str(sources.detectron2 / "projects/DeepLab/deeplab"),
             "point_rend": str(sources.detectron2 / "projects/PointRend/point_rend"),
             "seqformer": str(sources.vnext / SEQFORMER_DIR),
+        },
+        "fallback_modules": {
+            "pycocotools.ytvos": str(sources.cutler / YTVIS_API / "ytvos.py"),
+            "pycocotools.ytvoseval": str(sources.cutler / YTVIS_API / "ytvoseval.py"),
         },
         "msda_ops": [
             {"name": name, "dir": str(ops_dir), "extension": extension_name(ops_dir)}
@@ -163,7 +172,11 @@ def write_if_changed(root: Path, files: dict[str, bytes]) -> list[str]:
 
 def stale_files(root: Path, files: dict[str, bytes]) -> list[str]:
     """Relative paths that are missing or differ from the expected content."""
-    return [rel for rel, content in sorted(files.items()) if not ((root / rel).is_file() and (root / rel).read_bytes() == content)]
+    return [
+        rel
+        for rel, content in sorted(files.items())
+        if not ((root / rel).is_file() and (root / rel).read_bytes() == content)
+    ]
 
 
 @dataclass(frozen=True)
@@ -188,6 +201,6 @@ class CheckReport:
     def lines(self) -> list[str]:
         out = []
         for item in self.items:
-            mark = "ok" if item.ok else ("MISSING" if item.required else "absent (optional)")
-            out.append(f"{mark:>18}  {item.name}: {item.detail}")
+            mark = "ok" if item.ok else ("MISSING" if item.required else "note")
+            out.append(f"{mark:>7}  {item.name}: {item.detail}")
         return out

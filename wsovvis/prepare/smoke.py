@@ -1,15 +1,15 @@
 """Smoke check of the prepared runtime, run in a fresh interpreter so the installed hook is what is tested.
 
-``python -m wsovvis.prepare.smoke --site-dir DIR --out FILE [--probe]`` writes one JSON object to FILE (upstream
-code prints to stdout freely, so stdout is not used for the report):
+``python -m wsovvis.prepare.smoke --site-dir DIR --part videocutler|seqformer --out FILE [--probe]`` writes one
+JSON object to FILE (upstream code prints to stdout freely, so stdout is not used for the report):
 
 * ``probe``: versions and which imports work (what ``wsovvis prepare --check`` reports);
-* ``videocutler``: the VideoCutLER predictor built from its class-agnostic config with random weights and run on
-  two tiny random frames;
-* ``seqformer``: the SeqFormer model built from VNext's ``base_ytvis.yaml`` (one class) with random weights and
-  run in inference on a tiny two-frame clip;
+* ``smoke``: for ``videocutler``, the VideoCutLER predictor built from its class-agnostic config with random
+  weights and run on two tiny random frames; for ``seqformer``, the SeqFormer model built from VNext's
+  ``base_ytvis.yaml`` (one class) with random weights and run in inference on a tiny two-frame clip;
+* ``msda_calls``: which deformable-attention path the forward pass took;
 * ``msda_cuda``: with a GPU, the compiled op against the PyTorch reference on random inputs, and whether the
-  models' forward passes took the compiled path.
+  forward pass took the compiled path.
 
 The parent starts it with ``WSOVVIS_RUNTIME_HOOK=0`` so that only the hook under ``--site-dir`` is active.
 """
@@ -47,7 +47,16 @@ def _try_import(name: str) -> dict[str, Any]:
     return {"ok": True, "file": getattr(module, "__file__", None)}
 
 
-def probe(hook: Any) -> dict[str, Any]:
+PART_IMPORTS = {
+    "videocutler": ("mask2former", "mask2former_video", "predictor"),
+    "seqformer": ("pycocotools.ytvos", "detectron2.projects.seqformer"),
+}
+"""What each part imports. The two parts run in separate processes: VideoCutLER's ``mask2former_video`` and
+SeqFormer both register the builtin YTVIS dataset names (``ytvis_2019_train``, ...) at import time, and detectron2's
+catalog refuses the second registration."""
+
+
+def probe(hook: Any, part: str) -> dict[str, Any]:
     result: dict[str, Any] = {"python": sys.version.split()[0]}
     try:
         import torch
@@ -73,10 +82,7 @@ def probe(hook: Any) -> dict[str, Any]:
         "detectron2",
         "detectron2.projects.deeplab",
         "detectron2.projects.point_rend",
-        "detectron2.projects.seqformer",
-        "mask2former",
-        "mask2former_video",
-        "predictor",
+        *PART_IMPORTS[part],
     ):
         imports[name] = _try_import(name)
     result["imports"] = imports
@@ -94,7 +100,9 @@ def videocutler_smoke(sources: dict[str, str], device: str) -> dict[str, Any]:
     from mask2former_video import add_maskformer2_video_config
     from predictor import VideoPredictor
 
-    config = Path(sources["cutler"]) / "videocutler/configs/imagenet_video/video_mask2former_R50_cls_agnostic.yaml"
+    config = (
+        Path(sources["cutler"]) / "videocutler/configs/imagenet_video/video_mask2former_R50_cls_agnostic.yaml"
+    )
     cfg = get_cfg()
     add_deeplab_config(cfg)
     add_maskformer2_config(cfg)
@@ -150,7 +158,6 @@ def seqformer_smoke(sources: dict[str, str], device: str) -> dict[str, Any]:
 def msda_cuda_check(hook: Any) -> dict[str, Any]:
     """On a GPU: the compiled op of every patched module against the PyTorch reference."""
     import torch
-
     from wsovvis_runtime import msda
 
     results = {}
@@ -172,13 +179,20 @@ def msda_cuda_check(hook: Any) -> dict[str, Any]:
         compiled = function.compiled.apply(value, shapes, level_start, loc, weights, 64)
         torch.cuda.synchronize()
         err = float((compiled - reference).abs().max())
-        results[name] = {"ok": err < 1e-4, "max_abs_diff": err, "extension": function.extension_module.__name__}
+        results[name] = {
+            "ok": err < 1e-4,
+            "max_abs_diff": err,
+            "extension": function.extension_module.__name__,
+        }
     return results
 
 
-def run(site_dir: str, probe_only: bool) -> dict[str, Any]:
+SMOKES = {"videocutler": videocutler_smoke, "seqformer": seqformer_smoke}
+
+
+def run(site_dir: str, part: str, probe_only: bool) -> dict[str, Any]:
     hook = activate(site_dir)
-    report: dict[str, Any] = {"hook": hook.__file__, "probe": probe(hook)}
+    report: dict[str, Any] = {"hook": hook.__file__, "probe": probe(hook, part)}
     if probe_only or not report["probe"]["torch"]["ok"]:
         return report
     sources = hook.installed_config()["sources"]
@@ -186,11 +200,14 @@ def run(site_dir: str, probe_only: bool) -> dict[str, Any]:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    for name, smoke in (("videocutler", videocutler_smoke), ("seqformer", seqformer_smoke)):
-        try:
-            report[name] = smoke(sources, device)
-        except Exception as exc:  # the report names what failed; the parent turns it into an error
-            report[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    try:
+        report["smoke"] = SMOKES[part](sources, device)
+    except Exception as exc:  # the report names what failed; the parent turns it into an error
+        report["smoke"] = {
+            "ok": False,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
     report["msda_calls"] = dict(hook.MSDA_CALLS)
     if device == "cuda":
         report["msda_cuda"] = msda_cuda_check(hook)
@@ -201,11 +218,12 @@ def run(site_dir: str, probe_only: bool) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--site-dir", required=True, help="site-packages holding the wsovvis_runtime hook")
+    parser.add_argument("--part", required=True, choices=sorted(SMOKES), help="which model to check")
     parser.add_argument("--out", required=True, help="where to write the JSON report")
     parser.add_argument("--probe", action="store_true", help="only report versions and imports")
     args = parser.parse_args(argv)
     os.environ.setdefault("CUDA_MODULE_LOADING", "LAZY")
-    report = run(args.site_dir, args.probe)
+    report = run(args.site_dir, args.part, args.probe)
     Path(args.out).write_text(json.dumps(report, sort_keys=True, indent=2) + "\n", encoding="utf-8")
     return 0
 
