@@ -10,47 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.prepare_trees import fake_sources
 from wsovvis.errors import UsageError
 from wsovvis.prepare import hook
-from wsovvis.prepare.runtime import (
-    CUTLER_OPS,
-    PTH_NAME,
-    REQUIRED_FILES,
-    SEQFORMER_OPS,
-    RuntimeSources,
-    extension_name,
-    hook_files,
-    stale_files,
-    write_if_changed,
-)
-
-OP_FUNC = """
-import MultiScaleDeformableAttention as MSDA
-
-
-class MSDeformAttnFunction:
-    @staticmethod
-    def apply(*args):
-        return MSDA.ms_deform_attn_forward(*args)
-"""
-
-
-def fake_sources(root: Path, seqformer_kernel: str = "int kernel() { return 1; }") -> RuntimeSources:
-    sources = RuntimeSources.from_dirs(root / "CutLER", root / "VNext", root / "detectron2")
-    for name, relatives in REQUIRED_FILES.items():
-        for rel in relatives:
-            path = getattr(sources, name) / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(OP_FUNC if rel.endswith("ms_deform_attn_func.py") else "")
-    for ops, kernel, licence in (
-        (sources.cutler / CUTLER_OPS, "int kernel() { return 1; }", "/* Copyright Facebook, modified */"),
-        (sources.vnext / SEQFORMER_OPS, seqformer_kernel, "// Copyright SenseTime"),
-    ):
-        (ops / "src" / "cuda").mkdir(parents=True)
-        (ops / "src" / "cuda" / "kernel.cu").write_text(f"{licence}\n\n{kernel}\n")
-        for package in ("", "functions"):
-            (ops / package / "__init__.py").write_text("")
-    return sources
+from wsovvis.prepare.runtime import PTH_NAME, extension_name, hook_files, stale_files, write_if_changed
 
 
 def test_missing_source_files_are_named(tmp_path):

@@ -250,6 +250,8 @@ def install(config: dict[str, Any] | None = None) -> bool:
             return False
     finder = RuntimeFinder(config)
     sys.meta_path.insert(0, finder)
+    if "PIL.Image" in sys.modules:  # imported before the hook (e.g. by another .pth): alias it now
+        alias_pil_linear(sys.modules["PIL.Image"])
     for entry in config.get("sys_path", []):
         if entry not in sys.path:
             sys.path.append(entry)

@@ -62,6 +62,26 @@ def build_stamp(arch_list: str) -> dict[str, str]:
     return {"torch": torch.__version__, "cuda": str(torch.version.cuda), "arch_list": arch_list}
 
 
+def pip_cuda_include_dirs(cuda_home: str) -> list[str]:
+    """Header folders of torch's pip CUDA wheels (``nvidia/*/include``), when the toolkit lacks the math headers.
+
+    torch's CUDA headers include cuSPARSE/cuBLAS headers, which a minimal toolkit (nvcc and the runtime only) does
+    not ship but the ``nvidia-*`` wheels torch depends on do.
+    """
+    if (Path(cuda_home) / "include" / "cusparse.h").is_file():
+        return []
+    try:
+        import nvidia
+    except ImportError:
+        return []
+    return sorted(
+        str(include)
+        for root in nvidia.__path__
+        for include in Path(root).glob("*/include")
+        if (include / "cusparse.h").is_file() or (include / "cublas_v2.h").is_file()
+    )
+
+
 def cuda_build_blocker() -> str | None:
     """Why the ops cannot be compiled here, or None when they can."""
     try:
@@ -122,7 +142,7 @@ def build_ops(sources: RuntimeSources, site_packages: Path, arch_list: str | Non
                 cpp_extension.load(
                     name=op.name,
                     sources=files,
-                    extra_include_paths=[str(src)],
+                    extra_include_paths=[str(src), *pip_cuda_include_dirs(cpp_extension.CUDA_HOME)],
                     extra_cflags=["-O3", "-DWITH_CUDA"],
                     extra_cuda_cflags=NVCC_FLAGS + ["-DWITH_CUDA"],
                     with_cuda=True,
