@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 SUBCOMMANDS = (
     "wsovvis.agnostic",
+    "wsovvis.train.cli",
 )
 
 
