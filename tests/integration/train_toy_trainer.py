@@ -161,3 +161,13 @@ class ToyTrainer(Trainer):
 
 def read_params(params_dir: Path) -> dict[str, Any]:
     return {path.stem: json.loads(path.read_text()) for path in sorted(params_dir.glob("rank*.json"))}
+
+
+def record_rank_or_crash(crash_rank: int, out_dir: str) -> None:
+    """A launch target: every rank records its ranks, then ``crash_rank`` fails while the others wait."""
+    rank = distributed.get_rank()
+    local = torch.distributed.get_rank(group=distributed.local_group())
+    storage.write_json(Path(out_dir) / f"rank{rank}.json", {"rank": rank, "local_rank": local})
+    if rank == crash_rank:
+        raise RuntimeError("deliberate failure")
+    distributed.barrier()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.test_train_harness import make_dataset
+from tests.integration.train_dataset import make_dataset
 from wsovvis import storage, ytvis
 
 pytestmark = pytest.mark.runtime
@@ -21,45 +21,27 @@ pytestmark = pytest.mark.runtime
 ROOT = Path(__file__).resolve().parents[2]
 # A SeqFormer small enough for a CPU: ResNet-18, one encoder and one decoder layer, 2-frame clips at 64 px.
 # The 300 queries stay: SeqFormer's inference hard-codes that number (segmentation_condInst.py).
-TINY_SEQFORMER = [
-    "MODEL.WEIGHTS",
-    "",
-    "SEED",
-    0,
-    "MODEL.RESNETS.DEPTH",
-    18,
-    "MODEL.RESNETS.RES2_OUT_CHANNELS",
-    64,
-    "MODEL.SeqFormer.ENC_LAYERS",
-    1,
-    "MODEL.SeqFormer.DEC_LAYERS",
-    1,
-    "MODEL.SeqFormer.HIDDEN_DIM",
-    64,
-    "MODEL.SeqFormer.DIM_FEEDFORWARD",
-    64,
+TINY_SEQFORMER = {
+    "MODEL.WEIGHTS": "",
+    "SEED": 0,
+    "MODEL.RESNETS.DEPTH": 18,
+    "MODEL.RESNETS.RES2_OUT_CHANNELS": 64,
+    "MODEL.SeqFormer.ENC_LAYERS": 1,
+    "MODEL.SeqFormer.DEC_LAYERS": 1,
+    "MODEL.SeqFormer.HIDDEN_DIM": 64,
+    "MODEL.SeqFormer.DIM_FEEDFORWARD": 64,
     # Random weights score every query near the focal-loss prior (0.01); keep them all so results are written.
-    "MODEL.SeqFormer.APPLY_CLS_THRES",
-    0.0,
-    "INPUT.SAMPLING_FRAME_NUM",
-    2,
-    "INPUT.MIN_SIZE_TRAIN",
-    "(64,)",
-    "INPUT.MAX_SIZE_TRAIN",
-    96,
-    "INPUT.MIN_SIZE_TEST",
-    64,
-    "INPUT.MAX_SIZE_TEST",
-    96,
-    "SOLVER.IMS_PER_BATCH",
-    1,
-    "SOLVER.MAX_ITER",
-    1,
-    "SOLVER.CHECKPOINT_PERIOD",
-    1,
-    "DATALOADER.NUM_WORKERS",
-    0,
-]
+    "MODEL.SeqFormer.APPLY_CLS_THRES": 0.0,
+    "INPUT.SAMPLING_FRAME_NUM": 2,
+    "INPUT.MIN_SIZE_TRAIN": "(64,)",
+    "INPUT.MAX_SIZE_TRAIN": 96,
+    "INPUT.MIN_SIZE_TEST": 64,
+    "INPUT.MAX_SIZE_TEST": 96,
+    "SOLVER.IMS_PER_BATCH": 1,
+    "SOLVER.MAX_ITER": 1,
+    "SOLVER.CHECKPOINT_PERIOD": 1,
+    "DATALOADER.NUM_WORKERS": 0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +79,7 @@ def test_seqformer_trains_one_iteration_then_evaluates_on_cpu(vnext_config: Path
         yaml.safe_dump(
             {
                 "d2_cfg_path": str(vnext_config),
-                "d2_opts": TINY_SEQFORMER,
+                "d2_opts": [item for pair in TINY_SEQFORMER.items() for item in pair],
                 "device": "cpu",
                 "output_uri": output_uri,
                 "scratch_dir": str(tmp_path / "scratch"),

@@ -29,6 +29,7 @@ from wsovvis.errors import UsageError, WsovvisError
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)
+FAILED_WORKER_EXIT_SECONDS = 10.0
 FAILED_WORKER_GRACE_SECONDS = 30.0
 
 # The per-machine process group our launch creates (detectron2's launch keeps its own in detectron2.utils.comm).
@@ -189,23 +190,28 @@ def launch(
 
 
 def _wait(processes: list[multiprocessing.process.BaseProcess]) -> None:
+    """Wait for every worker; after the first failure, give the rest a moment to fail on their own (their
+    collectives break), then SIGTERM them, then SIGKILL."""
     running = {p.sentinel: p for p in processes}
     failed: list[str] = []
-    kill_at: float | None = None
+    deadlines: list[tuple[float, Callable[[multiprocessing.process.BaseProcess], None]]] = []
     while running:
-        timeout = None if kill_at is None else max(0.0, kill_at - time.monotonic())
+        timeout = max(0.0, deadlines[0][0] - time.monotonic()) if deadlines else None
         for sentinel in multiprocessing.connection.wait(list(running), timeout=timeout):
             process = running.pop(sentinel)
             process.join()
             if process.exitcode != 0:
                 failed.append(f"{process.name} (exit code {process.exitcode})")
-                if kill_at is None:
-                    for other in running.values():
-                        other.terminate()
-                    kill_at = time.monotonic() + FAILED_WORKER_GRACE_SECONDS
-        if kill_at is not None and time.monotonic() >= kill_at:
+                if not deadlines and running:
+                    now = time.monotonic()
+                    deadlines = [
+                        (now + FAILED_WORKER_EXIT_SECONDS, lambda p: p.terminate()),
+                        (now + FAILED_WORKER_EXIT_SECONDS + FAILED_WORKER_GRACE_SECONDS, lambda p: p.kill()),
+                    ]
+        while deadlines and time.monotonic() >= deadlines[0][0]:
+            _, action = deadlines.pop(0)
             for other in running.values():
-                other.kill()
+                action(other)
     if failed:
         raise WorkerFailedError(f"training process(es) failed: {', '.join(failed)}; see the log above")
 
