@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 SUBCOMMANDS = (
     "wsovvis.agnostic",
+    "wsovvis.k8s.launcher",
+    "wsovvis.k8s.pytorchjob",
 )
 
 
