@@ -19,12 +19,15 @@ import yaml
 
 from wsovvis.errors import InputError
 
+# CRDs are large (the PyTorchJob one is 8,000 lines): libyaml's loader is 4x faster where available.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def load_schemas(crd_path: str | os.PathLike[str], *, strict: bool = True) -> dict[tuple[str, str], dict]:
     """JSON Schemas keyed by (apiVersion, kind), one per served version of each CRD in the file."""
     schemas: dict[tuple[str, str], dict] = {}
     with open(crd_path, encoding="utf-8") as handle:
-        for doc in yaml.safe_load_all(handle):
+        for doc in yaml.load_all(handle, Loader=_LOADER):
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
             group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]

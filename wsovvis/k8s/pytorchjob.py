@@ -380,7 +380,8 @@ def _run(args: argparse.Namespace) -> int:
         docs = render_manifest(settings, storage.read_text(args.config))
     else:
         docs = [build_pytorchjob(settings)]
-    text = dump_manifest(docs)
+    text = f"# Rendered by `wsovvis render-pytorchjob --settings {args.settings}`: edit that file and re-render.\n"
+    text += dump_manifest(docs)
     if args.out:
         storage.write_text(args.out, text)
         log.info("wrote %s (PyTorchJob %s)", args.out, settings.name)
