@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
 REMOTE = re.compile(r"^(https://|git@|ssh://)?github\.com/", re.IGNORECASE)
 KUBECTL = shutil.which("kubectl")
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl (with its built-in kustomize) is not installed")
+needs_kubectl = pytest.mark.skipif(
+    KUBECTL is None, reason="kubectl (with its built-in kustomize) is not installed"
+)
 
 
 def kustomization_dirs() -> list[Path]:
@@ -105,7 +107,11 @@ def structural_to_json_schema(node: Any) -> Any:
         out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
     if node.get("nullable") and "type" in out:
         out["type"] = [out["type"], "null"]
-    if "properties" in out and "additionalProperties" not in out and not node.get("x-kubernetes-preserve-unknown-fields"):
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -126,7 +132,9 @@ def test_builtin_objects_pass_strict_schema_validation(directory: Path):
         try:
             kubernetes_validate.validate(copy.deepcopy(obj), version, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{directory.name}: {obj['kind']}/{obj['metadata']['name']}: {exc.message} at {list(exc.path)}")
+            pytest.fail(
+                f"{directory.name}: {obj['kind']}/{obj['metadata']['name']}: {exc.message} at {list(exc.path)}"
+            )
 
 
 @needs_kubectl
@@ -138,7 +146,9 @@ def test_custom_resources_match_their_crd_schema(directory: Path):
         pytest.skip(f"{directory.name} builds no custom resources")
     crd_dir = os.environ.get("WSOVVIS_CRD_DIR")
     if not crd_dir:
-        pytest.skip("set WSOVVIS_CRD_DIR to a folder holding the CRDs (e.g. the Training Operator v1.9.0 PyTorchJob CRD)")
+        pytest.skip(
+            "set WSOVVIS_CRD_DIR to a folder holding the CRDs (e.g. the Training Operator v1.9.0 PyTorchJob CRD)"
+        )
     import jsonschema
 
     schemas = crd_schemas(Path(crd_dir))
@@ -181,13 +191,17 @@ def test_roles_name_no_wildcards(directory: Path):
             continue
         for rule in obj.get("rules", []):
             for field in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
-                assert "*" not in rule.get(field, []), f"{obj['kind']}/{obj['metadata']['name']}: '*' in {field}"
+                assert "*" not in rule.get(field, []), (
+                    f"{obj['kind']}/{obj['metadata']['name']}: '*' in {field}"
+                )
 
 
 @needs_kubectl
 def test_rbac_grants_exactly_what_the_pytorchjob_launcher_needs():
     objects = build(MANIFESTS / "rbac")
-    assert sorted(obj["kind"] for obj in objects) == ["Role", "RoleBinding"], "rbac/ must not grant cluster-wide"
+    assert sorted(obj["kind"] for obj in objects) == ["Role", "RoleBinding"], (
+        "rbac/ must not grant cluster-wide"
+    )
     role = next(obj for obj in objects if obj["kind"] == "Role")
     granted = {
         (group, resource, verb)
@@ -200,9 +214,17 @@ def test_rbac_grants_exactly_what_the_pytorchjob_launcher_needs():
     expected |= {("", "pods", v) for v in ("get", "list", "watch")} | {("", "pods/log", "get")}
     assert granted == expected
     binding = next(obj for obj in objects if obj["kind"] == "RoleBinding")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
     assert [s["kind"] for s in binding["subjects"]] == ["ServiceAccount"]
-    assert binding["subjects"][0]["namespace"] == binding["metadata"]["namespace"] == role["metadata"]["namespace"]
+    assert (
+        binding["subjects"][0]["namespace"]
+        == binding["metadata"]["namespace"]
+        == role["metadata"]["namespace"]
+    )
 
 
 def test_no_secret_is_committed_under_manifests():
@@ -210,9 +232,13 @@ def test_no_secret_is_committed_under_manifests():
         for doc in yaml.safe_load_all(path.read_text()):
             if not isinstance(doc, dict):
                 continue
-            assert doc.get("kind") != "Secret", f"{path.relative_to(ROOT)} commits a Secret; reference one by name"
+            assert doc.get("kind") != "Secret", (
+                f"{path.relative_to(ROOT)} commits a Secret; reference one by name"
+            )
             for generator in ("secretGenerator",):
-                assert generator not in doc, f"{path.relative_to(ROOT)} generates a Secret from committed data"
+                assert generator not in doc, (
+                    f"{path.relative_to(ROOT)} generates a Secret from committed data"
+                )
 
 
 @needs_kubectl
@@ -267,7 +293,9 @@ def test_kind_cluster_has_a_control_plane_and_a_worker_for_the_pipeline():
 
 def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
     spec = obj.get("spec", {})
-    pod = spec.get("template", {}).get("spec") if "template" in spec else spec if obj["kind"] == "Pod" else None
+    pod = (
+        spec.get("template", {}).get("spec") if "template" in spec else spec if obj["kind"] == "Pod" else None
+    )
     if not pod:
         return []
     return pod.get("initContainers", []) + pod.get("containers", [])
