@@ -299,3 +299,14 @@ def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
     if not pod:
         return []
     return pod.get("initContainers", []) + pod.get("containers", [])
+
+
+@needs_kubectl
+def test_object_store_endpoint_config_map_points_at_its_service():
+    objects = build(MANIFESTS / "object-store")
+    config = next(obj for obj in objects if obj["kind"] == "ConfigMap")
+    service = next(obj for obj in objects if obj["kind"] == "Service")
+    name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
+    (port,) = (p["port"] for p in service["spec"]["ports"])
+    assert config["metadata"]["name"] == "wsovvis-s3"
+    assert config["data"]["endpoint"] == f"http://{name}.{namespace}:{port}"
