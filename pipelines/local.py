@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,4 +30,8 @@ def run_local(
         raise_on_error=True,
     )
     log.info("running the pipeline locally (artifacts under %s)", pipeline_root)
-    build_pipeline(parallelism)(**params)
+    stdout = sys.stdout  # kfp.local indents this process's stdout while it runs and leaves it so
+    try:
+        build_pipeline(parallelism)(**params)
+    finally:
+        sys.stdout = stdout

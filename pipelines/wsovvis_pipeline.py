@@ -19,6 +19,8 @@ PIPELINE_NAME = "wsovvis"
 MASK_GEN_PARALLELISM = (
     4  # ParallelFor's parallelism is a compile-time int in KFP 2.x: `pipeline compile --parallelism`
 )
+# One GPU per mask-gen pod. Constants: kfp.local cannot resolve pipeline parameters here inside a ParallelFor.
+MASK_GEN_ACCELERATOR = "nvidia.com/gpu"
 S3_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
 S3_CONFIG_MAP_KEYS = {"endpoint": "AWS_ENDPOINT_URL"}
 
@@ -52,8 +54,6 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM):
         confidence: float = 0.6,
         mask_device: str = "cuda",
         max_errors: float = 0.05,
-        accelerator_type: str = "nvidia.com/gpu",
-        mask_gen_gpus: int = 1,
         mask_gen_node_selector: dict = {},  # noqa: B006 - KFP takes pipeline defaults from the signature
         mask_gen_tolerations: list = [],  # noqa: B006
         split_name: str = "train",
@@ -66,7 +66,7 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM):
         train_weights: str = "",
         train_launcher: str = "pytorchjob",
         train_namespace: str = "kubeflow",
-        train_workers: int = 1,
+        train_workers: int = 0,
         gpus_per_worker: int = 1,
         train_timeout_seconds: int = 7 * 24 * 3600,
         s3_secret_name: str = "mlpipeline-minio-artifact",
@@ -93,7 +93,7 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM):
                 device=mask_device,
                 max_errors=max_errors,
             )
-            mask_task.set_accelerator_type(accelerator_type).set_accelerator_limit(mask_gen_gpus)
+            mask_task.set_accelerator_type(MASK_GEN_ACCELERATOR).set_accelerator_limit(1)
             kubernetes.add_node_selector_json(mask_task, mask_gen_node_selector)
             kubernetes.add_toleration_json(mask_task, mask_gen_tolerations)
             _with_storage_env(mask_task, s3_secret_name, s3_config_map_name)
@@ -139,7 +139,6 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM):
             gpus_per_worker=gpus_per_worker,
             timeout_seconds=train_timeout_seconds,
             s3_secret_name=s3_secret_name,
-            s3_config_map_name=s3_config_map_name,
             runtime_available=prepare_task.outputs["Output"],
         )
         _with_storage_env(train_task, s3_secret_name, s3_config_map_name)

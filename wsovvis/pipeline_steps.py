@@ -8,12 +8,19 @@ artifact paths KFP gives the step, so they show in the UI. Nothing here imports 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from wsovvis import storage
 from wsovvis.convert import ConvertOptions, convert, read_skip_list
-from wsovvis.errors import RuntimeMissingError, UsageError
+from wsovvis.errors import RuntimeMissingError, UsageError, WsovvisError
 from wsovvis.workspace import stage_uri
 
 log = logging.getLogger(__name__)
@@ -135,24 +142,49 @@ def make_agnostic_step(gt_json: str, work_root: str, agnostic_path: str) -> str:
     return out_json
 
 
+def runtime_status() -> dict[str, Any]:
+    """Whether the patched CutLER/VNext runtime is set up in this interpreter, with ``wsovvis prepare --check``'s lines."""
+    from wsovvis.prepare import check
+    from wsovvis.prepare.hook import installed_config
+    from wsovvis.prepare.runtime import RuntimeSources
+
+    config = installed_config()
+    if config is None:
+        problem = "the runtime hook is not installed here (the runtime image runs `wsovvis prepare` when it is built)"
+        return {"ok": False, "problems": [problem], "lines": []}
+    report = check(RuntimeSources.from_dirs(**config["sources"]))
+    lines = report.lines()
+    return {"ok": report.ok, "problems": [line for line in lines if "MISSING" in line], "lines": lines}
+
+
 def prepare_step(mask_backend: str, train_launcher: str, report_path: str) -> bool:
-    """Check the runtime this step runs in; fail when the mask backend needs a missing piece.
+    """Verify the prebuilt runtime this step runs in; fail when a stage that will run needs a missing piece.
 
-    Returns whether SeqFormer can train here (the train step skips with one clear line when it cannot and the
-    training runs locally; a PyTorchJob runs in the runtime image this step verified).
+    Returns whether SeqFormer can train here. Locally without the runtime, motion masks still run and the train
+    step skips with one clear line; on a cluster (PyTorchJob training) a broken runtime image fails here, before
+    any GPU pod starts.
     """
-    from wsovvis.prepare import runtime_status
-
     status = runtime_status()
     storage.write_json(report_path, status)
-    if mask_backend == "videocutler" and not status["videocutler"]:
-        raise RuntimeMissingError(
-            f"prepare: mask_backend videocutler needs the CutLER runtime, which is not usable here: "
-            f"{status['problems']}; use the runtime image or mask_backend=motion"
+    for line in status["lines"]:
+        log.info("prepare: %s", line)
+    needs = [
+        need
+        for need, wanted in (
+            ("mask_backend videocutler", mask_backend == "videocutler"),
+            ("train_launcher pytorchjob", train_launcher == "pytorchjob"),
         )
-    if train_launcher == "pytorchjob" and not status["seqformer"]:
-        raise RuntimeMissingError(f"prepare: the runtime image cannot train SeqFormer: {status['problems']}")
-    return bool(status["seqformer"])
+        if wanted
+    ]
+    if needs and not status["ok"]:
+        raise RuntimeMissingError(
+            f"prepare: {' and '.join(needs)} need the patched CutLER/VNext runtime, which is not usable here: "
+            f"{'; '.join(status['problems'])}. Run the pipeline in the runtime image, or use mask_backend=motion "
+            "and train_launcher=local"
+        )
+    if not status["ok"]:
+        log.warning("prepare: the CutLER/VNext runtime is not usable here: %s", "; ".join(status["problems"]))
+    return bool(status["ok"])
 
 
 def evaluate_step(
@@ -191,3 +223,135 @@ def evaluate_step(
     if lvvis:
         stats.update(APb=float(metrics["APb"]), APn=float(metrics["APn"]))
     return stats
+
+
+TRAIN_LAUNCHERS = ("pytorchjob", "local")
+
+
+def harness_config(
+    output_uri: str,
+    train_json: str,
+    train_img_root: str,
+    val_json: str,
+    val_img_root: str,
+    d2_cfg_path: str,
+    d2_opts: list[Any],
+    weights: str,
+    *,
+    eval_only: bool,
+) -> dict[str, Any]:
+    """The ``wsovvis train`` config of the pipeline's training (or eval-only) run; always resumes."""
+    opts = [str(item) for item in d2_opts] + (["MODEL.WEIGHTS", weights] if weights else [])
+    data = {"train_json": train_json, "train_img_root": train_img_root}
+    if val_json:
+        data.update(val_json=val_json, val_img_root=val_img_root)
+    return {
+        "output_uri": output_uri,
+        "d2_cfg_path": d2_cfg_path,
+        "d2_opts": opts,
+        "data": data,
+        "eval_only": eval_only,
+        "resume": True,
+    }
+
+
+def train_step(
+    run_id: str,
+    launcher: str,
+    train_json: str,
+    train_img_root: str,
+    val_json: str,
+    val_img_root: str,
+    work_root: str,
+    d2_cfg_path: str,
+    d2_opts: list[Any],
+    weights: str,
+    namespace: str,
+    num_workers: int,
+    gpus_per_worker: int,
+    timeout_seconds: int,
+    s3_secret_name: str,
+    runtime_available: bool,
+) -> str:
+    """Train SeqFormer on the tubes, then predict on val; return the results JSON URI ('' when skipped).
+
+    The output location is derived from the inputs and every run resumes, so a retried or rerun step continues
+    from the newest checkpoint instead of starting again. ``launcher`` is ``pytorchjob`` (Master + num_workers
+    Workers, created or attached by name from ``run_id``) or ``local`` (the same harness in a subprocess).
+    """
+    if launcher not in TRAIN_LAUNCHERS:
+        raise UsageError(f"train: launcher must be one of {', '.join(TRAIN_LAUNCHERS)}, got {launcher!r}")
+    output_uri = stage_uri(
+        work_root, "train", train_json=train_json, d2_cfg_path=d2_cfg_path, d2_opts=list(d2_opts), weights=weights,
+        num_workers=num_workers, gpus_per_worker=gpus_per_worker,
+    )  # fmt: skip
+    configs = {
+        "train": harness_config(output_uri, train_json, train_img_root, "", "", d2_cfg_path, d2_opts, weights,
+                                eval_only=False),
+    }  # fmt: skip
+    if val_json:
+        configs["eval"] = harness_config(
+            output_uri, train_json, train_img_root, val_json, val_img_root, d2_cfg_path, d2_opts, weights,
+            eval_only=True,
+        )  # fmt: skip
+    if launcher == "local":
+        if not runtime_available:
+            log.warning(
+                "train: skipped: the SeqFormer runtime (VNext's detectron2, set up by `wsovvis prepare`) is not "
+                "importable here; the pipeline goes on without a model"
+            )
+            return ""
+        for stage, config in configs.items():
+            _run_harness_locally(stage, config, output_uri)
+    else:
+        for stage, config in configs.items():
+            _run_harness_as_pytorchjob(
+                stage, config, run_id, namespace, num_workers if stage == "train" else 0, gpus_per_worker,
+                timeout_seconds, s3_secret_name,
+            )  # fmt: skip
+    return storage.join(output_uri, "results.json") if val_json else ""
+
+
+def _run_harness_locally(stage: str, config: dict[str, Any], output_uri: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="wsovvis-train-") as tmp:
+        config_path = Path(tmp) / f"{stage}.yaml"
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        log.info("train (%s, local process): output %s", stage, output_uri)
+        completed = subprocess.run(
+            [sys.executable, "-m", "wsovvis", "train", "with", str(config_path)], check=False
+        )
+    if completed.returncode != 0:
+        raise WsovvisError(
+            f"train ({stage}): `wsovvis train` exited with {completed.returncode}; see its log above"
+        )
+
+
+def _run_harness_as_pytorchjob(
+    stage: str,
+    config: dict[str, Any],
+    run_id: str,
+    namespace: str,
+    num_workers: int,
+    gpus_per_worker: int,
+    timeout_seconds: int,
+    s3_secret_name: str,
+) -> None:
+    from wsovvis.images import RUNTIME_IMAGE
+    from wsovvis.k8s.launcher import LaunchSettings, launch_pytorchjob
+    from wsovvis.k8s.pytorchjob import DEFAULT_JOB_PREFIX, PyTorchJobSettings, S3Settings, render_manifest
+
+    settings = PyTorchJobSettings(
+        name=f"{DEFAULT_JOB_PREFIX}-{stage}" if stage != "train" else DEFAULT_JOB_PREFIX,
+        image=RUNTIME_IMAGE,
+        namespace=namespace,
+        num_workers=num_workers,
+        gpus_per_worker=gpus_per_worker,
+        s3=S3Settings(secret_name=s3_secret_name, endpoint=os.environ.get("AWS_ENDPOINT_URL", "")),
+        labels={"app.kubernetes.io/part-of": "wsovvis", "wsovvis/stage": stage},
+    )
+    log.info("train (%s): PyTorchJob in %s, Master + %d Workers, %d GPUs each", stage, namespace, num_workers,
+             gpus_per_worker)  # fmt: skip
+    docs = render_manifest(settings, yaml.safe_dump(config, sort_keys=False))
+    launch_pytorchjob(
+        docs, LaunchSettings(namespace=namespace, timeout_s=timeout_seconds or None), run_id=run_id
+    )

@@ -22,7 +22,6 @@ def train(
     gpus_per_worker: int,
     timeout_seconds: int,
     s3_secret_name: str,
-    s3_config_map_name: str,
     runtime_available: bool,
 ) -> str:
     """Train, then predict on val; return the results JSON URI ('' when training was skipped)."""
@@ -44,6 +43,5 @@ def train(
         gpus_per_worker,
         timeout_seconds,
         s3_secret_name,
-        s3_config_map_name,
         runtime_available,
     )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from evaluate_helpers import annotation, categories, rect, result, video, write
 
+from tests.unit.evaluate_helpers import annotation, categories, rect, result, video, write
 from wsovvis import rle
 from wsovvis.errors import InputError, UsageError
 from wsovvis.evaluate import evaluate

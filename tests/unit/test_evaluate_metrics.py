@@ -6,7 +6,8 @@ import json
 import random
 
 import pytest
-from evaluate_helpers import (
+
+from tests.unit.evaluate_helpers import (
     annotation,
     categories,
     perfect_results,
@@ -16,7 +17,6 @@ from evaluate_helpers import (
     video,
     write,
 )
-
 from wsovvis.evaluate import STAT_NAMES, evaluate
 
 H = W = 10

@@ -9,9 +9,9 @@ import re
 
 import numpy as np
 import pytest
-from evaluate_helpers import perfect_results, random_dataset, result, write
 from PIL import Image
 
+from tests.unit.evaluate_helpers import perfect_results, random_dataset, result, write
 from wsovvis import storage
 from wsovvis.cli import main
 from wsovvis.evaluate import evaluate

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from components.convert.component import convert
 from kfp import dsl
+
+from components.convert.component import convert
 from tests.maskdata import random_video, write_frames, write_masks
 from wsovvis.errors import UsageError
 

@@ -3,8 +3,9 @@
 import json
 from pathlib import Path
 
-from components.mask_gen.component import mask_gen
 from kfp import dsl
+
+from components.mask_gen.component import mask_gen
 from wsovvis import shards
 from wsovvis.synth import make_dataset
 

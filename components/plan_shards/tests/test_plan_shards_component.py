@@ -2,8 +2,9 @@
 
 import json
 
-from components.plan_shards.component import plan_shards
 from kfp import dsl
+
+from components.plan_shards.component import plan_shards
 from wsovvis.synth import make_dataset
 
 
