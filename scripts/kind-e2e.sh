@@ -137,9 +137,36 @@ EOF
   "${KUBECTL[@]}" -n "$NAMESPACE" delete pod "$name" >/dev/null
 }
 
+# What the helper pods run (functions, so tests can run them against a local S3 server).
+data_command() {
+  printf '%s' "python3 -c 'from wsovvis import storage; storage.ensure_bucket(\"$BUCKET\")' \
+&& wsovvis synth --out $BUCKET/data --num_videos 4 --min_frames 8 --max_frames 12"
+}
+
+# Every metrics.json under the work root; the best AP50 (the pseudo tubes' against the generated GT) must reach
+# MIN_AP50.
+metrics_command() {
+  cat <<EOF
+python3 - <<'PY'
+import json
+from wsovvis import storage
+
+work = '$BUCKET/work'
+found = [storage.join(work, p) for p in storage.walk_files(work) if p.split('/')[-1] == 'metrics.json']
+assert found, 'no metrics.json under $BUCKET/work'
+best = 0.0
+for uri in found:
+    metrics = storage.read_json(uri)
+    print(uri, json.dumps({k: metrics[k] for k in ('AP', 'AP50', 'AP75', 'AR10')}))
+    best = max(best, metrics['AP50'])
+assert best >= $MIN_AP50, f'AP50 {best:.3f} < $MIN_AP50'
+print(f'kind-e2e: AP50 {best:.3f} >= $MIN_AP50')
+PY
+EOF
+}
+
 log "a tiny generated dataset in $BUCKET"
-in_cluster wsovvis-e2e-data "python3 -c 'from wsovvis import storage; storage.ensure_bucket(\"$BUCKET\")' \
-  && wsovvis synth --out $BUCKET/data --num_videos 4 --min_frames 8 --max_frames 12"
+in_cluster wsovvis-e2e-data "$(data_command)"
 
 log "submit the pipeline"
 "${KUBECTL[@]}" -n "$NAMESPACE" port-forward svc/ml-pipeline 8888:8888 >/dev/null 2>&1 &
@@ -189,19 +216,5 @@ if [ "$STATE" != SUCCEEDED ]; then
 fi
 
 log "metrics"
-in_cluster wsovvis-e2e-metrics "python3 - <<'PY'
-import json
-from wsovvis import storage
-
-work = '$BUCKET/work'
-found = [storage.join(work, p) for p in storage.walk_files(work) if p.split('/')[-1] == 'metrics.json']
-assert found, 'no metrics.json under $BUCKET/work'
-best = 0.0
-for uri in found:
-    metrics = storage.read_json(uri)
-    print(uri, json.dumps({k: metrics[k] for k in ('AP', 'AP50', 'AP75', 'AR10')}))
-    best = max(best, metrics['AP50'])
-assert best >= $MIN_AP50, f'AP50 {best:.3f} < $MIN_AP50'
-print(f'kind-e2e: AP50 {best:.3f} >= $MIN_AP50')
-PY"
+in_cluster wsovvis-e2e-metrics "$(metrics_command)"
 log "passed"
