@@ -11,10 +11,10 @@
 #   --check    only check the prerequisites (exit 0 when all are present, 3 otherwise, naming what is missing)
 #   --keep     keep the cluster afterwards (it is deleted on success otherwise; always kept on failure)
 #
-# Needs: docker (a running daemon), kind, kubectl, and PYTHON (default python3) with wsovvis[pipeline] installed
-# (the project venv). Environment: KIND_CLUSTER (default wsovvis-e2e), E2E_MIN_AP50 (default 0.5, the pseudo tubes'
-# class-agnostic AP50 against the generated GT), E2E_TIMEOUT (seconds for the run, default 3600),
-# TORCH_CUDA_ARCH_LIST (runtime image), WSOVVIS_* image names (wsovvis/images.py).
+# Needs: docker (a running daemon), kind (>= 0.27, for the v1.32 node image), kubectl, and PYTHON (default
+# python3) with wsovvis[pipeline] installed (the project venv). Environment: KIND_CLUSTER (default wsovvis-e2e),
+# E2E_MIN_AP50 (default 0.5, the pseudo tubes' class-agnostic AP50 against the generated GT), E2E_TIMEOUT (seconds
+# for the run, default 3600), TORCH_CUDA_ARCH_LIST (runtime image), WSOVVIS_* image names (wsovvis/images.py).
 # Modelled on the kind CI of KFP (.github/resources/scripts/deploy-kfp.sh: cluster-scoped resources, wait for the
 # Application CRD, platform-agnostic, wait for pods) and the Training Operator (server-side apply of the
 # standalone overlay); GPUs are faked by patching the worker's status capacity, so GPU requests schedule while the
@@ -34,7 +34,7 @@ for arg in "$@"; do
     --quick) QUICK=1 ;;
     --check) CHECK_ONLY=1 ;;
     --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see $0 --help)" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +45,8 @@ check_prerequisites() {
   local missing=()
   for tool in docker kind kubectl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
   if command -v docker >/dev/null && ! docker info >/dev/null 2>&1; then missing+=("a running Docker daemon"); fi
-  "$PYTHON" -c 'import kfp, wsovvis.pipeline_cli' 2>/dev/null || missing+=("$PYTHON with wsovvis[pipeline]")
+  (cd "$ROOT" && PYTHONPATH="$ROOT" "$PYTHON" -c 'import kfp, wsovvis.pipeline_cli' 2>/dev/null) ||
+    missing+=("$PYTHON with wsovvis[pipeline]")
   if [ ${#missing[@]} -gt 0 ]; then
     local IFS=,
     echo "kind-e2e: missing: ${missing[*]}" | sed 's/,/, /g' >&2
