@@ -40,9 +40,11 @@ else
 fi
 
 eval "$(cd "$ROOT" && PYTHONPATH="$ROOT" "$PYTHON" -m wsovvis.images)"
+GIT_COMMIT=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
 
 build_tools() {
-  local args=(build -f images/tools/Dockerfile -t "$TOOLS_IMAGE")
+  local args=(build -f images/tools/Dockerfile -t "$TOOLS_IMAGE"
+    --build-arg "WSOVVIS_IMAGE=$TOOLS_IMAGE" --build-arg "WSOVVIS_GIT_COMMIT=$GIT_COMMIT")
   if [ "$LOCAL_BASE" = 1 ]; then
     [ "$CONTAINER_ENGINE" = podman ] || { echo "--local-base needs podman" >&2; exit 2; }
     "$ROOT/scripts/containers.sh" base
@@ -65,7 +67,8 @@ build_tools() {
 
 build_runtime() {
   [ "$OFFLINE" = 0 ] || { echo "the runtime image needs network (apt, PyPI, github.com); drop --offline" >&2; exit 2; }
-  local args=(build -f images/runtime/Dockerfile -t "$RUNTIME_IMAGE")
+  local args=(build -f images/runtime/Dockerfile -t "$RUNTIME_IMAGE"
+    --build-arg "WSOVVIS_IMAGE=$RUNTIME_IMAGE" --build-arg "WSOVVIS_GIT_COMMIT=$GIT_COMMIT")
   [ -z "${RUNTIME_BASE:-}" ] || args+=(--build-arg "BASE=$RUNTIME_BASE")
   [ -z "${TORCH_CUDA_ARCH_LIST:-}" ] || args+=(--build-arg "TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST")
   [ "$CONTAINER_ENGINE" != podman ] || args+=(--network=host)

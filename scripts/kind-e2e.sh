@@ -11,10 +11,10 @@
 #   --check    only check the prerequisites (exit 0 when all are present, 3 otherwise, naming what is missing)
 #   --keep     keep the cluster afterwards (it is deleted on success otherwise; always kept on failure)
 #
-# Needs: docker (a running daemon), kind, kubectl, and PYTHON (default python3) with wsovvis[pipeline] installed
-# (the project venv). Environment: KIND_CLUSTER (default wsovvis-e2e), E2E_MIN_AP50 (default 0.5, the pseudo tubes'
-# class-agnostic AP50 against the generated GT), E2E_TIMEOUT (seconds for the run, default 3600),
-# TORCH_CUDA_ARCH_LIST (runtime image), WSOVVIS_* image names (wsovvis/images.py).
+# Needs: docker (a running daemon), kind (>= 0.27, for the v1.32 node image), kubectl, and PYTHON (default
+# python3) with wsovvis[pipeline] installed (the project venv). Environment: KIND_CLUSTER (default wsovvis-e2e),
+# E2E_MIN_AP50 (default 0.5, the pseudo tubes' class-agnostic AP50 against the generated GT), E2E_TIMEOUT (seconds
+# for the run, default 3600), TORCH_CUDA_ARCH_LIST (runtime image), WSOVVIS_* image names (wsovvis/images.py).
 # Modelled on the kind CI of KFP (.github/resources/scripts/deploy-kfp.sh: cluster-scoped resources, wait for the
 # Application CRD, platform-agnostic, wait for pods) and the Training Operator (server-side apply of the
 # standalone overlay); GPUs are faked by patching the worker's status capacity, so GPU requests schedule while the
@@ -34,7 +34,7 @@ for arg in "$@"; do
     --quick) QUICK=1 ;;
     --check) CHECK_ONLY=1 ;;
     --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see $0 --help)" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +45,8 @@ check_prerequisites() {
   local missing=()
   for tool in docker kind kubectl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
   if command -v docker >/dev/null && ! docker info >/dev/null 2>&1; then missing+=("a running Docker daemon"); fi
-  "$PYTHON" -c 'import kfp, wsovvis.pipeline_cli' 2>/dev/null || missing+=("$PYTHON with wsovvis[pipeline]")
+  (cd "$ROOT" && PYTHONPATH="$ROOT" "$PYTHON" -c 'import kfp, wsovvis.pipeline_cli' 2>/dev/null) ||
+    missing+=("$PYTHON with wsovvis[pipeline]")
   if [ ${#missing[@]} -gt 0 ]; then
     local IFS=,
     echo "kind-e2e: missing: ${missing[*]}" | sed 's/,/, /g' >&2
@@ -137,9 +138,36 @@ EOF
   "${KUBECTL[@]}" -n "$NAMESPACE" delete pod "$name" >/dev/null
 }
 
+# What the helper pods run (functions, so tests can run them against a local S3 server).
+data_command() {
+  printf '%s' "python3 -c 'from wsovvis import storage; storage.ensure_bucket(\"$BUCKET\")' \
+&& wsovvis synth --out $BUCKET/data --num_videos 4 --min_frames 8 --max_frames 12"
+}
+
+# Every metrics.json under the work root; the best AP50 (the pseudo tubes' against the generated GT) must reach
+# MIN_AP50.
+metrics_command() {
+  cat <<EOF
+python3 - <<'PY'
+import json
+from wsovvis import storage
+
+work = '$BUCKET/work'
+found = [storage.join(work, p) for p in storage.walk_files(work) if p.split('/')[-1] == 'metrics.json']
+assert found, 'no metrics.json under $BUCKET/work'
+best = 0.0
+for uri in found:
+    metrics = storage.read_json(uri)
+    print(uri, json.dumps({k: metrics[k] for k in ('AP', 'AP50', 'AP75', 'AR10')}))
+    best = max(best, metrics['AP50'])
+assert best >= $MIN_AP50, f'AP50 {best:.3f} < $MIN_AP50'
+print(f'kind-e2e: AP50 {best:.3f} >= $MIN_AP50')
+PY
+EOF
+}
+
 log "a tiny generated dataset in $BUCKET"
-in_cluster wsovvis-e2e-data "python3 -c 'from wsovvis import storage; storage.ensure_bucket(\"$BUCKET\")' \
-  && wsovvis synth --out $BUCKET/data --num_videos 4 --min_frames 8 --max_frames 12"
+in_cluster wsovvis-e2e-data "$(data_command)"
 
 log "submit the pipeline"
 "${KUBECTL[@]}" -n "$NAMESPACE" port-forward svc/ml-pipeline 8888:8888 >/dev/null 2>&1 &
@@ -189,19 +217,5 @@ if [ "$STATE" != SUCCEEDED ]; then
 fi
 
 log "metrics"
-in_cluster wsovvis-e2e-metrics "python3 - <<'PY'
-import json
-from wsovvis import storage
-
-work = '$BUCKET/work'
-found = [storage.join(work, p) for p in storage.walk_files(work) if p.split('/')[-1] == 'metrics.json']
-assert found, 'no metrics.json under $BUCKET/work'
-best = 0.0
-for uri in found:
-    metrics = storage.read_json(uri)
-    print(uri, json.dumps({k: metrics[k] for k in ('AP', 'AP50', 'AP75', 'AR10')}))
-    best = max(best, metrics['AP50'])
-assert best >= $MIN_AP50, f'AP50 {best:.3f} < $MIN_AP50'
-print(f'kind-e2e: AP50 {best:.3f} >= $MIN_AP50')
-PY"
+in_cluster wsovvis-e2e-metrics "$(metrics_command)"
 log "passed"

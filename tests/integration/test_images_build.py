@@ -77,6 +77,12 @@ def test_wsovvis_help_inside_the_image_matches_the_checkout(engine, tools_image)
     assert inside.stdout == here.stdout
 
 
+def test_image_records_its_own_name_and_the_project_commit(engine, tools_image):
+    out = run_in(engine, tools_image, "sh", "-c", 'echo "$WSOVVIS_IMAGE $WSOVVIS_GIT_COMMIT"')
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert out.stdout.split() == [tools_image, commit.stdout.strip() if commit.returncode == 0 else "unknown"]
+
+
 def test_image_runs_as_non_root_with_the_component_packages(engine, tools_image):
     out = run_in(
         engine,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,3 +85,57 @@ def test_kind_e2e_in_cluster_pod_is_valid_and_gets_the_pipelines_s3_settings(tmp
     assert sources["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "wsovvis-s3", "key": "accesskey"}}
     assert sources["AWS_SECRET_ACCESS_KEY"] == {"secretKeyRef": {"name": "wsovvis-s3", "key": "secretkey"}}
     assert sources["AWS_ENDPOINT_URL"] == {"configMapKeyRef": {"name": "wsovvis-s3", "key": "endpoint"}}
+
+
+def wsovvis_help(*command: str) -> str | None:
+    """`wsovvis <command> --help` of this checkout, or None where the command is not in it yet."""
+    out = subprocess.run(
+        [sys.executable, "-m", "wsovvis", *command, "--help"],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout if out.returncode == 0 else None
+
+
+@pytest.mark.parametrize(
+    ("command", "flags"),
+    [
+        (("synth",), ("--out", "--num_videos", "--min_frames", "--max_frames")),
+        (("pipeline", "compile"), ("--out",)),
+        (("pipeline", "submit"), ("--host", "--spec", "--experiment", "--run_name", "--param")),
+    ],
+    ids=["synth", "pipeline compile", "pipeline submit"],
+)
+def test_kind_e2e_calls_wsovvis_with_flags_it_has(command: tuple[str, ...], flags: tuple[str, ...]):
+    script = (ROOT / "scripts" / "kind-e2e.sh").read_text()
+    assert f"wsovvis {' '.join(command)}" in script
+    help_text = wsovvis_help(*command)
+    if help_text is None:
+        pytest.skip(f"`wsovvis {' '.join(command)}` is not in this checkout yet")
+    for flag in flags:
+        assert flag in script, f"kind-e2e.sh no longer passes {flag}; drop it from this test"
+        assert flag in help_text, f"`wsovvis {' '.join(command)}` has no {flag}"
+
+
+def test_kind_e2e_submits_only_parameters_the_pipeline_declares():
+    if not (ROOT / "pipelines" / "wsovvis_pipeline.py").exists():
+        pytest.skip("pipelines/wsovvis_pipeline.py is not in this checkout yet")
+    pytest.importorskip("kfp", reason="the pipeline definition needs kfp")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pipelines.wsovvis_pipeline import wsovvis_pipeline as p; print(*p.component_spec.inputs)",
+        ],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    declared = set(out.stdout.split())
+    script = (ROOT / "scripts" / "kind-e2e.sh").read_text()
+    used = set(re.findall(r"--param [\"']?(\w+)=", script))
+    assert {"frames_root", "work_root", "mask_backend", "train_launcher"} <= used
+    assert used <= declared, f"kind-e2e.sh passes parameters the pipeline lacks: {sorted(used - declared)}"
