@@ -24,6 +24,8 @@ from wsovvis import storage, ytvis
 pytest.importorskip("torch", reason="the training harness needs torch (pip install 'wsovvis[train]')")
 pytest.importorskip("sacred", reason="the training harness needs sacred (pip install 'wsovvis[train]')")
 
+import torch  # noqa: E402
+
 from tests.integration.train_dataset import make_dataset  # noqa: E402
 from tests.integration.train_toy_trainer import build_model, read_params  # noqa: E402
 
@@ -71,6 +73,9 @@ def test_two_processes_train_on_s3_data_and_record_one_sacred_run(s3_bucket: str
     storage.upload_tree(tmp_path / "data", storage.join(s3_bucket, "data"))
     output_uri = storage.join(s3_bucket, "train")
     params_dir = tmp_path / "params"
+    torch.save(build_model().state_dict(), tmp_path / "init.pth")
+    weights_uri = storage.join(s3_bucket, "weights/init.pth")
+    storage.upload(tmp_path / "init.pth", weights_uri)
     config = write_config(
         tmp_path / "train.yaml",
         output_uri=output_uri,
@@ -79,14 +84,20 @@ def test_two_processes_train_on_s3_data_and_record_one_sacred_run(s3_bucket: str
             "train_json": storage.join(s3_bucket, "data/train.json"),
             "train_img_root": storage.join(s3_bucket, "data/frames"),
         },
-        d2_opts=["SOLVER.MAX_ITER", 6, "SOLVER.CHECKPOINT_PERIOD", 3, "TOY.PARAMS_DIR", str(params_dir)],
+        d2_opts=[
+            *("SOLVER.MAX_ITER", 6, "SOLVER.CHECKPOINT_PERIOD", 3),
+            *("MODEL.WEIGHTS", weights_uri, "TOY.PARAMS_DIR", str(params_dir)),
+        ],
     )
 
     done = run_train(train_command(config))
 
     assert done.returncode == 0, done.stderr
-    # Data was staged from S3 once into the node's scratch folder, and the workers read it there.
-    assert len(list((tmp_path / "scratch" / "data").glob("*frames.complete"))) == 1
+    # Data and weights were staged from S3 once into the node's scratch folder, and the workers read them there.
+    staged = tmp_path / "scratch" / "data"
+    assert len(list(staged.glob("*frames.complete"))) == 1
+    assert len(list(staged.glob("*train.json/train.json.complete"))) == 1
+    assert len(list(staged.glob("*init.pth/init.pth.complete"))) == 1
     # Gradients were averaged: both ranks, fed different frames, end with the same parameters,
     # which moved away from the shared initial ones.
     params = read_params(params_dir)
@@ -99,7 +110,7 @@ def test_two_processes_train_on_s3_data_and_record_one_sacred_run(s3_bucket: str
     assert storage.exists(storage.join(output_uri, "model_0000002.pth"))
     # One Sacred run, written by the main process only, with the provenance of the code.
     runs_uri = storage.join(output_uri, "sacred")
-    assert storage.listdir(runs_uri)[0] == ["1"]
+    assert storage.listdir(runs_uri)[0] == ["1", "_sources"]
     run = sacred_run(runs_uri, "1")
     assert run["run"]["status"] == "COMPLETED"
     assert run["run"]["meta"]["options"]["--capture"] == "sys"
@@ -168,7 +179,7 @@ def test_sigterm_leaves_a_checkpoint_and_resume_continues_from_it(tmp_path: Path
 
     assert done.returncode == 0, done.stderr
     assert f"resumed from iteration {stopped_at}" in done.stderr
-    assert storage.listdir(str(Path(output_uri, "sacred")))[0] == ["1", "2"]
+    assert storage.listdir(str(Path(output_uri, "sacred")))[0] == ["1", "2", "_sources"]
     second = sacred_run(str(Path(output_uri, "sacred")), "2")
     assert second["run"]["status"] == "COMPLETED"
     assert second["metrics"]["loss"]["steps"] == list(range(stopped_at + 1, stopped_at + 4))
