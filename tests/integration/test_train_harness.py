@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +25,8 @@ from wsovvis import storage, ytvis
 pytest.importorskip("torch", reason="the training harness needs torch (pip install 'wsovvis[train]')")
 pytest.importorskip("sacred", reason="the training harness needs sacred (pip install 'wsovvis[train]')")
 
+import torch  # noqa: E402
+
 from tests.integration.train_dataset import make_dataset  # noqa: E402
 from tests.integration.train_toy_trainer import build_model, read_params  # noqa: E402
 
@@ -35,6 +38,7 @@ RUN_TIMEOUT = 120
 
 def write_config(path: Path, **values: Any) -> Path:
     config = {"trainer": TOY_TRAINER, "num_gpus": 2, "device": "cpu", **values}
+    config = {key: value for key, value in config.items() if value is not None}
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -50,6 +54,12 @@ def train_env(**extra: str) -> dict[str, str]:
         PYTHONPATH=str(ROOT), WSOVVIS_GIT_COMMIT="0123abcd", WSOVVIS_IMAGE="wsovvis-runtime:test", **extra
     )
     return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def run_train(command: list[str]) -> subprocess.CompletedProcess[str]:
@@ -71,6 +81,9 @@ def test_two_processes_train_on_s3_data_and_record_one_sacred_run(s3_bucket: str
     storage.upload_tree(tmp_path / "data", storage.join(s3_bucket, "data"))
     output_uri = storage.join(s3_bucket, "train")
     params_dir = tmp_path / "params"
+    torch.save(build_model().state_dict(), tmp_path / "init.pth")
+    weights_uri = storage.join(s3_bucket, "weights/init.pth")
+    storage.upload(tmp_path / "init.pth", weights_uri)
     config = write_config(
         tmp_path / "train.yaml",
         output_uri=output_uri,
@@ -79,14 +92,20 @@ def test_two_processes_train_on_s3_data_and_record_one_sacred_run(s3_bucket: str
             "train_json": storage.join(s3_bucket, "data/train.json"),
             "train_img_root": storage.join(s3_bucket, "data/frames"),
         },
-        d2_opts=["SOLVER.MAX_ITER", 6, "SOLVER.CHECKPOINT_PERIOD", 3, "TOY.PARAMS_DIR", str(params_dir)],
+        d2_opts=[
+            *("SOLVER.MAX_ITER", 6, "SOLVER.CHECKPOINT_PERIOD", 3),
+            *("MODEL.WEIGHTS", weights_uri, "TOY.PARAMS_DIR", str(params_dir)),
+        ],
     )
 
     done = run_train(train_command(config))
 
     assert done.returncode == 0, done.stderr
-    # Data was staged from S3 once into the node's scratch folder, and the workers read it there.
-    assert len(list((tmp_path / "scratch" / "data").glob("*frames.complete"))) == 1
+    # Data and weights were staged from S3 once into the node's scratch folder, and the workers read them there.
+    staged = tmp_path / "scratch" / "data"
+    assert len(list(staged.glob("*frames.complete"))) == 1
+    assert len(list(staged.glob("*train.json/train.json.complete"))) == 1
+    assert len(list(staged.glob("*init.pth/init.pth.complete"))) == 1
     # Gradients were averaged: both ranks, fed different frames, end with the same parameters,
     # which moved away from the shared initial ones.
     params = read_params(params_dir)
@@ -99,7 +118,7 @@ def test_two_processes_train_on_s3_data_and_record_one_sacred_run(s3_bucket: str
     assert storage.exists(storage.join(output_uri, "model_0000002.pth"))
     # One Sacred run, written by the main process only, with the provenance of the code.
     runs_uri = storage.join(output_uri, "sacred")
-    assert storage.listdir(runs_uri)[0] == ["1"]
+    assert storage.listdir(runs_uri)[0] == ["1", "_sources"]
     run = sacred_run(runs_uri, "1")
     assert run["run"]["status"] == "COMPLETED"
     assert run["run"]["meta"]["options"]["--capture"] == "sys"
@@ -110,6 +129,48 @@ def test_two_processes_train_on_s3_data_and_record_one_sacred_run(s3_bucket: str
     assert info["distributed"]["procs_per_machine"] == 2
     assert run["config"]["data"]["train_json"] == storage.join(s3_bucket, "data/train.json")
     assert run["metrics"]["loss"]["steps"] == list(range(6))
+
+
+def test_two_machines_from_the_pytorchjob_environment_form_one_job(tmp_path: Path) -> None:
+    make_dataset(tmp_path / "data")
+    output_uri = str(tmp_path / "out")
+    params_dir = tmp_path / "params"
+    config = write_config(
+        tmp_path / "train.yaml",
+        output_uri=output_uri,
+        num_gpus=None,
+        data={
+            "train_json": str(tmp_path / "data/train.json"),
+            "train_img_root": str(tmp_path / "data/frames"),
+        },
+        d2_opts=["SOLVER.MAX_ITER", 4, "SOLVER.CHECKPOINT_PERIOD", 2, "TOY.PARAMS_DIR", str(params_dir)],
+    )
+    # What the Training Operator sets in the Master pod (index 0) and the Worker pod (index 1).
+    job = {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+        "PET_NNODES": "2",
+        "PET_NPROC_PER_NODE": "1",
+    }
+    pods = [
+        subprocess.Popen(
+            train_command(config, f"scratch_dir={tmp_path / f'pod{index}'}"),
+            env=train_env(**job, PET_NODE_RANK=str(index), RANK=str(index), WORLD_SIZE="2"),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in (0, 1)
+    ]
+    logs = [pod.communicate(timeout=RUN_TIMEOUT)[1] for pod in pods]
+
+    assert [pod.returncode for pod in pods] == [0, 0], "\n".join(logs)
+    assert "machine 1 of 2, 1 process(es) on cpu, world size 2, tcp://127.0.0.1:" in logs[1]
+    params = read_params(params_dir)
+    assert sorted(params) == ["rank0", "rank1"] and params["rank0"] == params["rank1"]
+    runs_uri = str(Path(output_uri, "sacred"))
+    assert storage.listdir(runs_uri)[0] == ["1", "_sources"]
+    info = sacred_run(runs_uri, "1")["info"]
+    assert (info["distributed"]["num_machines"], info["distributed"]["machine_rank"]) == (2, 0)
 
 
 def _wait_for(stream_lines: list[str], needle: str, process: subprocess.Popen[str], timeout: float) -> None:
@@ -156,11 +217,12 @@ def test_sigterm_leaves_a_checkpoint_and_resume_continues_from_it(tmp_path: Path
     assert first["run"]["status"] == "PREEMPTED"
     assert first["metrics"]["loss"]["steps"][-1] == stopped_at
 
-    # A new pod (empty scratch) resumes from what output_uri holds.
+    # A new pod (empty scratch), here with one process, resumes from what output_uri holds.
     done = run_train(
         train_command(
             config,
             "resume=True",
+            "num_gpus=1",
             f"scratch_dir={tmp_path / 'scratch-pod2'}",
             f"d2_opts=['SOLVER.MAX_ITER', {stopped_at + 4}, 'SOLVER.CHECKPOINT_PERIOD', 2]",
         )
@@ -168,7 +230,7 @@ def test_sigterm_leaves_a_checkpoint_and_resume_continues_from_it(tmp_path: Path
 
     assert done.returncode == 0, done.stderr
     assert f"resumed from iteration {stopped_at}" in done.stderr
-    assert storage.listdir(str(Path(output_uri, "sacred")))[0] == ["1", "2"]
+    assert storage.listdir(str(Path(output_uri, "sacred")))[0] == ["1", "2", "_sources"]
     second = sacred_run(str(Path(output_uri, "sacred")), "2")
     assert second["run"]["status"] == "COMPLETED"
     assert second["metrics"]["loss"]["steps"] == list(range(stopped_at + 1, stopped_at + 4))

@@ -6,9 +6,13 @@ Runs where VNext's detectron2 is importable (the runtime venv: ``/work/rt/venv/b
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -58,12 +62,24 @@ def vnext_config() -> Path:
     return config
 
 
-def run_train(config: Path, *updates: str) -> subprocess.CompletedProcess[str]:
+def flat_opts(overrides: dict[str, Any]) -> list[Any]:
+    return [item for pair in {**TINY_SEQFORMER, **overrides}.items() for item in pair]
+
+
+def train_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PET_", "MASTER_"))}
     env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def train_command(config: Path, *updates: str) -> list[str]:
+    return [sys.executable, "-m", "wsovvis", "train", "with", str(config), *updates]
+
+
+def run_train(config: Path, *updates: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "wsovvis", "train", "with", str(config), *updates],
-        env=env,
+        train_command(config, *updates),
+        env=train_env(),
         capture_output=True,
         text=True,
         timeout=900,
@@ -71,27 +87,32 @@ def run_train(config: Path, *updates: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_seqformer_trains_one_iteration_then_evaluates_on_cpu(vnext_config: Path, tmp_path: Path) -> None:
-    data = make_dataset(tmp_path / "data", videos=2, frames=3, size=(48, 64))
-    output_uri = str(tmp_path / "out")
-    config = tmp_path / "seqformer.yaml"
-    config.write_text(
+def write_config(path: Path, vnext_config: Path, data_root: Path, **opts: Any) -> Path:
+    frames = str(data_root / "frames")
+    path.write_text(
         yaml.safe_dump(
             {
                 "d2_cfg_path": str(vnext_config),
-                "d2_opts": [item for pair in TINY_SEQFORMER.items() for item in pair],
+                "d2_opts": flat_opts(opts),
                 "device": "cpu",
-                "output_uri": output_uri,
-                "scratch_dir": str(tmp_path / "scratch"),
+                "output_uri": str(path.parent / "out"),
+                "scratch_dir": str(path.parent / "scratch"),
                 "data": {
-                    "train_json": str(tmp_path / "data/train.json"),
-                    "train_img_root": str(tmp_path / "data/frames"),
-                    "val_json": str(tmp_path / "data/train.json"),
-                    "val_img_root": str(tmp_path / "data/frames"),
+                    "train_json": str(data_root / "train.json"),
+                    "train_img_root": frames,
+                    "val_json": str(data_root / "train.json"),
+                    "val_img_root": frames,
                 },
             }
         )
     )
+    return path
+
+
+def test_seqformer_trains_one_iteration_then_evaluates_on_cpu(vnext_config: Path, tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "data", videos=2, frames=3, size=(48, 64))
+    output_uri = str(tmp_path / "out")
+    config = write_config(tmp_path / "seqformer.yaml", vnext_config, tmp_path / "data")
 
     trained = run_train(config)
 
@@ -115,3 +136,51 @@ def test_seqformer_trains_one_iteration_then_evaluates_on_cpu(vnext_config: Path
     assert {r["video_id"] for r in results} == set(videos)
     assert all(r["category_id"] == 1 for r in results)
     print(f"SeqFormer CPU eval-only: {len(results)} results for {len(videos)} videos")
+
+
+def test_seqformer_stops_on_sigterm_with_a_checkpoint_and_resumes_from_it(
+    vnext_config: Path, tmp_path: Path
+) -> None:
+    make_dataset(tmp_path / "data", videos=2, frames=3, size=(48, 64))
+    output_uri = tmp_path / "out"
+    config = write_config(
+        tmp_path / "seqformer.yaml",
+        vnext_config,
+        tmp_path / "data",
+        **{"SOLVER.MAX_ITER": 100000, "SOLVER.CHECKPOINT_PERIOD": 100000},
+    )
+    process = subprocess.Popen(
+        train_command(config), env=train_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 600
+    while not any("Starting training from iteration 0" in line for line in lines):
+        assert process.poll() is None and time.monotonic() < deadline, "".join(lines)[-5000:]
+        time.sleep(0.2)
+    time.sleep(3)
+
+    process.send_signal(signal.SIGTERM)
+    returncode = process.wait(timeout=600)
+    reader.join(timeout=10)
+
+    log = "".join(lines)
+    assert returncode == 143, log[-5000:]
+    checkpoint = (output_uri / "last_checkpoint").read_text().strip()
+    stopped_at = int(checkpoint.removeprefix("model_").removesuffix(".pth"))
+    assert (output_uri / checkpoint).is_file()
+    assert storage.read_json(str(output_uri / "sacred" / "1" / "run.json"))["status"] == "PREEMPTED"
+
+    resumed = run_train(
+        config,
+        f"scratch_dir={tmp_path / 'scratch-2'}",
+        "resume=True",
+        f"d2_opts={flat_opts({'SOLVER.MAX_ITER': stopped_at + 3})}",
+    )
+
+    assert resumed.returncode == 0, resumed.stderr[-5000:]
+    assert f"Starting training from iteration {stopped_at + 1}" in resumed.stdout + resumed.stderr
+    assert storage.read_json(str(output_uri / "sacred" / "2" / "run.json"))["status"] == "COMPLETED"
+    assert (output_uri / "last_checkpoint").read_text().strip() == "model_final.pth"
+    print(f"SeqFormer CPU: SIGTERM after iteration {stopped_at}, resumed at {stopped_at + 1}")

@@ -100,6 +100,8 @@ def train(config: TrainConfig, runs_uri: str | None = None) -> None:
         args=(job,),
     )
     if stop_request.requested:
+        if config.eval_only:
+            raise Preempted("eval-only run received SIGTERM; rerun it to be sure results.json is complete")
         raise Preempted(
             f"stopped by SIGTERM; the last checkpoint is in {config.output_uri}: rerun with resume=True to continue"
         )

@@ -49,8 +49,9 @@ def git_commit(env: Mapping[str, str] | None = None) -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
-def third_party_pins(path: Path = PINS_FILE) -> Any:
-    """The upstream pins (``third_party/pins.json``), or None when the project carries none."""
+def third_party_pins(path: str | os.PathLike[str] | None = None) -> Any:
+    """The upstream pins (``$WSOVVIS_PINS``, else ``third_party/pins.json``), or None when there are none."""
+    path = Path(path or os.environ.get("WSOVVIS_PINS") or PINS_FILE)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -133,6 +134,8 @@ def run_with_sacred(
     if run_dir.exists():
         shutil.rmtree(run_dir)
     sync = OutputSync(run_dir, storage.join(runs_uri, str(run_id)))
+    # Sacred keeps copies of the experiment's source files beside the runs, shared by all of them.
+    sources_sync = OutputSync(local_dir / "_sources", storage.join(runs_uri, "_sources"))
     experiment = Experiment(EXPERIMENT_NAME, save_git_info=False)
     experiment.add_config(config)
     experiment.observers.append(FileStorageObserver(os.fspath(local_dir)))
@@ -156,4 +159,5 @@ def run_with_sacred(
         raise preemption[0] from None
     finally:
         sync.sync()
+        sources_sync.sync()
     return run.result
