@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out/demo
 
-.PHONY: venv demo test test-runtime lint format images clean
+.PHONY: venv demo test test-runtime apiserver lint format images clean
 
 venv: $(VENV)/.installed
 
@@ -19,8 +19,20 @@ $(VENV)/.installed: pyproject.toml requirements/dev.txt
 demo: venv
 	$(BIN)/wsovvis demo --out $(OUT)
 
-test: venv
+test: venv apiserver
 	$(BIN)/python -m pytest
+
+# A real kube-apiserver (v1.20, from Debian's kubernetes source package) for the apiserver tests: built once per
+# machine and cached; where it cannot be built (no root, no Debian) those tests skip and say why.
+apiserver:
+	scripts/kube-apiserver/build.sh || echo "kube-apiserver could not be built: the apiserver tests will skip"
+
+RUNTIME_PY ?= /work/rt/venv/bin/python
+test-runtime:
+	PYTHONPATH=$(CURDIR) $(RUNTIME_PY) -m pytest tests/runtime
+
+images:
+	scripts/build-images.sh
 
 lint: venv
 	$(BIN)/ruff check .
