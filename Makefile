@@ -27,8 +27,8 @@ test: venv apiserver
 apiserver:
 	scripts/kube-apiserver/build.sh || echo "kube-apiserver could not be built: the apiserver tests will skip"
 
-RUNTIME_PY ?= /work/rt/venv/bin/python
 test-runtime:
+	@test -n "$(RUNTIME_PY)" || { echo 'set RUNTIME_PY to a python with CutLER/VNext installed (docs/runtime.md)'; exit 2; }
 	PYTHONPATH=$(CURDIR) $(RUNTIME_PY) -m pytest tests/runtime
 
 images:
