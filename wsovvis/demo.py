@@ -18,9 +18,42 @@ log = logging.getLogger(__name__)
 SHOWN_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
 
 
+# A SeqFormer small enough to train a few iterations on 2 CPU cores (random init; the point is the chain).
+CPU_SEQFORMER_OPTS = {
+    "MODEL.WEIGHTS": "",
+    "SEED": 0,
+    "MODEL.RESNETS.DEPTH": 18,
+    "MODEL.RESNETS.RES2_OUT_CHANNELS": 64,
+    "MODEL.SeqFormer.ENC_LAYERS": 1,
+    "MODEL.SeqFormer.DEC_LAYERS": 1,
+    "MODEL.SeqFormer.HIDDEN_DIM": 64,
+    "MODEL.SeqFormer.DIM_FEEDFORWARD": 64,
+    "MODEL.SeqFormer.APPLY_CLS_THRES": 0.0,
+    "INPUT.SAMPLING_FRAME_NUM": 2,
+    "INPUT.MIN_SIZE_TRAIN": "(96,)",
+    "INPUT.MAX_SIZE_TRAIN": 160,
+    "INPUT.MIN_SIZE_TEST": 96,
+    "INPUT.MAX_SIZE_TEST": 160,
+    "SOLVER.IMS_PER_BATCH": 1,
+    "SOLVER.MAX_ITER": 10,
+    "SOLVER.CHECKPOINT_PERIOD": 10,
+    "DATALOADER.NUM_WORKERS": 0,
+}
+
+
+def seqformer_config() -> str:
+    """VNext's SeqFormer config where ``wsovvis prepare`` set the runtime up in this interpreter, else ''."""
+    from wsovvis.prepare.hook import installed_config
+
+    config = installed_config()
+    if config is None:
+        return ""
+    return str(Path(config["sources"]["vnext"]) / "projects/SeqFormer/configs/base_ytvis.yaml")
+
+
 def demo_params(frames_root: str, gt_json: str, work_root: str, num_shards: int) -> dict[str, Any]:
-    """Pipeline parameters for a CPU-only local run: motion masks, local training (skipped without SeqFormer)."""
-    return {
+    """Pipeline parameters for a CPU-only local run: motion masks, a tiny local training where SeqFormer is set up."""
+    params: dict[str, Any] = {
         "frames_root": frames_root,
         "work_root": work_root,
         "train_gt_json": gt_json,
@@ -32,8 +65,11 @@ def demo_params(frames_root: str, gt_json: str, work_root: str, num_shards: int)
         "min_masks": 3,
         "min_coverage": 0.2,
         "train_launcher": "local",
-        "d2_opts": ["SOLVER.MAX_ITER", "2", "MODEL.DEVICE", "cpu"],
+        "d2_opts": [str(item) for pair in CPU_SEQFORMER_OPTS.items() for item in pair],
     }
+    if config := seqformer_config():
+        params["d2_cfg_path"] = config
+    return params
 
 
 def run_demo(
