@@ -100,6 +100,10 @@ class _PatchingLoader(importlib.abc.Loader):
 class RuntimeFinder(importlib.abc.MetaPathFinder):
     """Finds detectron2 projects in the configured folders and wraps the loaders of the modules it patches."""
 
+    # Marks finders of any copy of this module (the installed hook, a test's), which skip each other when they look
+    # for the unpatched module: two of them asking each other would recurse without end.
+    is_wsovvis_runtime_finder = True
+
     def __init__(self, config: dict[str, Any]) -> None:
         self.projects: dict[str, str] = dict(config.get("detectron2_projects", {}))
         self.msda_ops: list[dict[str, str]] = list(config.get("msda_ops", []))
@@ -147,7 +151,7 @@ class RuntimeFinder(importlib.abc.MetaPathFinder):
         self, fullname: str, path: Any, target: types.ModuleType | None
     ) -> importlib.machinery.ModuleSpec | None:
         for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
+            if getattr(finder, "is_wsovvis_runtime_finder", False) or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
