@@ -129,6 +129,11 @@ def cuda_build_blocker() -> str | None:
         return f"torch {torch.__version__} is a CPU-only build"
     if cpp_extension.CUDA_HOME is None:
         return "no CUDA toolkit found (set CUDA_HOME or put nvcc on PATH)"
+    if not (Path(cpp_extension.CUDA_HOME) / "include" / "cuda_runtime.h").is_file():
+        return (
+            f"the CUDA toolkit found at {cpp_extension.CUDA_HOME} has no include/cuda_runtime.h "
+            "(nvcc on PATH may be a wrapper): set CUDA_HOME to the toolkit root, e.g. /usr/local/cuda"
+        )
     return None
 
 
