@@ -40,6 +40,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "runtime.json"
+INSTALLED_NAME = "wsovvis_runtime"
 UPSTREAM_EXTENSION = "MultiScaleDeformableAttention"
 MSDA_FUNC_SUFFIX = ".ops.functions.ms_deform_attn_func"
 PROJECTS_PREFIX = "detectron2.projects."
@@ -264,5 +265,14 @@ def install(config: dict[str, Any] | None = None) -> bool:
 
 
 def installed_config() -> dict[str, Any] | None:
-    """The configuration this process runs with, or None when the hook is not installed."""
-    return _installed.get("config")
+    """The configuration this process runs with, or None when the hook is not installed.
+
+    Called on the project's copy (``wsovvis.prepare.hook``), it answers for the installed copy
+    (``wsovvis_runtime``) that the ``.pth`` line activated at start-up.
+    """
+    config = _installed.get("config")
+    if config is None and __name__ != INSTALLED_NAME:
+        active = sys.modules.get(INSTALLED_NAME)
+        if active is not None and hasattr(active, "installed_config"):
+            config = active.installed_config()
+    return config
