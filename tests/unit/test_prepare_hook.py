@@ -121,3 +121,13 @@ def test_pil_linear_alias_only_when_absent():
     old = types.SimpleNamespace(BILINEAR=2, LINEAR=7)
     hook.alias_pil_linear(old)
     assert old.LINEAR == 7
+
+
+def test_project_copy_reports_the_config_of_the_installed_hook(monkeypatch, tmp_path):
+    config = {"sources": {"cutler": str(tmp_path)}}
+    installed = types.ModuleType("wsovvis_runtime")
+    installed.installed_config = lambda: config
+    monkeypatch.setitem(sys.modules, "wsovvis_runtime", installed)
+    assert hook.installed_config() == config
+    monkeypatch.delitem(sys.modules, "wsovvis_runtime")
+    assert hook.installed_config() is None

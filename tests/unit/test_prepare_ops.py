@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tests.prepare_trees import fake_sources
-from wsovvis.prepare.ops import build_ops, build_plan, cuda_build_blocker
+from wsovvis.prepare.ops import (
+    build_ops,
+    build_plan,
+    copy_modernized_sources,
+    cuda_build_blocker,
+    modernize_op_source,
+)
 
 
 def test_ops_with_equal_code_are_built_once_for_both(tmp_path):
@@ -30,3 +36,26 @@ def test_build_is_skipped_with_the_reason_when_cuda_cannot_compile(tmp_path):
     assert len(lines) == 1
     assert lines[0].startswith("skipped building wsovvis_msda_") and blocker in lines[0]
     assert list(site.iterdir()) == []
+
+
+def test_op_sources_are_rewritten_for_recent_torch():
+    source = (
+        'AT_ASSERTM(value.type().is_cuda(), "value must be a CUDA tensor");\n'
+        'AT_DISPATCH_FLOATING_TYPES(value.type(), "ms_deform_attn_forward_cuda", ([&] {\n'
+        "if (value.type().is_cuda())\n"
+    )
+    assert modernize_op_source(source) == (
+        'AT_ASSERTM(value.is_cuda(), "value must be a CUDA tensor");\n'
+        'AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_forward_cuda", ([&] {\n'
+        "if (value.is_cuda())\n"
+    )
+
+
+def test_build_copies_sources_without_touching_upstream(tmp_path):
+    sources = fake_sources(tmp_path / "src", seqformer_kernel="AT_DISPATCH_FLOATING_TYPES(v.type(), x);")
+    upstream = sources.msda_ops_dirs["seqformer"] / "src"
+    before = (upstream / "cuda" / "kernel.cu").read_text()
+    files = copy_modernized_sources(upstream, tmp_path / "copy")
+    assert [f.relative_to(tmp_path / "copy").as_posix() for f in files] == ["cuda/kernel.cu"]
+    assert "v.scalar_type()" in files[0].read_text()
+    assert (upstream / "cuda" / "kernel.cu").read_text() == before

@@ -40,6 +40,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "runtime.json"
+INSTALLED_NAME = "wsovvis_runtime"
 UPSTREAM_EXTENSION = "MultiScaleDeformableAttention"
 MSDA_FUNC_SUFFIX = ".ops.functions.ms_deform_attn_func"
 PROJECTS_PREFIX = "detectron2.projects."
@@ -100,6 +101,10 @@ class _PatchingLoader(importlib.abc.Loader):
 class RuntimeFinder(importlib.abc.MetaPathFinder):
     """Finds detectron2 projects in the configured folders and wraps the loaders of the modules it patches."""
 
+    # Marks finders of any copy of this module (the installed hook, a test's), which skip each other when they look
+    # for the unpatched module: two of them asking each other would recurse without end.
+    is_wsovvis_runtime_finder = True
+
     def __init__(self, config: dict[str, Any]) -> None:
         self.projects: dict[str, str] = dict(config.get("detectron2_projects", {}))
         self.msda_ops: list[dict[str, str]] = list(config.get("msda_ops", []))
@@ -147,7 +152,7 @@ class RuntimeFinder(importlib.abc.MetaPathFinder):
         self, fullname: str, path: Any, target: types.ModuleType | None
     ) -> importlib.machinery.ModuleSpec | None:
         for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
+            if getattr(finder, "is_wsovvis_runtime_finder", False) or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
@@ -260,5 +265,14 @@ def install(config: dict[str, Any] | None = None) -> bool:
 
 
 def installed_config() -> dict[str, Any] | None:
-    """The configuration this process runs with, or None when the hook is not installed."""
-    return _installed.get("config")
+    """The configuration this process runs with, or None when the hook is not installed.
+
+    Called on the project's copy (``wsovvis.prepare.hook``), it answers for the installed copy
+    (``wsovvis_runtime``) that the ``.pth`` line activated at start-up.
+    """
+    config = _installed.get("config")
+    if config is None and __name__ != INSTALLED_NAME:
+        active = sys.modules.get(INSTALLED_NAME)
+        if active is not None and hasattr(active, "installed_config"):
+            config = active.installed_config()
+    return config

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
 import sysconfig
 import tempfile
 from dataclasses import dataclass
@@ -30,6 +32,40 @@ NVCC_FLAGS = [
     "-D__CUDA_NO_HALF_CONVERSIONS__",
     "-D__CUDA_NO_HALF2_OPERATORS__",
 ]
+
+
+_DISPATCH_ON_TYPE = re.compile(r"(AT_DISPATCH_\w+\(\s*)(\w+)\.type\(\)")
+_TYPE_IS_CUDA = re.compile(r"(\w+)\.type\(\)\.is_cuda\(\)")
+SOURCE_SUFFIXES = {".h", ".cpp", ".cu", ".cuh"}
+
+
+def modernize_op_source(text: str) -> str:
+    """Rewrite the ``tensor.type()`` uses that recent torch no longer compiles.
+
+    ``AT_DISPATCH_*(value.type(), ...)`` stopped compiling once ``DeprecatedTypeProperties`` lost its conversion
+    to ``ScalarType`` (torch 2.14: "no suitable conversion function"); ``scalar_type()`` is the same dispatch key.
+    ``value.type().is_cuda()`` becomes ``value.is_cuda()``. The upstream files are not touched: the build compiles
+    a rewritten copy.
+    """
+    return _TYPE_IS_CUDA.sub(r"\1.is_cuda()", _DISPATCH_ON_TYPE.sub(r"\1\2.scalar_type()", text))
+
+
+def copy_modernized_sources(src: Path, destination: Path) -> list[Path]:
+    """Copy an op's ``src`` folder to ``destination`` through :func:`modernize_op_source`; returns the sources."""
+    for path in sorted(src.rglob("*")):
+        if path.is_file() and path.suffix in SOURCE_SUFFIXES:
+            target = destination / path.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(modernize_op_source(path.read_text(encoding="utf-8")), encoding="utf-8")
+        elif path.is_file():
+            target = destination / path.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    return (
+        sorted(destination.glob("*.cpp"))
+        + sorted(destination.glob("cpu/*.cpp"))
+        + sorted(destination.glob("cuda/*.cu"))
+    )
 
 
 @dataclass(frozen=True)
@@ -93,6 +129,11 @@ def cuda_build_blocker() -> str | None:
         return f"torch {torch.__version__} is a CPU-only build"
     if cpp_extension.CUDA_HOME is None:
         return "no CUDA toolkit found (set CUDA_HOME or put nvcc on PATH)"
+    if not (Path(cpp_extension.CUDA_HOME) / "include" / "cuda_runtime.h").is_file():
+        return (
+            f"the CUDA toolkit found at {cpp_extension.CUDA_HOME} has no include/cuda_runtime.h "
+            "(nvcc on PATH may be a wrapper): set CUDA_HOME to the toolkit root, e.g. /usr/local/cuda"
+        )
     return None
 
 
@@ -130,26 +171,29 @@ def build_ops(sources: RuntimeSources, site_packages: Path, arch_list: str | Non
             messages.append(f"{op.name} (for {', '.join(op.serves)}) already built for {arch_list}")
             continue
         src = op.source_dir / "src"
-        files = [
-            str(p)
-            for p in sorted(src.glob("*.cpp")) + sorted(src.glob("cpu/*.cpp")) + sorted(src.glob("cuda/*.cu"))
-        ]
         log.info("compiling %s from %s for CUDA archs %s (several minutes)", op.name, src, arch_list)
         saved = os.environ.get("TORCH_CUDA_ARCH_LIST")
         os.environ["TORCH_CUDA_ARCH_LIST"] = arch_list
         try:
             with tempfile.TemporaryDirectory(prefix=f"{op.name}-") as build_dir:
-                cpp_extension.load(
-                    name=op.name,
-                    sources=files,
-                    extra_include_paths=[str(src), *pip_cuda_include_dirs(cpp_extension.CUDA_HOME)],
-                    extra_cflags=["-O3", "-DWITH_CUDA"],
-                    extra_cuda_cflags=NVCC_FLAGS + ["-DWITH_CUDA"],
-                    with_cuda=True,
-                    build_directory=build_dir,
-                    is_python_module=True,
-                    verbose=log.isEnabledFor(logging.DEBUG),
-                )
+                copy = Path(build_dir) / "src"
+                files = copy_modernized_sources(src, copy)
+                try:
+                    cpp_extension.load(
+                        name=op.name,
+                        sources=[str(f) for f in files],
+                        extra_include_paths=[str(copy), *pip_cuda_include_dirs(cpp_extension.CUDA_HOME)],
+                        extra_cflags=["-O3", "-DWITH_CUDA"],
+                        extra_cuda_cflags=NVCC_FLAGS + ["-DWITH_CUDA"],
+                        with_cuda=True,
+                        build_directory=build_dir,
+                        is_python_module=True,
+                        verbose=log.isEnabledFor(logging.DEBUG),
+                    )
+                except (RuntimeError, OSError) as exc:
+                    raise RuntimeMissingError(
+                        f"compiling {op.name} from {src} for CUDA archs {arch_list} failed: {str(exc)[-3000:]}"
+                    ) from exc
                 built = Path(build_dir) / f"{op.name}.so"
                 storage.write_bytes(target, built.read_bytes())
         finally:
