@@ -1,6 +1,7 @@
 """Backend ``motion``: a classical baseline for static-camera footage, on CPU, with no weights.
 
-Per video: the background is the per-pixel temporal median of the (blurred) frames; a pixel is foreground
+Per video: the background is, per pixel, the value most (blurred) frames agree on (see
+``_consensus_background``; sturdier than a temporal median where object paths cross); a pixel is foreground
 where some channel differs from it by more than ``threshold``; morphology (open, close, hole filling) cleans
 the mask; connected components above ``min_area_fraction`` of the frame are detections. Detections are linked
 into tracks greedily by mask IoU against each track's last mask shifted by its last velocity (a track may
@@ -36,6 +37,8 @@ class MotionOptions:
     min_track_frames: int = 2
     max_instances: int = 10
     working_size: int = 480  # longest side frames are processed at (masks return at the original size)
+    background_tolerance: float = 12.0  # frames agreeing within this are the same background value
+    background_frames: int = 40  # at most this many frames (evenly spaced) build the background
 
 
 @dataclass
@@ -122,7 +125,9 @@ class MotionBackend:
         )
         if len(frames) < 3:
             return VideoPrediction([np.zeros((height, width), np.uint8) for _ in frames], [])
-        background = np.median(small, axis=0).astype(np.int16)
+        background = _consensus_background(
+            small, self.options.background_tolerance, self.options.background_frames
+        )
         tracks = self._link([self._detect(frame, index, background) for index, frame in enumerate(small)])
         scored = [(t.score(), t) for t in tracks if len(t.detections) >= self.options.min_track_frames]
         kept = [(s, t) for s, t in scored if s >= self.options.confidence]
@@ -191,6 +196,29 @@ class MotionBackend:
                 if di not in used_dets:
                     tracks.append(_Track([det]))
         return tracks
+
+
+def _consensus_background(frames: np.ndarray, tolerance: float, max_frames: int) -> np.ndarray:
+    """Per pixel, the mean of the largest set of frames that agree with one of them within ``tolerance``.
+
+    A plain temporal median breaks where moving objects together cover a pixel in more than half of the
+    frames (their paths cross); the static background is the one value that recurs unchanged, so the densest
+    cluster of values finds it even when it shows in only a third of the frames.
+    """
+    sample = frames[
+        np.unique(np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).round().astype(int))
+    ]
+    sample = sample.astype(np.int16)
+    best_count = np.zeros(sample.shape[1:3], np.int32)
+    best_index = np.zeros(sample.shape[1:3], np.int64)
+    for index in range(len(sample)):
+        agree = (np.abs(sample - sample[index]).max(axis=3) <= tolerance).sum(axis=0)
+        better = agree > best_count
+        best_count[better] = agree[better]
+        best_index[better] = index
+    reference = np.take_along_axis(sample, best_index[None, :, :, None], axis=0)[0]
+    members = np.abs(sample - reference).max(axis=3, keepdims=True) <= tolerance
+    return ((sample * members).sum(axis=0) / members.sum(axis=0)).astype(np.int16)
 
 
 def _fill_holes(cv2: Any, mask: np.ndarray) -> np.ndarray:
