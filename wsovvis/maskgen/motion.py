@@ -205,20 +205,27 @@ def _consensus_background(frames: np.ndarray, tolerance: float, max_frames: int)
     frames (their paths cross); the static background is the one value that recurs unchanged, so the densest
     cluster of values finds it even when it shows in only a third of the frames.
     """
-    sample = frames[
-        np.unique(np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).round().astype(int))
-    ]
-    sample = sample.astype(np.int16)
-    best_count = np.zeros(sample.shape[1:3], np.int32)
-    best_index = np.zeros(sample.shape[1:3], np.int64)
-    for index in range(len(sample)):
-        agree = (np.abs(sample - sample[index]).max(axis=3) <= tolerance).sum(axis=0)
+    picked = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).round().astype(int))
+    planes = np.ascontiguousarray(frames[picked].transpose(3, 0, 1, 2), dtype=np.int16)  # (C, T, H, W)
+
+    def distance_to(reference: np.ndarray) -> np.ndarray:
+        """Max over channels of |frame - reference|, for every sampled frame: (T, H, W)."""
+        distance = np.abs(planes[0] - reference[0])
+        for channel in range(1, planes.shape[0]):
+            np.maximum(distance, np.abs(planes[channel] - reference[channel]), out=distance)
+        return distance
+
+    best_count = np.zeros(planes.shape[2:], np.int32)
+    best_index = np.zeros(planes.shape[2:], np.int64)
+    for index in range(planes.shape[1]):
+        agree = (distance_to(planes[:, index]) <= tolerance).sum(axis=0, dtype=np.int32)
         better = agree > best_count
         best_count[better] = agree[better]
         best_index[better] = index
-    reference = np.take_along_axis(sample, best_index[None, :, :, None], axis=0)[0]
-    members = np.abs(sample - reference).max(axis=3, keepdims=True) <= tolerance
-    return ((sample * members).sum(axis=0) / members.sum(axis=0)).astype(np.int16)
+    reference = np.take_along_axis(planes, best_index[None, None], axis=1)[:, 0]
+    members = distance_to(reference) <= tolerance
+    background = (planes * members).sum(axis=1) / members.sum(axis=0)
+    return np.ascontiguousarray(background.transpose(1, 2, 0)).astype(np.int16)
 
 
 def _fill_holes(cv2: Any, mask: np.ndarray) -> np.ndarray:
