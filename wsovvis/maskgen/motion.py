@@ -38,6 +38,9 @@ class MotionOptions:
     max_instances: int = 10
     working_size: int = 480  # longest side frames are processed at (masks return at the original size)
     background_tolerance: float = 12.0  # frames agreeing within this are the same background value
+    merge_coverage: float = (
+        0.5  # a blob holding this much of 2+ tracks' predicted masks is split between them
+    )
     background_frames: int = 40  # at most this many frames (evenly spaced) build the background
 
 
@@ -84,20 +87,57 @@ def _cv2() -> Any:
     return cv2
 
 
-def _shifted_iou(track: _Track, det: _Detection, frame: int) -> float:
+def _predicted(track: _Track, frame: int) -> _Detection:
+    """The track's last mask moved on by its last velocity to ``frame``."""
     prev = track.last
     vx, vy = track.velocity()
     steps = frame - prev.frame
     dx, dy = round(vx * steps), round(vy * steps)
-    ax0, ay0, ax1, ay1 = prev.box[0] + dx, prev.box[1] + dy, prev.box[2] + dx, prev.box[3] + dy
-    bx0, by0, bx1, by1 = det.box
-    ix0, iy0, ix1, iy1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
+    box = (prev.box[0] + dx, prev.box[1] + dy, prev.box[2] + dx, prev.box[3] + dy)
+    return _Detection(frame, box, prev.crop, (prev.centroid[0] + dx, prev.centroid[1] + dy))
+
+
+def _intersection(a: _Detection, b: _Detection) -> int:
+    ix0, iy0 = max(a.box[0], b.box[0]), max(a.box[1], b.box[1])
+    ix1, iy1 = min(a.box[2], b.box[2]), min(a.box[3], b.box[3])
     if ix0 >= ix1 or iy0 >= iy1:
-        return 0.0
-    a = prev.crop[iy0 - ay0 : iy1 - ay0, ix0 - ax0 : ix1 - ax0]
-    b = det.crop[iy0 - by0 : iy1 - by0, ix0 - bx0 : ix1 - bx0]
-    inter = int((a & b).sum())
-    return inter / (prev.area + det.area - inter) if inter else 0.0
+        return 0
+    crop_a = a.crop[iy0 - a.box[1] : iy1 - a.box[1], ix0 - a.box[0] : ix1 - a.box[0]]
+    crop_b = b.crop[iy0 - b.box[1] : iy1 - b.box[1], ix0 - b.box[0] : ix1 - b.box[0]]
+    return int((crop_a & crop_b).sum())
+
+
+def _iou(a: _Detection, b: _Detection) -> float:
+    inter = _intersection(a, b)
+    return inter / (a.area + b.area - inter) if inter else 0.0
+
+
+def _split(det: _Detection, predictions: list[_Detection]) -> list[_Detection]:
+    """Divide a blob that swallowed several tracked objects: each pixel goes to the object whose predicted mask
+    holds it (the nearest predicted centre among several, or when none does)."""
+    ys, xs = np.nonzero(det.crop)
+    xs_abs, ys_abs = xs + det.box[0], ys + det.box[1]
+    costs = []
+    for p in predictions:
+        px, py = xs_abs - p.box[0], ys_abs - p.box[1]
+        inside = (px >= 0) & (py >= 0) & (px < p.crop.shape[1]) & (py < p.crop.shape[0])
+        covered = np.zeros(len(xs), bool)
+        covered[inside] = p.crop[py[inside], px[inside]]
+        distance = np.hypot(xs_abs - p.centroid[0], ys_abs - p.centroid[1])
+        costs.append(distance + np.where(covered, 0.0, 1e6))
+    owner = np.argmin(np.stack(costs), axis=0)
+    parts = []
+    for index in range(len(predictions)):
+        mine = owner == index
+        if not mine.any():
+            continue
+        x0, x1 = int(xs_abs[mine].min()), int(xs_abs[mine].max()) + 1
+        y0, y1 = int(ys_abs[mine].min()), int(ys_abs[mine].max()) + 1
+        crop = np.zeros((y1 - y0, x1 - x0), bool)
+        crop[ys_abs[mine] - y0, xs_abs[mine] - x0] = True
+        centroid = (float(xs_abs[mine].mean()), float(ys_abs[mine].mean()))
+        parts.append(_Detection(det.frame, (x0, y0, x1, y1), crop, centroid))
+    return parts
 
 
 class MotionBackend:
@@ -170,13 +210,27 @@ class MotionBackend:
             detections.append(_Detection(index, (x, y, x + w, y + h), crop, tuple(centroids[label])))
         return detections
 
+    def _split_merged(self, detections: list[_Detection], predictions: list[_Detection]) -> list[_Detection]:
+        """Detections, with every blob that covers most of two or more tracks' predicted masks split up."""
+        result = []
+        for det in detections:
+            swallowed = [
+                p for p in predictions if _intersection(p, det) >= self.options.merge_coverage * p.area
+            ]
+            result.extend(_split(det, swallowed) if len(swallowed) > 1 else [det])
+        return result
+
     def _link(self, per_frame: list[list[_Detection]]) -> list[_Track]:
         tracks: list[_Track] = []
         for frame, detections in enumerate(per_frame):
             active = [t for t in tracks if frame - t.last.frame <= self.options.max_gap + 1]
+            predictions = [_predicted(t, frame) for t in active]
+            detections = self._split_merged(
+                detections, [p for t, p in zip(active, predictions, strict=True) if len(t.detections) > 1]
+            )
             pairs = sorted(
                 (
-                    (_shifted_iou(track, det, frame), ti, di)
+                    (_iou(predictions[ti], det), ti, di)
                     for ti, track in enumerate(active)
                     for di, det in enumerate(detections)
                 ),
