@@ -24,7 +24,11 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("s3")
     env = dict(os.environ, WEED=weed, S3_ACCESS_KEY=S3_KEYS[0], S3_SECRET_KEY=S3_KEYS[1])
     out = subprocess.run(
-        [str(ROOT / "scripts" / "s3-server.sh"), str(data_dir)], env=env, capture_output=True, text=True, check=False
+        [str(ROOT / "scripts" / "s3-server.sh"), str(data_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode != 0:
         pytest.fail(f"S3 server did not start: {out.stderr.strip()}")

@@ -19,10 +19,18 @@ from wsovvis.logs import setup_logging
 log = logging.getLogger(__name__)
 
 SUBCOMMANDS = (
-    "wsovvis.agnostic",
+    "wsovvis.prepare",
     "wsovvis.synth",
     "wsovvis.shards",
     "wsovvis.maskgen.cli",
+    "wsovvis.convert.cli",
+    "wsovvis.agnostic",
+    "wsovvis.train.cli",
+    "wsovvis.k8s.pytorchjob",
+    "wsovvis.k8s.launcher",
+    "wsovvis.evaluate.cli",
+    "wsovvis.pipeline_cli",
+    "wsovvis.demo",
 )
 
 

@@ -56,6 +56,11 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         (item,) = typing.get_args(hint)[:1] or (Any,)
         items = [_coerce(item, v, where) for v in value]
         return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UsageError(f"{where}: expected a mapping, got {value!r}")
+        key_hint, value_hint = typing.get_args(hint) or (Any, Any)
+        return {_coerce(key_hint, k, where): _coerce(value_hint, v, f"{where}.{k}") for k, v in value.items()}
     if hint is Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):

@@ -21,16 +21,20 @@ def encode_index_map(index_map: np.ndarray) -> dict[int, RLE]:
     """Compressed RLE (counts as str) of every nonzero value of a 2-D index map, keyed by value.
 
     The map is scanned once in COCO's column-major order into runs of equal values; each instance's RLE is then
-    derived from that run list (far shorter than the pixel count), not from a full-frame mask of its own.
+    derived from that run list (far shorter than the pixel count), not from a full-frame mask of its own. Run
+    boundaries are found on the row-major array (vertical neighbours, then column wrap-arounds) to avoid a
+    full transposed copy of the map.
     """
     if index_map.ndim != 2:
         raise ValueError(f"index map must be 2-D, got shape {index_map.shape}")
     height, width = index_map.shape
-    flat = np.ascontiguousarray(index_map.T).reshape(-1)
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    within_column = np.flatnonzero(index_map[1:, :] != index_map[:-1, :])
+    rows, cols = np.divmod(within_column, width)
+    column_starts = (np.flatnonzero(index_map[-1, :-1] != index_map[0, 1:]) + 1) * height
+    change = np.sort(np.concatenate((cols * height + rows + 1, column_starts)))
     starts = np.concatenate(([0], change))
-    lengths = np.diff(np.concatenate((starts, [flat.size])))
-    values = flat[starts]
+    lengths = np.diff(np.concatenate((starts, [height * width])))
+    values = index_map[starts % height, starts // height]
     uncompressed = []
     ids = [int(v) for v in np.unique(values) if v != 0]
     for value in ids:
@@ -73,14 +77,25 @@ def _as_bytes(rles: list[RLE]) -> list[RLE]:
     ]
 
 
+# pycocotools' area() sizes a helper array as uint8 from the count: under numpy 2 it fails past 255 masks.
+_AREA_CHUNK = 255
+
+
+def areas(rles: list[RLE]) -> np.ndarray:
+    """Pixel areas (int64) of compressed RLEs (counts str or bytes), in as few C calls as pycocotools allows."""
+    if not rles:
+        return np.zeros(0, dtype=np.int64)
+    chunks = [mask_utils.area(rles[i : i + _AREA_CHUNK]) for i in range(0, len(rles), _AREA_CHUNK)]
+    return np.concatenate(chunks).astype(np.int64)
+
+
 def boxes_and_areas(rles: list[RLE]) -> tuple[list[list[float]], list[int]]:
     """[x, y, w, h] boxes and pixel areas of compressed RLEs, in one C call each."""
     if not rles:
         return [], []
     encoded = _as_bytes(rles)
     boxes = mask_utils.toBbox(encoded).tolist()
-    areas = [int(a) for a in mask_utils.area(encoded)]
-    return boxes, areas
+    return boxes, areas(encoded).tolist()
 
 
 def iou(a: RLE, b: RLE) -> float:

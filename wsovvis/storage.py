@@ -128,17 +128,28 @@ _clients: dict[tuple[int, S3Settings], Any] = {}
 
 def s3_client(settings: S3Settings | None = None) -> Any:
     """A Minio client for the configured endpoint, one per process (clients do not survive fork)."""
+    import certifi
+    import urllib3
     from minio import Minio
 
     settings = settings or S3Settings.from_env()
     key = (os.getpid(), settings)
     if key not in _clients:
+        # urllib3's own retries are off: with_retries() is the one retry layer, so a dead endpoint fails in seconds.
+        http_client = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=10, read=300),
+            maxsize=16,
+            retries=False,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=certifi.where(),
+        )
         _clients[key] = Minio(
             settings.endpoint,
             access_key=settings.access_key,
             secret_key=settings.secret_key,
             region=settings.region,
             secure=settings.secure,
+            http_client=http_client,
         )
     return _clients[key]
 

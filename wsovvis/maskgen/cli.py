@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from wsovvis import config, storage
+from wsovvis import storage
 from wsovvis.cliutil import add_flag, fraction
+from wsovvis.config import load_yaml
 from wsovvis.errors import UsageError
 from wsovvis.maskgen.backend import Backend
 from wsovvis.maskgen.run import MaskGenConfig, mask_gen
@@ -14,29 +15,42 @@ from wsovvis.maskgen.run import MaskGenConfig, mask_gen
 BACKENDS = ("videocutler", "motion")
 
 
-def build_backend(args: argparse.Namespace) -> Backend:
-    if args.backend == "motion":
+def build_backend(
+    name: str,
+    *,
+    config: str | None = None,
+    weights: str | None = None,
+    cutler_dir: str | None = None,
+    confidence: float | None = None,
+    device: str = "cuda",
+    window: int = 80,
+    overlap: int = 8,
+) -> Backend:
+    """The mask backend ``name`` with its settings (shared by the CLI and the pipeline step)."""
+    if name == "motion":
         from wsovvis.maskgen.motion import MotionBackend, MotionOptions
 
         options = MotionOptions()
-        if args.config:
-            options = config.load_yaml(MotionOptions, storage.read_text(args.config), source=args.config)
-        if args.confidence is not None:
-            options = dataclasses.replace(options, confidence=args.confidence)
+        if config:
+            options = load_yaml(MotionOptions, storage.read_text(config), source=config)
+        if confidence is not None:
+            options = dataclasses.replace(options, confidence=confidence)
         return MotionBackend(options)
+    if name != "videocutler":
+        raise UsageError(f"mask-gen: unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     from wsovvis.maskgen.videocutler import VideoCutlerBackend, VideoCutlerOptions
 
-    if not args.weights:
+    if not weights:
         raise UsageError("mask-gen --backend videocutler needs --weights (a .pth path or s3:// URI)")
     return VideoCutlerBackend(
         VideoCutlerOptions(
-            cutler_dir=args.cutler_dir,
-            config_file=args.config,
-            weights=args.weights,
-            confidence=0.6 if args.confidence is None else args.confidence,
-            device=args.device,
-            window=args.window,
-            overlap=args.overlap,
+            cutler_dir=cutler_dir,
+            config_file=config,
+            weights=weights,
+            confidence=0.6 if confidence is None else confidence,
+            device=device,
+            window=window,
+            overlap=overlap,
         )
     )
 
@@ -79,7 +93,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    backend = build_backend(args)
+    backend = build_backend(
+        args.backend,
+        config=args.config,
+        weights=args.weights,
+        cutler_dir=args.cutler_dir,
+        confidence=args.confidence,
+        device=args.device,
+        window=args.window,
+        overlap=args.overlap,
+    )
     mask_gen(
         MaskGenConfig(
             manifest=args.manifest,

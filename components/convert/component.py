@@ -1,0 +1,36 @@
+"""convert: fan-in of the mask shards into one YTVIS tube JSON."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Output
+
+from wsovvis.images import TOOLS_IMAGE
+
+
+@dsl.component(base_image=TOOLS_IMAGE, install_kfp_package=False)
+def convert(
+    mask_roots: list,
+    img_root: str,
+    work_root: str,
+    split_name: str,
+    skip_list: str,
+    min_masks: int,
+    min_coverage: float,
+    link_iou: float,
+    tubes: Output[Dataset],
+    skip_report: Output[Artifact],
+) -> str:
+    """Convert the masks; return the tube JSON's URI on storage (``link_iou`` 0 = linker off)."""
+    from wsovvis.pipeline_steps import convert_step
+
+    return convert_step(
+        mask_roots,
+        img_root,
+        work_root,
+        split_name,
+        skip_list,
+        min_masks,
+        min_coverage,
+        link_iou,
+        tubes.path,
+        skip_report.path,
+    )

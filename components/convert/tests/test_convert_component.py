@@ -1,0 +1,43 @@
+"""convert component body: fan-in of shard roots, tube JSON on storage and as artifacts."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kfp import dsl
+
+from components.convert.component import convert
+from tests.maskdata import random_video, write_frames, write_masks
+from wsovvis.errors import UsageError
+
+
+def _call(tmp_path: Path, mask_roots: list[str], link_iou: float = 0.0) -> str:
+    return convert.python_func(
+        mask_roots=mask_roots,
+        img_root=str(tmp_path / "frames"),
+        work_root=str(tmp_path / "work"),
+        split_name="train",
+        skip_list="",
+        min_masks=1,
+        min_coverage=0.0,
+        link_iou=link_iou,
+        tubes=dsl.Dataset(name="tubes", uri=str(tmp_path / "art" / "tubes")),
+        skip_report=dsl.Artifact(name="skip_report", uri=str(tmp_path / "art" / "skip_report")),
+    )
+
+
+def test_converts_the_collected_root_and_copies_small_outputs_to_artifacts(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        video = random_video(rng, f"v{i}")
+        write_frames(video, tmp_path / "frames")
+        write_masks(video, tmp_path / "masks", as_tar=True)
+    root = str(tmp_path / "masks")
+    uri = _call(tmp_path, [root, root])
+    assert uri.startswith(str(tmp_path / "work" / "tubes")) and uri.endswith("tubes.json")
+    assert Path(uri).read_bytes() == (tmp_path / "art" / "tubes").read_bytes()
+    assert json.loads((tmp_path / "art" / "skip_report").read_text())["videos_converted"] == 3
+    assert _call(tmp_path, [root], link_iou=0.5) != uri
+    with pytest.raises(UsageError, match="2 different roots"):
+        _call(tmp_path, [root, str(tmp_path / "other")])

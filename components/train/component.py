@@ -1,0 +1,47 @@
+"""train: SeqFormer on the pseudo tubes, as a PyTorchJob (create-or-attach, wait, cancel on SIGTERM) or locally."""
+
+from kfp import dsl
+
+from wsovvis.images import TOOLS_IMAGE
+
+
+@dsl.component(base_image=TOOLS_IMAGE, install_kfp_package=False)
+def train(
+    run_id: str,
+    launcher: str,
+    train_json: str,
+    train_img_root: str,
+    val_json: str,
+    val_img_root: str,
+    work_root: str,
+    d2_cfg_path: str,
+    d2_opts: list,
+    weights: str,
+    namespace: str,
+    num_workers: int,
+    gpus_per_worker: int,
+    timeout_seconds: int,
+    s3_secret_name: str,
+    runtime_available: bool,
+) -> str:
+    """Train, then predict on val; return the results JSON URI ('' when training was skipped)."""
+    from wsovvis.pipeline_steps import train_step
+
+    return train_step(
+        run_id,
+        launcher,
+        train_json,
+        train_img_root,
+        val_json,
+        val_img_root,
+        work_root,
+        d2_cfg_path,
+        d2_opts,
+        weights,
+        namespace,
+        num_workers,
+        gpus_per_worker,
+        timeout_seconds,
+        s3_secret_name,
+        runtime_available,
+    )

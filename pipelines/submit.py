@@ -1,0 +1,37 @@
+"""Submit the compiled pipeline to a KFP endpoint (the same as `kfp run create`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pipelines.compile import SPEC_PATH
+
+log = logging.getLogger(__name__)
+
+
+def submit(
+    host: str,
+    params: dict[str, Any],
+    *,
+    namespace: str | None = None,
+    experiment: str | None = None,
+    run_name: str | None = None,
+    enable_caching: bool = True,
+    spec_path: str | None = None,
+) -> str:
+    """Create a run from the compiled spec (the committed one unless ``spec_path``); returns the run id."""
+    import kfp
+
+    package = spec_path or str(SPEC_PATH)
+    client = kfp.Client(host=host, namespace=namespace)
+    run = client.create_run_from_pipeline_package(
+        package,
+        arguments=params,
+        run_name=run_name,
+        experiment_name=experiment,
+        namespace=namespace,
+        enable_caching=enable_caching,
+    )
+    log.info("submitted run %s to %s (experiment %s)", run.run_id, host, experiment or "Default")
+    return run.run_id

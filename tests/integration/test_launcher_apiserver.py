@@ -1,0 +1,488 @@
+"""launch-pytorchjob against a real kube-apiserver (+ etcd) with the real PyTorchJob CRD installed.
+
+Nothing runs pods here (no scheduler, kubelet or Training Operator): each test plays the operator by
+patching the job's status conditions the way the Training Operator does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wsovvis.k8s import launcher as ln
+from wsovvis.k8s import pytorchjob as pj
+
+pytestmark = pytest.mark.apiserver
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "scripts" / "kube-apiserver"
+CRD = ROOT / "tests" / "data" / "crds" / "kubeflow.org_pytorchjobs.v1.9.0.yaml"
+APISERVER = Path(
+    os.environ.get("KUBE_APISERVER", Path.home() / ".cache" / "wsovvis-dev" / "bin" / "kube-apiserver")
+)
+POLL = 0.2
+
+
+@dataclass
+class Cluster:
+    kubeconfig: str
+    port: int
+    custom: object
+    core: object
+
+    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        out = subprocess.run(
+            ["kubectl", "--kubeconfig", self.kubeconfig, *args], capture_output=True, text=True, check=False
+        )
+        if check:
+            assert out.returncode == 0, f"kubectl {' '.join(args)}: {out.stderr}"
+        return out
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """etcd + kube-apiserver for this module, with the PyTorchJob CRD installed and established."""
+    if not os.access(APISERVER, os.X_OK):
+        pytest.skip(f"no kube-apiserver at {APISERVER}: run scripts/kube-apiserver/build.sh (3-5 min, once)")
+    for tool in ("etcd", "kubectl", "openssl", "curl"):
+        if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode:
+            pytest.skip(
+                f"{tool} not found: scripts/kube-apiserver/build.sh installs etcd; kubectl must be on PATH"
+            )
+    workdir = tmp_path_factory.mktemp("kube-apiserver")
+    started = subprocess.run(
+        [str(SCRIPTS / "start.sh"), str(workdir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=dict(os.environ, KUBE_APISERVER=str(APISERVER)),
+    )
+    if started.returncode != 0:
+        pytest.fail(f"kube-apiserver did not start: {started.stderr.strip()}")
+    pids = started.stdout.strip()
+    try:
+        from kubernetes import client
+        from kubernetes import config as kube_config
+
+        kubeconfig = str(workdir / "kubeconfig")
+        configuration = client.Configuration()
+        kube_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        api = client.ApiClient(configuration)
+        found = Cluster(kubeconfig, int(pids.split()[2]), client.CustomObjectsApi(api), client.CoreV1Api(api))
+        found.kubectl("create", "--validate=false", "-f", str(CRD))
+        found.kubectl("wait", "--for=condition=established", "--timeout=60s", "crd/pytorchjobs.kubeflow.org")
+        yield found
+    finally:
+        subprocess.run([str(SCRIPTS / "stop.sh"), pids], check=False)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> str:
+    """A fresh namespace with the `default` ServiceAccount (no controller-manager here to create it)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.core.create_namespace({"metadata": {"name": name}})
+    cluster.core.create_namespaced_service_account(name, {"metadata": {"name": "default"}})
+    return name
+
+
+def job_settings(name: str = "wsovvis-train-t", **overrides) -> pj.PyTorchJobSettings:
+    return pj.PyTorchJobSettings(name=name, image="wsovvis-runtime:test", num_workers=1, **overrides)
+
+
+def write_manifest(tmp_path: Path, settings: pj.PyTorchJobSettings) -> Path:
+    path = tmp_path / "job.yaml"
+    path.write_text(pj.dump_manifest(pj.render_manifest(settings, "output_uri: s3://bucket/run\n")))
+    return path
+
+
+def launch_settings(cluster: Cluster, namespace: str, **overrides) -> ln.LaunchSettings:
+    values = {"poll_interval_s": POLL, "api_backoff_s": 0.1, "kubeconfig": cluster.kubeconfig, **overrides}
+    return ln.LaunchSettings(namespace=namespace, **values)
+
+
+def condition(kind: str, reason: str, message: str = "", status: str = "True") -> dict:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastUpdateTime": now,
+        "lastTransitionTime": now,
+    }
+
+
+RUNNING = [condition("Created", "PyTorchJobCreated"), condition("Running", "PyTorchJobRunning")]
+SUCCEEDED = [
+    condition("Created", "PyTorchJobCreated"),
+    condition("Running", "PyTorchJobRunning", status="False"),
+    condition("Succeeded", "PyTorchJobSucceeded", "PyTorchJob t is successfully completed."),
+]
+FAILED_MESSAGE = "PyTorchJob wsovvis-train-t is failed because 1 Master replica(s) failed."
+FAILED = [
+    condition("Created", "PyTorchJobCreated"),
+    condition("Running", "PyTorchJobRunning", status="False"),
+    condition("Failed", "PyTorchJobFailed", FAILED_MESSAGE),
+]
+
+
+def get_job(cluster: Cluster, namespace: str, name: str) -> dict | None:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return cluster.custom.get_namespaced_custom_object(pj.GROUP, pj.VERSION, namespace, pj.PLURAL, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 20.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def set_conditions(cluster: Cluster, namespace: str, name: str, conditions: list[dict]) -> None:
+    cluster.custom.patch_namespaced_custom_object(
+        pj.GROUP, pj.VERSION, namespace, pj.PLURAL, name, {"status": {"conditions": conditions}}
+    )
+
+
+def operator(cluster: Cluster, namespace: str, name: str, *steps: list[dict]) -> threading.Thread:
+    """A thread playing the Training Operator: once the job exists, apply each condition list in turn."""
+    errors: list[BaseException] = []
+
+    def play() -> None:
+        try:
+            wait_for(lambda: get_job(cluster, namespace, name), f"job {name} to be created")
+            for conditions in steps:
+                time.sleep(2 * POLL)
+                set_conditions(cluster, namespace, name, conditions)
+        except BaseException as exc:  # reported by the test through .errors
+            errors.append(exc)
+
+    thread = threading.Thread(target=play, daemon=True)
+    thread.errors = errors  # type: ignore[attr-defined]
+    thread.start()
+    return thread
+
+
+def create_job_directly(cluster: Cluster, namespace: str, settings: pj.PyTorchJobSettings) -> dict:
+    body = pj.build_pytorchjob(settings)
+    body["metadata"]["namespace"] = namespace
+    return cluster.custom.create_namespaced_custom_object(pj.GROUP, pj.VERSION, namespace, pj.PLURAL, body)
+
+
+def run_cli(*args: str, **popen) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen(
+        [sys.executable, "-m", "wsovvis", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+# --- scenarios ------------------------------------------------------------------------------------------------
+
+
+def test_succeeded_job_returns_and_is_deleted_by_default(cluster, namespace, tmp_path):
+    manifest = write_manifest(tmp_path, job_settings())
+    op = operator(cluster, namespace, "wsovvis-train-t", RUNNING, SUCCEEDED)
+    outcome = ln.launch_pytorchjob(manifest, launch_settings(cluster, namespace))
+    op.join(5)
+    assert not op.errors
+    assert (outcome.name, outcome.attached, outcome.deleted) == ("wsovvis-train-t", False, True)
+    assert outcome.reason == "PyTorchJobSucceeded"
+    assert get_job(cluster, namespace, "wsovvis-train-t") is None
+
+
+def test_the_configmap_is_created_owned_by_the_job(cluster, namespace, tmp_path):
+    manifest = write_manifest(tmp_path, job_settings())
+    op = operator(cluster, namespace, "wsovvis-train-t", SUCCEEDED)
+    ln.launch_pytorchjob(manifest, launch_settings(cluster, namespace, delete_policy="never"))
+    op.join(5)
+    job = get_job(cluster, namespace, "wsovvis-train-t")
+    config_map = cluster.core.read_namespaced_config_map("wsovvis-train-t-config", namespace)
+    assert config_map.data == {"train.yaml": "output_uri: s3://bucket/run\n"}
+    (owner,) = config_map.metadata.owner_references
+    assert (owner.kind, owner.name, owner.uid) == ("PyTorchJob", "wsovvis-train-t", job["metadata"]["uid"])
+
+
+def test_failed_job_exits_non_zero_printing_reason_and_message_and_is_kept(cluster, namespace, tmp_path):
+    manifest = write_manifest(tmp_path, job_settings())
+    op = operator(cluster, namespace, "wsovvis-train-t", RUNNING, FAILED)
+    proc = run_cli(
+        "launch-pytorchjob", "--manifest", str(manifest), "--namespace", namespace,
+        "--kubeconfig", cluster.kubeconfig, "--poll-interval", str(POLL),
+    )  # fmt: skip
+    _, stderr = proc.communicate(timeout=60)
+    op.join(5)
+    assert proc.returncode == 1, stderr
+    assert "PyTorchJobFailed" in stderr and FAILED_MESSAGE in stderr
+    assert get_job(cluster, namespace, "wsovvis-train-t") is not None, "on-success must keep failed jobs"
+
+
+def test_attaches_to_an_existing_job_instead_of_creating_a_second(cluster, namespace, tmp_path, caplog):
+    settings = job_settings()
+    existing = create_job_directly(cluster, namespace, settings)
+    set_conditions(cluster, namespace, settings.name, RUNNING)
+    op = operator(cluster, namespace, settings.name, SUCCEEDED)
+    with caplog.at_level(logging.INFO, logger="wsovvis"):
+        outcome = ln.launch_pytorchjob(
+            write_manifest(tmp_path, settings), launch_settings(cluster, namespace, delete_policy="never")
+        )
+    op.join(5)
+    assert outcome.attached is True
+    job = get_job(cluster, namespace, settings.name)
+    assert job["metadata"]["uid"] == existing["metadata"]["uid"]
+    assert job["metadata"]["generation"] == 1, "the job must not be replaced or updated"
+    assert "attaching to existing PyTorchJob" in caplog.text
+    # its ConfigMap was missing (the job was created by hand): the launcher adds it, owned by that job
+    config_map = cluster.core.read_namespaced_config_map(settings.config_map_name, namespace)
+    assert config_map.metadata.owner_references[0].uid == existing["metadata"]["uid"]
+
+
+def test_attaching_to_a_finished_job_reports_how_it_ended(cluster, namespace, tmp_path):
+    settings = job_settings()
+    create_job_directly(cluster, namespace, settings)
+    set_conditions(cluster, namespace, settings.name, FAILED)
+    started = time.monotonic()
+    with pytest.raises(ln.JobFailedError, match="PyTorchJobFailed: " + FAILED_MESSAGE):
+        ln.launch_pytorchjob(write_manifest(tmp_path, settings), launch_settings(cluster, namespace))
+    assert time.monotonic() - started < 10
+
+
+def test_sigterm_deletes_the_job_and_exits(cluster, namespace, tmp_path):
+    manifest = write_manifest(tmp_path, job_settings())
+    proc = run_cli(
+        "launch-pytorchjob", "--manifest", str(manifest), "--namespace", namespace,
+        "--kubeconfig", cluster.kubeconfig, "--poll-interval", str(POLL),
+    )  # fmt: skip
+    try:
+        wait_for(lambda: get_job(cluster, namespace, "wsovvis-train-t"), "the launcher to create the job", 60)
+        set_conditions(cluster, namespace, "wsovvis-train-t", RUNNING)
+        time.sleep(3 * POLL)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, stderr
+    assert "SIGTERM" in stderr
+    assert get_job(cluster, namespace, "wsovvis-train-t") is None
+
+
+def test_timeout_exits_non_zero_with_the_last_condition_and_stops_the_job(cluster, namespace, tmp_path):
+    manifest = write_manifest(tmp_path, job_settings())
+    op = operator(cluster, namespace, "wsovvis-train-t", RUNNING)
+    started = time.monotonic()
+    with pytest.raises(
+        ln.JobTimeoutError, match=r"within 2 s; last condition Running: PyTorchJobRunning"
+    ) as info:
+        ln.launch_pytorchjob(manifest, launch_settings(cluster, namespace, timeout_s=2))
+    op.join(5)
+    assert 2 <= time.monotonic() - started < 10
+    assert info.value.exit_code == 4
+    assert "the job was deleted" in str(info.value)
+    assert get_job(cluster, namespace, "wsovvis-train-t") is None
+
+
+def test_timeout_with_delete_policy_never_leaves_the_job_running(cluster, namespace, tmp_path):
+    manifest = write_manifest(tmp_path, job_settings())
+    with pytest.raises(ln.JobTimeoutError, match="left running"):
+        ln.launch_pytorchjob(
+            manifest, launch_settings(cluster, namespace, timeout_s=1, delete_policy="never")
+        )
+    assert get_job(cluster, namespace, "wsovvis-train-t") is not None
+
+
+@pytest.mark.parametrize(
+    ("policy", "end", "kept"),
+    [
+        ("always", FAILED, False),
+        ("never", SUCCEEDED, True),
+        ("on-success", SUCCEEDED, False),
+    ],
+)
+def test_delete_policy(cluster, namespace, tmp_path, policy, end, kept):
+    manifest = write_manifest(tmp_path, job_settings())
+    op = operator(cluster, namespace, "wsovvis-train-t", end)
+    settings = launch_settings(cluster, namespace, delete_policy=policy)
+    if end is FAILED:
+        with pytest.raises(ln.JobFailedError):
+            ln.launch_pytorchjob(manifest, settings)
+    else:
+        ln.launch_pytorchjob(manifest, settings)
+    op.join(5)
+    assert (get_job(cluster, namespace, "wsovvis-train-t") is not None) == kept
+
+
+def test_run_id_names_the_job_and_its_configmap(cluster, namespace, tmp_path):
+    manifest = write_manifest(tmp_path, job_settings(name="wsovvis-train"))
+    expected = pj.job_name_for_run("Run 42", prefix="wsovvis-train")
+    op = operator(cluster, namespace, expected, SUCCEEDED)
+    outcome = ln.launch_pytorchjob(
+        manifest, launch_settings(cluster, namespace, delete_policy="never"), run_id="Run 42"
+    )
+    op.join(5)
+    assert outcome.name == expected
+    job = get_job(cluster, namespace, expected)
+    volumes = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["volumes"]
+    assert {"name": "config", "configMap": {"name": f"{expected}-config"}} in volumes
+    assert cluster.core.read_namespaced_config_map(f"{expected}-config", namespace).data
+
+
+def test_a_master_pod_whose_log_cannot_be_read_does_not_stop_the_wait(cluster, namespace, tmp_path, caplog):
+    """With no kubelet the API server cannot serve the log; the launcher warns and keeps waiting."""
+    manifest = write_manifest(tmp_path, job_settings())
+    pod = "wsovvis-train-t-master-0"
+
+    def pod_runs() -> None:
+        wait_for(lambda: get_job(cluster, namespace, "wsovvis-train-t"), "the job")
+        cluster.core.create_namespaced_pod(
+            namespace,
+            {"metadata": {"name": pod}, "spec": {"containers": [{"name": "pytorch", "image": "x"}]}},
+        )
+        status = {"name": "pytorch", "ready": True, "restartCount": 0, "image": "x", "imageID": ""}
+        cluster.core.patch_namespaced_pod_status(
+            pod, namespace, {"status": {"phase": "Running", "containerStatuses": [status]}}
+        )
+        time.sleep(5 * POLL)
+        set_conditions(cluster, namespace, "wsovvis-train-t", SUCCEEDED)
+
+    thread = threading.Thread(target=pod_runs, daemon=True)
+    thread.start()
+    with caplog.at_level(logging.WARNING, logger="wsovvis"):
+        outcome = ln.launch_pytorchjob(manifest, launch_settings(cluster, namespace))
+    thread.join(5)
+    assert outcome.reason == "PyTorchJobSucceeded"
+    assert f"cannot read the log of pod {pod}" in caplog.text
+
+
+def test_connection_errors_are_retried_until_the_api_comes_back(cluster, namespace, tmp_path, caplog):
+    """The API port refuses connections for the first second, then forwards to the real API server."""
+    port = free_port()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(kubeconfig_for(port))
+    forwarder = DelayedForwarder(port, cluster.port, delay_s=1.0)
+    forwarder.start()
+    try:
+        op = operator(cluster, namespace, "wsovvis-train-t", SUCCEEDED)
+        settings = ln.LaunchSettings(
+            namespace=namespace,
+            poll_interval_s=POLL,
+            api_backoff_s=0.2,
+            api_attempts=8,
+            kubeconfig=str(kubeconfig),
+        )
+        with caplog.at_level(logging.WARNING, logger="wsovvis"):
+            outcome = ln.launch_pytorchjob(write_manifest(tmp_path, job_settings()), settings)
+        op.join(5)
+    finally:
+        forwarder.stop()
+    assert outcome.reason == "PyTorchJobSucceeded"
+    assert "creating PyTorchJob" in caplog.text and "retrying in" in caplog.text
+
+
+def test_kubectl_server_dry_run_accepts_manifests_train(cluster, namespace):
+    out = cluster.kubectl(
+        "apply", "--dry-run=server", "-n", namespace, "-k", str(ROOT / "manifests" / "train")
+    )
+    assert "pytorchjob.kubeflow.org/wsovvis-train created (server dry run)" in out.stdout
+    assert "configmap/wsovvis-train-config created (server dry run)" in out.stdout
+
+
+# --- helpers for the connectivity tests ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def kubeconfig_for(port: int) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "c",
+                    "cluster": {"server": f"https://127.0.0.1:{port}", "insecure-skip-tls-verify": True},
+                }
+            ],
+            "users": [{"name": "u", "user": {"token": "test-token"}}],
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "x",
+        }
+    )
+
+
+class DelayedForwarder:
+    """Listens on ``port`` only after ``delay_s`` (connections are refused until then), then relays TCP to
+    ``target``: an API server that is briefly unreachable, as during a control-plane restart."""
+
+    def __init__(self, port: int, target: int, delay_s: float):
+        self.port, self.target, self.delay_s = port, target, delay_s
+        self.server: socketserver.ThreadingTCPServer | None = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def _serve(self) -> None:
+        time.sleep(self.delay_s)
+        target = self.target
+
+        class Relay(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                with socket.create_connection(("127.0.0.1", target)) as upstream:
+                    pump = threading.Thread(target=_copy, args=(upstream, self.request), daemon=True)
+                    pump.start()
+                    _copy(self.request, upstream)
+                    pump.join(5)
+
+        self.server = _ReusableServer(("127.0.0.1", self.port), Relay)
+        self.server.serve_forever(poll_interval=0.05)
+
+
+class _ReusableServer(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def _copy(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)

@@ -1,0 +1,166 @@
+"""Bad input gives a clear error or a counted warning; a YTVIS dataset works as results."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.evaluate_helpers import annotation, categories, rect, result, video, write
+from wsovvis import rle
+from wsovvis.errors import InputError, UsageError
+from wsovvis.evaluate import evaluate
+
+H = W = 10
+TOP5 = rect(H, W, (0, 5), (0, 10))
+TOP4 = rect(H, W, (0, 4), (0, 10))
+
+
+def gt_data() -> dict:
+    return {
+        "videos": [video(1, 2, folder="JPEGImages/aaa"), video(2, 1, folder="JPEGImages/bbb")],
+        "annotations": [annotation(1, 1, 1, [TOP5, TOP4]), annotation(2, 2, 2, [TOP4])],
+        "categories": categories(2, partitions=[0, 2]),
+    }
+
+
+def test_results_for_unknown_videos_are_counted_and_left_out(tmp_path):
+    results = [result(1, 1, 0.9, [TOP5, TOP4]), result(2, 2, 0.8, [TOP4]), result(77, 1, 0.9, [TOP5])]
+    gt, res = write(tmp_path, gt_data(), results)
+    metrics = evaluate(gt, res)
+    assert metrics["warnings"] == {"results_for_unknown_videos": 1}
+    assert metrics["AP"] == pytest.approx(1.0)
+
+
+def test_empty_results_give_zero_with_a_warning(tmp_path):
+    gt, res = write(tmp_path, gt_data(), [])
+    metrics = evaluate(gt, res)
+    assert metrics["AP"] == 0 and metrics["AR100"] == 0
+    assert metrics["warnings"] == {"no_results": 1}
+
+
+@pytest.mark.parametrize(
+    ("segmentations", "message"),
+    [
+        ([TOP5], "'segmentations' has 1 entries, the GT video has 2 frames"),
+        (
+            [TOP5, {"size": [H, W], "counts": "abc!"}],
+            r"segmentations\[1\].counts is not a compressed RLE string",
+        ),
+        ([TOP5, {"size": [H + 1, W], "counts": TOP4["counts"]}], r"differs from video 1's \[height, width\]"),
+        ([TOP5, {"counts": TOP4["counts"]}], r"segmentations\[1\] is not an RLE dict"),
+        ([TOP5, {"size": [H, W], "counts": "0o"}], r"segmentations\[1\] is a malformed RLE"),
+        ([TOP5, {"size": [H, W], "counts": [5, 5]}], r"segmentations\[1\] is a malformed uncompressed RLE"),
+        ("nope", "'segmentations' has str entries"),
+    ],
+)
+def test_malformed_results_name_the_result_and_frame(tmp_path, segmentations, message):
+    results = [result(2, 2, 0.8, [TOP4]), result(1, 1, 0.9, segmentations)]
+    gt, res = write(tmp_path, gt_data(), results)
+    with pytest.raises(InputError, match=message) as caught:
+        evaluate(gt, res)
+    assert str(res) in str(caught.value) and "result 1 (video 1)" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"video_id": 1, "category_id": 1, "segmentations": []}, "missing field 'score'"),
+        (
+            {"video_id": 1, "category_id": 1, "score": "high", "segmentations": []},
+            "'score' must be a finite number",
+        ),
+        (
+            {"video_id": 1, "category_id": "x", "score": 1, "segmentations": []},
+            "'category_id' must be an integer",
+        ),
+    ],
+)
+def test_results_with_bad_fields(tmp_path, entry, message):
+    gt, res = write(tmp_path, gt_data(), [entry])
+    with pytest.raises(InputError, match=message):
+        evaluate(gt, res)
+
+
+def test_results_that_are_neither_list_nor_dataset(tmp_path):
+    gt, res = write(tmp_path, gt_data(), {"results": []})
+    with pytest.raises(InputError, match="neither a YTVIS results list nor a YTVIS dataset"):
+        evaluate(gt, res)
+
+
+def test_uncompressed_result_rle_is_accepted(tmp_path):
+    # Rows 0-4 of every column: runs of (0 zeros, 5 ones, 5 zeros) x 10, in column-major order.
+    counts = [0] + [5, 5] * 10
+    results = [result(1, 1, 0.9, [{"size": [H, W], "counts": counts}, TOP4]), result(2, 2, 0.8, [TOP4])]
+    gt, res = write(tmp_path, gt_data(), results)
+    assert evaluate(gt, res)["AP"] == pytest.approx(1.0)
+
+
+def test_lvvis_needs_partitions_and_per_category(tmp_path):
+    data = gt_data()
+    gt, res = write(tmp_path, data, [result(1, 1, 0.9, [TOP5, TOP4])])
+    with pytest.raises(UsageError, match="cannot be combined with --class-agnostic"):
+        evaluate(gt, res, lvvis=True, class_agnostic=True)
+    del data["categories"][1]["partition"]
+    gt, res = write(tmp_path, data, [result(1, 1, 0.9, [TOP5, TOP4])])
+    with pytest.raises(InputError, match="category 2 .* has no 'partition'"):
+        evaluate(gt, res, lvvis=True)
+
+
+def test_gt_without_categories_is_refused(tmp_path):
+    data = gt_data()
+    data["categories"] = []
+    data["annotations"] = []
+    gt, res = write(tmp_path, data, [])
+    with pytest.raises(InputError, match="no 'categories'"):
+        evaluate(gt, res)
+
+
+# --------------------------------------------------------------------------------------------------- datasets
+
+
+def tubes_dataset() -> dict:
+    """Pseudo tubes as `wsovvis convert` writes them: own video ids, every frame, frames under another root."""
+    videos = [video(10, 3, folder="aaa"), video(20, 1, folder="bbb"), video(30, 1, folder="zzz")]
+    # GT video 1 has frames 00000 and 00001 only; the tubes video has 00000..00002.
+    anns = [
+        annotation(1, 10, 1, [TOP5, TOP4, TOP5]),
+        annotation(2, 20, 2, [TOP4]),
+        annotation(3, 30, 1, [TOP4]),
+    ]
+    anns[1]["score"] = 0.5
+    for ann in anns:
+        del ann["areas"]
+    return {"videos": videos, "annotations": anns, "categories": categories(2)}
+
+
+def test_dataset_as_results_matches_videos_by_frame_folder(tmp_path):
+    gt, res = write(tmp_path, gt_data(), tubes_dataset(), name="tubes.json")
+    metrics = evaluate(gt, res)
+    assert metrics["AP"] == pytest.approx(1.0)
+    assert metrics["num_results"] == 2
+    assert metrics["warnings"] == {"results_for_unknown_videos": 1, "results_videos_not_in_gt": 1}
+    assert {v["video_id"]: v["num_results"] for v in metrics["per_video"]} == {1: 1, 2: 1}
+
+
+def test_dataset_as_results_missing_gt_frames_count_as_empty(tmp_path):
+    tubes = tubes_dataset()
+    tubes["videos"][0]["file_names"] = ["aaa/00000.jpg", "aaa/00007.jpg", "aaa/00008.jpg"]
+    gt, res = write(tmp_path, gt_data(), tubes, name="tubes.json")
+    metrics = evaluate(gt, res)
+    # GT frame 00001 has no tube frame: IoU of video 1 = 50 / (50 + 40) < 0.75, so AP < 1.
+    assert metrics["warnings"]["gt_frames_missing_in_results"] == 1
+    assert 0 < metrics["AP"] < 1
+
+
+def test_dataset_as_results_of_another_size_is_refused(tmp_path):
+    tubes = tubes_dataset()
+    tubes["videos"][1]["height"] = 20
+    tubes["annotations"][1]["segmentations"] = [rect(20, W, (0, 4), (0, 10))]
+    gt, res = write(tmp_path, gt_data(), tubes, name="tubes.json")
+    with pytest.raises(InputError, match="video 20 .* is 20x10, its GT video 2 is 10x10"):
+        evaluate(gt, res)
+
+
+def test_rle_areas_past_pycocotools_uint8_limit():
+    # pycocotools' area() fails for more than 255 masks under numpy 2; rle.areas chunks the call.
+    masks = [rect(H, W, (0, 1 + i % 9), (0, 10)) for i in range(600)]
+    assert rle.areas(masks).tolist() == [10 * (1 + i % 9) for i in range(600)]

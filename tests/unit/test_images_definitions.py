@@ -1,0 +1,185 @@
+"""The image definitions: names in one place, locked dependencies in sync with pyproject, Dockerfile contracts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES = ROOT / "images"
+# pyproject extras each image installs (besides the base dependencies)
+IMAGE_EXTRAS = {"tools": ("pipeline", "k8s", "motion"), "runtime": ("pipeline", "k8s", "train", "motion")}
+IMAGE_ENV = ("WSOVVIS_IMAGE_REGISTRY", "WSOVVIS_IMAGE_TAG", "WSOVVIS_TOOLS_IMAGE", "WSOVVIS_RUNTIME_IMAGE")
+
+
+def image_names(**env: str) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if k not in IMAGE_ENV}
+    out = subprocess.run(
+        [sys.executable, "-m", "wsovvis.images"],
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(line.split("=", 1) for line in out.stdout.splitlines())
+
+
+def test_image_names_default_to_the_package_version_under_one_registry():
+    from wsovvis import __version__
+
+    names = image_names()
+    registries = {name.rsplit("/", 1)[0] for name in names.values()}
+    assert len(registries) == 1
+    assert all(name.endswith(f":{__version__}") for name in names.values())
+    assert names["TOOLS_IMAGE"] != names["RUNTIME_IMAGE"]
+
+
+def test_image_names_follow_registry_tag_and_full_name_overrides():
+    names = image_names(WSOVVIS_IMAGE_REGISTRY="registry.example.com/team/", WSOVVIS_IMAGE_TAG="2024.1")
+    assert names == {
+        "TOOLS_IMAGE": "registry.example.com/team/tools:2024.1",
+        "RUNTIME_IMAGE": "registry.example.com/team/runtime:2024.1",
+    }
+    names = image_names(WSOVVIS_RUNTIME_IMAGE="gpu.example.com/runtime@sha256:" + "0" * 64)
+    assert names["RUNTIME_IMAGE"] == "gpu.example.com/runtime@sha256:" + "0" * 64
+    assert names["TOOLS_IMAGE"] == image_names()["TOOLS_IMAGE"]
+
+
+def parse_lock(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) of a pip requirements lock with `==` pins and `--hash` lines."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    pins = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        spec, *options = line.split(" --hash=")
+        requirement = Requirement(spec.strip())
+        (specifier,) = requirement.specifier
+        assert specifier.operator == "==", f"{path.name}: {requirement.name} is not pinned with =="
+        pins[canonicalize_name(requirement.name)] = (specifier.version, [h.strip() for h in options])
+    return pins
+
+
+def wanted_requirements(image: str) -> list[Requirement]:
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python >= 3.11 (tomllib)")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [Requirement(r) for r in project["dependencies"]]
+    for extra in IMAGE_EXTRAS[image]:
+        wanted += [Requirement(r) for r in project["optional-dependencies"][extra]]
+    for line in (IMAGES / image / "requirements.in").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            wanted.append(Requirement(line))
+    return wanted
+
+
+@pytest.mark.parametrize("image", sorted(IMAGE_EXTRAS))
+def test_lock_pins_every_package_with_hashes(image: str):
+    pins = parse_lock(IMAGES / image / "requirements.lock")
+    for name, (_, hashes) in pins.items():
+        assert hashes and all(h.startswith("sha256:") for h in hashes), f"{image}: {name} has no sha256 hash"
+
+
+@pytest.mark.parametrize("image", sorted(IMAGE_EXTRAS))
+def test_lock_satisfies_pyproject_and_the_image_requirements(image: str):
+    """A changed dependency in pyproject.toml or requirements.in fails here until the lock is regenerated."""
+    pins = parse_lock(IMAGES / image / "requirements.lock")
+    environment = {"python_version": "3.11", "python_full_version": "3.11.2", "sys_platform": "linux"}
+    for requirement in wanted_requirements(image):
+        if requirement.marker and not requirement.marker.evaluate(environment):
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name in pins, (
+            f"{image}: {requirement} is not in requirements.lock (regenerate it, docs/platform.md)"
+        )
+        assert requirement.specifier.contains(pins[name][0], prereleases=True), (
+            f"{image}: lock pins {name}=={pins[name][0]}, which does not satisfy {requirement}"
+        )
+
+
+def dockerfile(image: str) -> str:
+    return (IMAGES / image / "Dockerfile").read_text()
+
+
+def final_stage(text: str) -> str:
+    return re.split(r"^FROM ", text, flags=re.MULTILINE)[-1]
+
+
+@pytest.mark.parametrize("image", sorted(IMAGE_EXTRAS))
+def test_images_run_as_a_non_root_user(image: str):
+    users = re.findall(r"^USER\s+(\S+)", final_stage(dockerfile(image)), flags=re.MULTILINE)
+    assert users, f"{image}: the final stage sets no USER"
+    assert users[-1] not in ("0", "root") and users[-1].split(":")[0] != "0"
+
+
+@pytest.mark.parametrize("image", sorted(IMAGE_EXTRAS))
+def test_images_install_exactly_the_lock(image: str):
+    text = dockerfile(image)
+    assert f"images/{image}/requirements.lock" in text
+    assert re.search(
+        r"pip install [^\n]*--require-hashes[^\n]*--no-deps|--no-deps[^\n]*--require-hashes", text
+    )
+
+
+@pytest.mark.parametrize("image", sorted(IMAGE_EXTRAS))
+def test_base_image_is_a_build_argument(image: str):
+    assert re.search(r"^ARG BASE=\S+", dockerfile(image), flags=re.MULTILINE)
+    assert re.search(r"^FROM \$\{BASE\}", dockerfile(image), flags=re.MULTILINE)
+
+
+def test_tools_image_leaves_the_entrypoint_to_kfp():
+    assert not re.search(r"^ENTRYPOINT", dockerfile("tools"), flags=re.MULTILINE)
+
+
+def test_runtime_image_builds_the_ops_for_a_configurable_arch_list_at_the_pins():
+    text = dockerfile("runtime")
+    assert re.search(r"^ARG TORCH_CUDA_ARCH_LIST=", text, flags=re.MULTILINE)
+    assert re.search(
+        r"wsovvis prepare [^\n]*\\?\s*[^\n]*--build-ops --cuda-arch-list \"\$TORCH_CUDA_ARCH_LIST\"", text
+    )
+    for name in ("CUTLER", "VNEXT", "DETECTRON2"):
+        assert f"ARG {name}_URL" in text and f"ARG {name}_COMMIT" in text
+
+
+def build_script(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in IMAGE_ENV}
+    return subprocess.run(
+        [str(ROOT / "scripts" / "build-images.sh"), *args],
+        env={**clean, "CONTAINER_ENGINE": "echo", "PYTHON": sys.executable, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_build_script_tags_the_tools_image_with_the_name_from_wsovvis_images():
+    out = build_script("tools", WSOVVIS_TOOLS_IMAGE="registry.example.com/wsovvis-tools:test")
+    assert out.returncode == 0, out.stderr
+    build_line = out.stdout.splitlines()[0]
+    assert "-f images/tools/Dockerfile -t registry.example.com/wsovvis-tools:test" in build_line
+
+
+def test_build_script_rejects_unknown_arguments():
+    out = build_script("toolz")
+    assert out.returncode == 2 and "unknown argument: toolz" in out.stderr
+
+
+def test_build_script_passes_every_pin_to_the_runtime_build():
+    pins_file = ROOT / "third_party" / "pins.json"
+    if not pins_file.exists():
+        pytest.skip("third_party/pins.json is not in this checkout yet (the runtime pins)")
+    out = build_script("runtime")
+    assert out.returncode == 0, out.stderr
+    pins = json.loads(pins_file.read_text())
+    for name, arg in (("CutLER", "CUTLER"), ("VNext", "VNEXT"), ("detectron2", "DETECTRON2")):
+        assert f"--build-arg {arg}_COMMIT={pins[name]['commit']}" in out.stdout
+        assert f"--build-arg {arg}_URL={pins[name]['url']}" in out.stdout

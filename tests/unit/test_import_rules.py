@@ -1,0 +1,73 @@
+"""Import rules: component files import only stdlib and kfp at module level; wsovvis never imports kfp."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPONENT_FILES = sorted((ROOT / "components").glob("*/component.py"))
+# The one project module a component may import at module level: the image names, defined once, stdlib-only.
+ALLOWED_PROJECT_MODULES = {"wsovvis.images"}
+
+
+def _module_level_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+    return names
+
+
+def _allowed(module: str) -> bool:
+    top = module.split(".")[0]
+    return top in sys.stdlib_module_names or top == "kfp" or module in ALLOWED_PROJECT_MODULES
+
+
+@pytest.mark.parametrize("path", COMPONENT_FILES, ids=lambda p: p.parent.name)
+def test_component_module_level_imports_are_stdlib_and_kfp_only(path: Path) -> None:
+    offending = [m for m in _module_level_imports(path) if not _allowed(m)]
+    assert not offending, f"{path}: move these imports into the component body: {offending}"
+
+
+def test_image_names_module_is_stdlib_only() -> None:
+    imports = _module_level_imports(ROOT / "wsovvis" / "images.py")
+    assert all(m.split(".")[0] in sys.stdlib_module_names or m in ("wsovvis", "__future__") for m in imports)
+
+
+def test_no_wsovvis_module_imports_kfp() -> None:
+    offenders = []
+    for path in sorted((ROOT / "wsovvis").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "kfp"]
+    assert not offenders
+
+
+def test_importing_every_wsovvis_module_and_building_the_cli_loads_no_kfp() -> None:
+    code = (
+        "import importlib, pkgutil, sys, wsovvis, wsovvis.cli\n"
+        "wsovvis.cli.build_parser()\n"
+        "for m in pkgutil.walk_packages(wsovvis.__path__, 'wsovvis.'):\n"
+        "    if m.name.endswith('__main__'):\n"
+        "        continue\n"
+        "    try:\n"
+        "        importlib.import_module(m.name)\n"
+        "    except ImportError as exc:\n"
+        "        if 'torch' not in str(exc) and 'cv2' not in str(exc):\n"
+        "            raise\n"
+        "print(sorted(k for k in sys.modules if k.split('.')[0] in ('kfp', 'pipelines', 'components')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

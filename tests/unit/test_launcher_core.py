@@ -1,0 +1,201 @@
+"""The launcher's parts that need no API server: conditions, manifests, settings, log copying, unreachable API."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from wsovvis.errors import UsageError
+from wsovvis.k8s import launcher as ln
+from wsovvis.k8s import pytorchjob as pj
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cond(kind: str, status: str = "True", reason: str = "", message: str = "") -> dict:
+    return {"type": kind, "status": status, "reason": reason, "message": message}
+
+
+def manifest_docs(name: str = "wsovvis-train-u", **overrides) -> list[dict]:
+    settings = pj.PyTorchJobSettings(name=name, image="img:1", **overrides)
+    return pj.render_manifest(settings, "output_uri: s3://b/o\n")
+
+
+# --- job state from conditions ------------------------------------------------------------------------------
+
+
+def test_a_job_without_status_is_pending():
+    assert ln.job_state({}) == ("Pending", {})
+
+
+def test_the_latest_true_condition_is_the_state_until_a_terminal_one():
+    job = {"status": {"conditions": [cond("Created"), cond("Running", reason="PyTorchJobRunning")]}}
+    assert ln.job_state(job)[0] == "Running"
+    job["status"]["conditions"] = [cond("Created"), cond("Running", "False"), cond("Restarting", reason="R")]
+    assert ln.job_state(job)[0] == "Restarting"
+
+
+@pytest.mark.parametrize("terminal", ["Succeeded", "Failed"])
+def test_terminal_conditions_end_the_wait_with_their_reason_and_message(terminal):
+    conditions = [
+        cond("Created"),
+        cond("Running", "False"),
+        cond(terminal, reason=f"PyTorchJob{terminal}", message="m"),
+    ]
+    state, condition = ln.job_state({"status": {"conditions": conditions}})
+    assert state == terminal
+    assert (condition["reason"], condition["message"]) == (f"PyTorchJob{terminal}", "m")
+
+
+def test_a_terminal_condition_that_is_not_true_does_not_count():
+    job = {"status": {"conditions": [cond("Running"), cond("Failed", "False")]}}
+    assert ln.job_state(job)[0] == "Running"
+
+
+# --- settings and manifests ---------------------------------------------------------------------------------
+
+
+def test_launch_settings_reject_unusable_values():
+    with pytest.raises(UsageError, match="namespace is empty"):
+        ln.LaunchSettings(namespace="")
+    with pytest.raises(UsageError, match="timeout"):
+        ln.LaunchSettings(namespace="ns", timeout_s=0)
+    with pytest.raises(ValueError, match="sometimes"):
+        ln.LaunchSettings(namespace="ns", delete_policy="sometimes")
+    assert ln.LaunchSettings(namespace="ns", delete_policy="always").delete_policy is ln.DeletePolicy.ALWAYS
+
+
+def test_a_manifest_namespace_that_differs_from_the_requested_one_is_a_usage_error():
+    docs = manifest_docs(namespace="team-a")
+    with pytest.raises(UsageError, match="team-a.*not 'team-b'"):
+        ln.launch_pytorchjob(docs, ln.LaunchSettings(namespace="team-b", kubeconfig="/nonexistent"))
+
+
+def test_a_manifest_with_other_kinds_is_a_usage_error(tmp_path):
+    path = tmp_path / "job.yaml"
+    docs = [*manifest_docs(), {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}]
+    path.write_text(pj.dump_manifest(docs))
+    with pytest.raises(UsageError, match="unsupported 'Secret'"):
+        ln.launch_pytorchjob(str(path), ln.LaunchSettings(namespace="ns"))
+
+
+def test_missing_credentials_are_a_cluster_error_saying_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ln.ClusterError, match="KUBECONFIG") as info:
+        ln.launch_pytorchjob(
+            manifest_docs(), ln.LaunchSettings(namespace="ns", kubeconfig=str(tmp_path / "none"))
+        )
+    assert info.value.exit_code == 5
+
+
+# --- copying the master's log -------------------------------------------------------------------------------
+
+
+class FakeLog:
+    def __init__(self, chunks: list[bytes]):
+        self.chunks = chunks
+
+    def stream(self, decode_content: bool = True):
+        yield from self.chunks
+
+    def close(self) -> None:
+        pass
+
+
+class FakeKubelet:
+    """Stands in for the kubelet behind the API server (none runs here): pod status and container logs."""
+
+    def __init__(self):
+        self.phase = "Pending"
+        self.restarts = 0
+        self.logs: dict[int, list[bytes]] = {}
+        self.log_reads = 0
+
+    def read_namespaced_pod(self, name, namespace, **kwargs):
+        containers = [SimpleNamespace(name="pytorch", restart_count=self.restarts)]
+        return SimpleNamespace(status=SimpleNamespace(phase=self.phase, container_statuses=containers))
+
+    def read_namespaced_pod_log(self, name, namespace, **kwargs):
+        assert (name, kwargs["container"], kwargs["follow"]) == ("job-master-0", "pytorch", True)
+        self.log_reads += 1
+        return FakeLog(self.logs[self.restarts])
+
+
+def wait_until(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_the_master_log_is_copied_once_per_container_start():
+    kubelet = FakeKubelet()
+    kubelet.logs = {0: [b"iter 1 loss 2.5\n", b"iter 2 loss 2.1\n"], 1: [b"resumed from model_0000099.pth\n"]}
+    out = io.StringIO()
+    follower = ln._MasterLogFollower(SimpleNamespace(core=kubelet), "ns", "job-master-0", 0.02, out)
+    follower.start()
+    try:
+        time.sleep(0.1)
+        assert out.getvalue() == "", "nothing is read while the pod is Pending"
+        kubelet.phase = "Running"
+        wait_until(lambda: "loss 2.1" in out.getvalue())
+        time.sleep(0.1)
+        kubelet.restarts = 1  # restartPolicy OnFailure: a new container in the same pod
+        wait_until(lambda: "resumed" in out.getvalue())
+        time.sleep(0.1)
+    finally:
+        follower.stop()
+    assert out.getvalue() == "iter 1 loss 2.5\niter 2 loss 2.1\nresumed from model_0000099.pth\n"
+    assert kubelet.log_reads == 2
+
+
+# --- an unreachable API server ------------------------------------------------------------------------------
+
+
+def test_unreachable_api_is_retried_a_bounded_number_of_times_then_exits_with_its_own_code(tmp_path):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"https://127.0.0.1:{closed_port}"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(pj.dump_manifest(manifest_docs()))
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "wsovvis", "launch-pytorchjob", "--manifest", str(manifest), "--namespace", "ns",
+         "--kubeconfig", str(kubeconfig), "--api-attempts", "3"],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 5, out.stderr
+    assert out.stderr.count("retrying in") == 2, out.stderr
+    assert f"127.0.0.1:{closed_port}" in out.stderr and "3 attempts" in out.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_a_sigterm_handler_is_only_installed_on_the_main_thread():
+    results = []
+    thread = threading.Thread(target=lambda: results.append(ln._install_sigterm_handler()))
+    thread.start()
+    thread.join()
+    assert results == [None]

@@ -1,0 +1,112 @@
+"""The compiled pipeline spec: in sync with the code, and the shape the users rely on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.compile import SPEC_PATH, compile_pipeline
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, dict]:
+    path = compile_pipeline(tmp_path_factory.mktemp("spec") / "wsovvis_pipeline.yaml")
+    text = path.read_text()
+    spec, platform = yaml.safe_load_all(text)
+    return text, spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def test_committed_spec_is_in_sync_with_the_code(compiled: tuple[str, dict, dict]) -> None:
+    text, _, _ = compiled
+    assert SPEC_PATH.read_text() == text, (
+        "pipelines/wsovvis_pipeline.yaml is stale: run `wsovvis pipeline compile`"
+    )
+
+
+def _tasks(spec: dict, dag: str | None = None) -> dict:
+    if dag is None:
+        return spec["root"]["dag"]["tasks"]
+    return spec["components"][dag]["dag"]["tasks"]
+
+
+def test_mask_gen_runs_in_a_parallel_for_over_the_shard_indices_with_a_gpu_each(compiled) -> None:
+    _, spec, _ = compiled
+    (loop_name,) = [name for name in _tasks(spec) if name.startswith("for-loop")]
+    loop = _tasks(spec)[loop_name]
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 4
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--plan-shards-Output"
+    assert "mask-gen" in _tasks(spec, loop["componentRef"]["name"])
+    container = spec["deploymentSpec"]["executors"]["exec-mask-gen"]["container"]
+    accelerator = container["resources"]["accelerator"]
+    assert (
+        "accelerator_type" in accelerator["resourceType"] and "mask_gen_gpus" in accelerator["resourceCount"]
+    )
+    assert container["image"].endswith("/runtime:" + container["image"].rsplit(":", 1)[1])
+
+
+def test_convert_fans_in_every_shard_and_training_and_evaluation_follow(compiled) -> None:
+    _, spec, _ = compiled
+    tasks = _tasks(spec)
+    mask_roots = tasks["convert"]["inputs"]["parameters"]["mask_roots"]["taskOutputParameter"]
+    assert mask_roots["outputParameterKey"] == "pipelinechannel--mask-gen-Output"
+    assert mask_roots["producerTask"].startswith("for-loop")
+    assert (
+        tasks["train"]["inputs"]["parameters"]["train_json"]["taskOutputParameter"]["producerTask"]
+        == "convert"
+    )
+    assert (
+        tasks["train"]["inputs"]["parameters"]["run_id"]["runtimeValue"]["constant"]
+        == "{{$.pipeline_job_uuid}}"
+    )
+    evaluations = {
+        name: task
+        for component in spec["components"].values()
+        for name, task in component.get("dag", {}).get("tasks", {}).items()
+        if name.startswith("evaluate")
+    }
+    producers = sorted(
+        t["inputs"]["parameters"]["results_json"]["componentInputParameter"] for t in evaluations.values()
+    )
+    assert producers == ["pipelinechannel--convert-Output", "pipelinechannel--train-Output"]
+    outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]
+    assert outputs["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
+    assert outputs["report"]["artifactType"]["schemaTitle"] == "system.HTML"
+
+
+def test_credentials_come_from_a_secret_and_no_literal_is_in_the_spec(compiled) -> None:
+    text, spec, executors = compiled
+    for name in spec["deploymentSpec"]["executors"]:
+        secrets = executors[name]["secretAsEnv"]
+        env = {e["envVar"] for s in secrets for e in s["keyToEnv"]}
+        assert env == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}, name
+        assert executors[name]["configMapAsEnv"][0]["keyToEnv"][0]["envVar"] == "AWS_ENDPOINT_URL"
+    assert (
+        spec["root"]["inputDefinitions"]["parameters"]["s3_secret_name"]["defaultValue"]
+        == "mlpipeline-minio-artifact"
+    )
+    assert "minioadmin" not in text and "AWS_SECRET_ACCESS_KEY:" not in text
+    for executor in spec["deploymentSpec"]["executors"].values():
+        assert "env" not in executor["container"]
+
+
+def test_caching_and_retries(compiled) -> None:
+    _, spec, _ = compiled
+    tasks = _tasks(spec)
+    assert tasks["prepare"]["cachingOptions"] == {}  # the image check always runs
+    for name in ("plan-shards", "convert", "train"):
+        assert tasks[name]["cachingOptions"] == {"enableCache": True}, name
+    for name in ("plan-shards", "convert"):
+        assert tasks[name]["retryPolicy"]["maxRetryCount"] == 3, name
+
+
+def test_every_component_folder_is_used_by_the_pipeline(compiled) -> None:
+    _, spec, _ = compiled
+    folders = {p.parent.name.replace("_", "-") for p in Path("components").glob("*/component.py")}
+    used = {
+        name.removeprefix("comp-").removesuffix("-2")
+        for name in spec["components"]
+        if not name.startswith(("comp-for-loop", "comp-condition"))
+    }
+    assert folders == used

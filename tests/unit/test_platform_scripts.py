@@ -1,0 +1,86 @@
+"""The platform's shell scripts: syntax, shellcheck, and the parts of kind-e2e.sh that run without a cluster."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = [ROOT / "scripts" / name for name in ("kind-e2e.sh", "build-images.sh", "containers.sh")]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_script_parses(script: Path):
+    out = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_script_passes_shellcheck(script: Path):
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    out = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout
+
+
+def test_kind_e2e_check_names_what_is_missing(tmp_path: Path):
+    """With an empty PATH apart from bash's own tools, --check exits 3 and names kind, docker and kubectl."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sed", "cat", "dirname"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    out = subprocess.run(
+        [shutil.which("bash"), str(ROOT / "scripts" / "kind-e2e.sh"), "--check"],
+        env={"PATH": str(bin_dir), "PYTHON": sys.executable, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 3, out.stderr
+    for tool in ("docker", "kind", "kubectl"):
+        assert tool in out.stderr
+
+
+def test_kind_e2e_rejects_unknown_arguments():
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "kind-e2e.sh"), "--fast"], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 2 and "unknown argument: --fast" in out.stderr
+
+
+def test_kind_e2e_in_cluster_pod_is_valid_and_gets_the_pipelines_s3_settings(tmp_path: Path):
+    """The helper pod (dataset upload, metrics check) gets S3 settings the way the pipeline's pods do."""
+    kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate")
+    script = (ROOT / "scripts" / "kind-e2e.sh").read_text()
+    start = script.index("in_cluster() {")
+    function = script[start : script.index("\n}\n", start) + 3]
+    applied = tmp_path / "applied.yaml"
+    fake_kubectl = tmp_path / "kubectl"
+    fake_kubectl.write_text(f'#!/bin/sh\ncase " $* " in *" apply -f - "*) cat > {applied} ;; esac\nexit 0\n')
+    fake_kubectl.chmod(0o755)
+    command = "python3 - <<'PY'\nprint('$BUCKET')\nPY"
+    harness = f'{function}\nKUBECTL=({fake_kubectl})\nin_cluster e2e-probe "{command}"\n'
+    env = dict(os.environ, NAMESPACE="kubeflow", TOOLS_IMAGE="example.com/tools:1", PYTHON=sys.executable)
+    env["BUCKET"] = "s3://bucket"
+    out = subprocess.run(["bash", "-c", harness], env=env, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    pod = yaml.safe_load(applied.read_text())
+    kubernetes_validate.validate(copy.deepcopy(pod), "1.32.0", strict=True)
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == "example.com/tools:1"
+    assert container["command"] == ["sh", "-c", "python3 - <<'PY'\nprint('s3://bucket')\nPY"]
+    sources = {e["name"]: e["valueFrom"] for e in container["env"]}
+    pipeline = ROOT / "pipelines" / "wsovvis_pipeline.py"
+    if pipeline.exists():  # the pipeline's own key mapping, when the pipeline is in this checkout
+        text = pipeline.read_text()
+        assert '"accesskey": "AWS_ACCESS_KEY_ID"' in text and '"endpoint": "AWS_ENDPOINT_URL"' in text
+    assert sources["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "wsovvis-s3", "key": "accesskey"}}
+    assert sources["AWS_SECRET_ACCESS_KEY"] == {"secretKeyRef": {"name": "wsovvis-s3", "key": "secretkey"}}
+    assert sources["AWS_ENDPOINT_URL"] == {"configMapKeyRef": {"name": "wsovvis-s3", "key": "endpoint"}}

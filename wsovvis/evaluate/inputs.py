@@ -1,0 +1,380 @@
+"""Ground truth and results for evaluation: loaded, checked and put into one plain shape.
+
+Results come either as a YTVIS results list or as a YTVIS dataset (such as the tubes of ``wsovvis convert``),
+whose annotations become results. Problems a user must fix (missing fields, wrong lengths, masks of the wrong
+size, malformed RLE) raise :class:`~wsovvis.errors.InputError` naming the file, result and frame; problems the
+official evaluator would silently absorb or crash on (results for videos not in the GT, no results at all)
+are counted in :attr:`EvalInputs.warnings` and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import posixpath
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from wsovvis import rle, storage, ytvis
+from wsovvis.errors import InputError
+
+log = logging.getLogger(__name__)
+
+RLE = dict[str, Any]
+# Characters of COCO's compressed RLE strings: 6-bit groups offset by 48 ('0').
+_NOT_RLE_CHAR = re.compile(r"[^0-o]")
+
+
+@dataclass(frozen=True)
+class Video:
+    id: int
+    height: int
+    width: int
+    length: int
+    file_names: tuple[str, ...]
+
+
+@dataclass
+class GtObject:
+    """One GT annotation: compressed RLE (or None where absent) per frame, and its 'areas' field."""
+
+    id: int
+    video_id: int
+    category_id: int
+    iscrowd: bool
+    segmentations: list[RLE | None]
+    areas: list[Any] | None
+    mask_areas: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+@dataclass
+class Detection:
+    """One result: ``index`` is its position in the results file (the official's result id minus one)."""
+
+    index: int
+    video_id: int
+    category_id: int
+    score: float
+    segmentations: list[RLE | None]
+    mask_areas: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+@dataclass
+class EvalInputs:
+    videos: dict[int, Video]
+    categories: list[dict[str, Any]]
+    gts: list[GtObject]
+    detections: list[Detection]
+    warnings: Counter[str] = field(default_factory=Counter)
+
+
+def _warn(warnings: Counter[str], key: str, count: int, message: str, *args: Any) -> None:
+    warnings[key] += count
+    log.warning(message, *args)
+
+
+# --------------------------------------------------------------------------------------------------- GT
+
+
+def _gt_rle(seg: Any, video: Video) -> RLE | None:
+    """The official ``annToRLE``: polygons and uncompressed RLE become compressed RLE; falsy means absent."""
+    if not seg:
+        return None
+    if isinstance(seg, list):
+        return mask_utils.merge(mask_utils.frPyObjects(seg, video.height, video.width))
+    if isinstance(seg["counts"], list):
+        return mask_utils.frPyObjects(seg, video.height, video.width)
+    return seg
+
+
+def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject]]:
+    source = os.fspath(uri)
+    data = ytvis.load_dataset(uri)
+    if not data.get("categories"):
+        raise InputError(f"{source}: the GT has no 'categories'; evaluation needs the category list")
+    videos = {
+        v["id"]: Video(v["id"], v["height"], v["width"], v["length"], tuple(v["file_names"]))
+        for v in data["videos"]
+    }
+    gts = []
+    for ann in data.get("annotations", []):
+        video = videos[ann["video_id"]]
+        try:
+            segmentations = [_gt_rle(seg, video) for seg in ann["segmentations"]]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise InputError(
+                f"{source}: annotation {ann['id']} (video {video.id}): a segmentation is not a polygon or RLE ({exc})"
+            ) from exc
+        areas = ann.get("areas")
+        gts.append(
+            GtObject(
+                ann["id"], video.id, ann["category_id"], bool(ann.get("iscrowd", 0)), segmentations, areas
+            )
+        )
+    fill_mask_areas(gts, {vid: v.length for vid, v in videos.items()})
+    return videos, data["categories"], gts
+
+
+# --------------------------------------------------------------------------------------------------- results
+
+
+def _check_result_rle(seg: Any, video: Video, source: str, where: str, frame: int) -> RLE | None:
+    if not seg:
+        return None
+    if (
+        type(seg) is dict
+        and type(seg.get("counts")) is str
+        and seg.get("size") == [video.height, video.width]
+    ):
+        return seg
+    if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
+        raise InputError(
+            f"{source}: {where}: segmentations[{frame}] is not an RLE dict with 'size' and 'counts'"
+        )
+    size = seg["size"]
+    if not (isinstance(size, list) and len(size) == 2) or size[0] != video.height or size[1] != video.width:
+        raise InputError(
+            f"{source}: {where}: segmentations[{frame}].size {size!r} differs from video {video.id}'s "
+            f"[height, width] [{video.height}, {video.width}]; results must be at the GT resolution"
+        )
+    counts = seg["counts"]
+    if isinstance(counts, list):
+        if (
+            not all(isinstance(c, int) and c >= 0 for c in counts)
+            or sum(counts) != video.height * video.width
+        ):
+            raise InputError(
+                f"{source}: {where}: segmentations[{frame}] is a malformed uncompressed RLE "
+                f"(counts must be non-negative integers summing to height*width)"
+            )
+        seg = mask_utils.frPyObjects(seg, video.height, video.width)
+        seg["counts"] = seg["counts"].decode("ascii")
+        return seg
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii", errors="replace")
+    if not isinstance(counts, str) or _NOT_RLE_CHAR.search(counts):
+        raise InputError(
+            f"{source}: {where}: segmentations[{frame}].counts is not a compressed RLE string "
+            f"(expected characters '0'..'o', as pycocotools encodes)"
+        )
+    return {"size": size, "counts": counts}
+
+
+def _check_rle_strings(segs: list[RLE | None], source: str, where: str) -> None:
+    """Compressed RLE strings hold only '0'..'o'; one regex pass over all frames of a result."""
+    if _NOT_RLE_CHAR.search("".join(seg["counts"] for seg in segs if seg is not None)):
+        frame = next(
+            f for f, seg in enumerate(segs) if seg is not None and _NOT_RLE_CHAR.search(seg["counts"])
+        )
+        raise InputError(
+            f"{source}: {where}: segmentations[{frame}].counts is not a compressed RLE string "
+            f"(expected characters '0'..'o', as pycocotools encodes)"
+        )
+
+
+def fill_mask_areas(objects: list[Detection] | list[GtObject], length_of: dict[int, int]) -> None:
+    """Set every object's per-frame mask areas (0 where absent) with as few pycocotools calls as it allows."""
+    flat = [seg for obj in objects for seg in obj.segmentations if seg is not None]
+    values = rle.areas(flat)
+    position = 0
+    for obj in objects:
+        areas = np.zeros(length_of[obj.video_id], dtype=np.int64)
+        for frame, seg in enumerate(obj.segmentations):
+            if seg is not None:
+                areas[frame] = values[position]
+                position += 1
+        obj.mask_areas = areas
+
+
+def _check_areas(detections: list[Detection], videos: dict[int, Video], source: str) -> None:
+    """A compressed RLE whose area exceeds the frame is malformed (its runs do not add up to the frame)."""
+    fill_mask_areas(detections, {vid: v.length for vid, v in videos.items()})
+    for det in detections:
+        video = videos[det.video_id]
+        limit = video.height * video.width
+        if det.mask_areas.size and det.mask_areas.max() > limit:
+            frame = int(np.argmax(det.mask_areas))
+            raise InputError(
+                f"{source}: result {det.index} (video {video.id}): segmentations[{frame}] is a malformed RLE "
+                f"(area {int(det.mask_areas[frame])} exceeds the frame's {limit} pixels)"
+            )
+
+
+def _result(
+    entry: Any, index: int, videos: dict[int, Video], source: str, warnings: Counter[str]
+) -> Detection | None:
+    if not isinstance(entry, dict):
+        raise InputError(f"{source}: result {index} is not an object")
+    where = f"result {index} (video {entry.get('video_id')!r})"
+    for name in ("video_id", "score", "category_id", "segmentations"):
+        if name not in entry:
+            raise InputError(f"{source}: {where}: missing field '{name}'")
+    score = entry["score"]
+    if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
+        raise InputError(f"{source}: {where}: 'score' must be a finite number, got {score!r}")
+    category_id = entry["category_id"]
+    if not isinstance(category_id, int) or isinstance(category_id, bool):
+        raise InputError(f"{source}: {where}: 'category_id' must be an integer, got {category_id!r}")
+    video = videos.get(entry["video_id"])
+    if video is None:
+        warnings["results_for_unknown_videos"] += 1
+        return None
+    segs = entry["segmentations"]
+    if not isinstance(segs, list) or len(segs) != video.length:
+        count = len(segs) if isinstance(segs, list) else type(segs).__name__
+        raise InputError(
+            f"{source}: {where}: 'segmentations' has {count} entries, the GT video has {video.length} frames"
+        )
+    checked = [_check_result_rle(seg, video, source, where, frame) for frame, seg in enumerate(segs)]
+    _check_rle_strings(checked, source, where)
+    return Detection(index, video.id, category_id, float(score), checked)
+
+
+def _results_from_list(
+    results: list[Any], videos: dict[int, Video], source: str, warnings: Counter[str]
+) -> list[Detection]:
+    detections = []
+    for index, entry in enumerate(results):
+        det = _result(entry, index, videos, source, warnings)
+        if det is not None:
+            detections.append(det)
+    _check_areas(detections, videos, source)
+    if warnings["results_for_unknown_videos"]:
+        log.warning(
+            "%s: %d results are for videos not in the GT; they are left out (the official evaluator refuses them)",
+            source,
+            warnings["results_for_unknown_videos"],
+        )
+    return detections
+
+
+def _folder(video: Video | dict[str, Any]) -> str:
+    names = video.file_names if isinstance(video, Video) else video["file_names"]
+    return posixpath.dirname(names[0])
+
+
+def _stem(name: str) -> str:
+    return posixpath.splitext(posixpath.basename(name))[0]
+
+
+def _match_videos(
+    gt_videos: dict[int, Video], res_videos: list[dict[str, Any]], source: str
+) -> dict[int, tuple[Video, list[int | None]]]:
+    """Results video id -> (GT video, for each GT frame the results frame index or None).
+
+    A results video goes to the GT video with the same frame folder (its last path component, or the whole
+    folder where names repeat), else to the GT video with the same id; frames are paired by file name stem.
+    """
+    by_folder: dict[str, list[Video]] = {}
+    for video in gt_videos.values():
+        by_folder.setdefault(posixpath.basename(_folder(video)), []).append(video)
+    matches = {}
+    for res_video in res_videos:
+        folder = _folder(res_video)
+        candidates = by_folder.get(posixpath.basename(folder), [])
+        if len(candidates) > 1:
+            candidates = [v for v in candidates if _folder(v) == folder]
+        if len(candidates) == 1:
+            gt_video = candidates[0]
+        elif res_video["id"] in gt_videos and not by_folder.get(posixpath.basename(folder)):
+            gt_video = gt_videos[res_video["id"]]
+        else:
+            continue
+        if (res_video["height"], res_video["width"]) != (gt_video.height, gt_video.width):
+            raise InputError(
+                f"{source}: video {res_video['id']} ({folder}) is {res_video['height']}x{res_video['width']}, "
+                f"its GT video {gt_video.id} is {gt_video.height}x{gt_video.width}; masks must be at the GT size"
+            )
+        frame_of_stem = {_stem(name): index for index, name in enumerate(res_video["file_names"])}
+        matches[res_video["id"]] = (
+            gt_video,
+            [frame_of_stem.get(_stem(name)) for name in gt_video.file_names],
+        )
+    return matches
+
+
+def _results_from_dataset(
+    data: dict[str, Any], videos: dict[int, Video], source: str, warnings: Counter[str]
+) -> list[Detection]:
+    ytvis.validate_dataset(data, source)
+    matches = _match_videos(videos, data["videos"], source)
+    unmatched = [v["id"] for v in data["videos"] if v["id"] not in matches]
+    if unmatched:
+        _warn(
+            warnings,
+            "results_videos_not_in_gt",
+            len(unmatched),
+            "%s: %d videos match no GT video by frame folder or id and are left out (e.g. %s)",
+            source,
+            len(unmatched),
+            unmatched[:5],
+        )
+    detections = []
+    missing_frames = 0
+    for index, ann in enumerate(data.get("annotations", [])):
+        match = matches.get(ann["video_id"])
+        if match is None:
+            warnings["results_for_unknown_videos"] += 1
+            continue
+        gt_video, frames = match
+        where = f"annotation {ann['id']} (video {ann['video_id']})"
+        segs = []
+        for gt_frame, res_frame in enumerate(frames):
+            if res_frame is None:
+                missing_frames += 1
+                segs.append(None)
+            else:
+                segs.append(
+                    _check_result_rle(ann["segmentations"][res_frame], gt_video, source, where, gt_frame)
+                )
+        score = ann.get("score", 1.0)
+        if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
+            raise InputError(f"{source}: {where}: 'score' must be a finite number, got {score!r}")
+        _check_rle_strings(segs, source, where)
+        detections.append(Detection(index, gt_video.id, ann["category_id"], float(score), segs))
+    _check_areas(detections, videos, source)
+    if missing_frames:
+        _warn(
+            warnings,
+            "gt_frames_missing_in_results",
+            missing_frames,
+            "%s: %d (annotation, GT frame) pairs have no frame of that name in the results video; "
+            "they count as empty",
+            source,
+            missing_frames,
+        )
+    return detections
+
+
+def load_results(
+    uri: str | os.PathLike[str], videos: dict[int, Video], warnings: Counter[str]
+) -> list[Detection]:
+    """Detections from a YTVIS results list or a YTVIS dataset JSON, mapped onto the GT videos."""
+    source = os.fspath(uri)
+    data = storage.read_json(uri)
+    if isinstance(data, dict) and "videos" in data and "annotations" in data:
+        detections = _results_from_dataset(data, videos, source, warnings)
+    elif isinstance(data, list):
+        detections = _results_from_list(data, videos, source, warnings)
+    else:
+        raise InputError(
+            f"{source}: neither a YTVIS results list nor a YTVIS dataset (an object with 'videos' and 'annotations')"
+        )
+    if not detections:
+        _warn(
+            warnings, "no_results", 1, "%s: no usable results; every AP and AR is 0 where GT exists", source
+        )
+    return detections
+
+
+def load(gt: str | os.PathLike[str], results: str | os.PathLike[str]) -> EvalInputs:
+    videos, categories, gts = load_gt(gt)
+    warnings: Counter[str] = Counter()
+    detections = load_results(results, videos, warnings)
+    return EvalInputs(videos, categories, gts, detections, warnings)

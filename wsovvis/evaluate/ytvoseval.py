@@ -1,0 +1,525 @@
+"""The YouTube-VIS video AP/AR of youtubevos/cocoapi ``ytvoseval.py``, computed in bulk.
+
+Same semantics as the official ``evaluate``/``accumulate``/``summarize`` (segm, default parameters):
+
+- video IoU = sum over frames of |D∩G| / sum over frames of |D∪G| (frames where neither is present add
+  nothing, a zero union gives 0); the union is |D| + |G| - |D∩G| summed over the frames, so only the
+  intersections need RLE work: one pycocotools ``iou`` call per frame with the GT marked crowd gives
+  |D∩G| / |D| for every pair at once.
+- per (video, category) the results sorted by score (stable), the first 100 kept; greedy matching at the
+  10 IoU thresholds, for all area ranges and thresholds at once (the loop runs over result ranks, over
+  every (video, category) group together); ties go to the last GT in the official's order.
+- object size = mean of the nonzero per-frame areas (GT: its ``areas`` field; results: mask areas).
+- precision at 101 recall points with the right-to-left maximum envelope, recall at maxDets 1/10/100,
+  -1 where a category has no GT in an area range; the 12 stats are means over the entries > -1.
+
+Differences, all opt-in: ``class_agnostic`` counts every result whatever its category (the official with
+``useCats=0`` silently drops results whose category is not a GT category); ``lvvis`` follows the LV-VIS
+evaluator (areas truncated to int before averaging, crowd GT not ignored).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject
+from wsovvis.logs import progress
+
+log = logging.getLogger(__name__)
+
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
+RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
+MAX_DETS = (1, 10, 100)
+AREA_RANGES = ((0.0**2, 1e5**2), (0.0**2, 128.0**2), (128.0**2, 256.0**2), (256.0**2, 1e5**2))
+AREA_LABELS = ("all", "small", "medium", "large")
+STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+# (average precision?, IoU threshold, area label, maxDets) of each stat, in the official's order.
+STAT_SPECS = (
+    (True, None, "all", 100),
+    (True, 0.5, "all", 100),
+    (True, 0.75, "all", 100),
+    (True, None, "small", 100),
+    (True, None, "medium", 100),
+    (True, None, "large", 100),
+    (False, None, "all", 1),
+    (False, None, "all", 10),
+    (False, None, "all", 100),
+    (False, None, "small", 100),
+    (False, None, "medium", 100),
+    (False, None, "large", 100),
+)
+_LOG_EVERY = 200
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    class_agnostic: bool = False
+    lvvis: bool = False
+
+
+@dataclass
+class Evaluation:
+    """Accumulated arrays (official layout) and what the report needs per video, category and object."""
+
+    precision: np.ndarray  # [T, R, K, A, M]
+    recall: np.ndarray  # [T, K, A, M]
+    category_ids: list[int]  # the K axis; [-1] when class-agnostic
+    gt_counts: np.ndarray  # [K, A] GT objects that count (not ignored) per category and area range
+    result_counts: np.ndarray  # [K] results kept (top 100 per video and category)
+    per_video: list[dict[str, Any]]
+    warnings: Counter[str]
+
+
+# --------------------------------------------------------------------------------------------------- IoU
+
+
+def _mean_nonzero(values: list[Any], truncate: bool) -> float:
+    """The official's ``avg_area``: mean of the truthy entries (LV-VIS: after int()), 0 if none."""
+    kept = [int(a) if truncate else a for a in values if a]
+    return float(np.array(kept).mean()) if kept else 0.0
+
+
+def _frame_areas(objects: list[Detection] | list[GtObject], length: int) -> np.ndarray:
+    """[objects, frames] mask areas (0 where absent)."""
+    if not objects:
+        return np.zeros((0, length), dtype=np.int64)
+    return np.stack([obj.mask_areas for obj in objects])
+
+
+# Upper bound on the [results x GT] matrix of one pycocotools iou call (frames are batched up to it).
+_MAX_IOU_CELLS = 1 << 20
+
+
+def _add_intersections(
+    inter: np.ndarray,
+    dets: list[Detection],
+    gts: list[GtObject],
+    det_on: np.ndarray,
+    gt_on: np.ndarray,
+    det_areas: np.ndarray,
+    frames: list[int],
+) -> None:
+    """Add |D∩G| over ``frames`` to ``inter`` [D, G] with one pycocotools ``iou`` call.
+
+    Every mask of frame f is passed with its size given as [height, width + f]: pycocotools compares sizes
+    before any pixel work and returns -1 for pairs that differ, so pairs from different frames cost one bounding
+    box test, and pairs within a frame are computed as usual (the width is used nowhere else for a valid RLE).
+    With every GT marked crowd, the value is |D∩G| / |D| (0 when there is no overlap): times |D| it is the
+    intersection, exactly, after rounding.
+    """
+    det_rows = [(i, f) for f in frames for i in np.flatnonzero(det_on[:, f])]
+    gt_cols = [(j, f) for f in frames for j in np.flatnonzero(gt_on[:, f])]
+
+    def tagged(seg: dict, frame: int) -> dict:
+        return {"size": [seg["size"][0], seg["size"][1] + frame], "counts": seg["counts"]}
+
+    ratio = mask_utils.iou(
+        [tagged(dets[i].segmentations[f], f) for i, f in det_rows],
+        [tagged(gts[j].segmentations[f], f) for j, f in gt_cols],
+        [1] * len(gt_cols),
+    )
+    ratio = np.asarray(ratio, dtype=np.float64).reshape(len(det_rows), len(gt_cols))
+    row_obj = np.array([i for i, _ in det_rows], dtype=np.int64)
+    row_frame = np.array([f for _, f in det_rows], dtype=np.int64)
+    col_obj = np.array([j for j, _ in gt_cols], dtype=np.int64)
+    col_frame = np.array([f for _, f in gt_cols], dtype=np.int64)
+    r, c = np.nonzero((row_frame[:, None] == col_frame[None, :]) & (ratio > 0))
+    counts = np.rint(ratio[r, c] * det_areas[row_obj[r], row_frame[r]]).astype(np.int64)
+    np.add.at(inter, (row_obj[r], col_obj[c]), counts)
+
+
+def video_ious(
+    dets: list[Detection],
+    gts: list[GtObject],
+    det_areas: np.ndarray,
+    gt_areas: np.ndarray,
+    pairs: np.ndarray | None = None,
+) -> np.ndarray:
+    """[D, G] video IoUs as the official ``computeIoU`` defines them, given [objects, frames] mask areas.
+
+    Frames where a mask is absent or empty add no intersection, so only frames where both have pixels need
+    RLE work; ``pairs`` ([D, G] bool) limits that work to the pairs whose IoU will be used (left 0 otherwise).
+    """
+    ious = np.zeros((len(dets), len(gts)))
+    if not dets or not gts:
+        return ious
+    det_use = pairs.any(1) if pairs is not None else np.ones(len(dets), dtype=bool)
+    gt_use = pairs.any(0) if pairs is not None else np.ones(len(gts), dtype=bool)
+    det_on = (det_areas > 0) & det_use[:, None]
+    gt_on = (gt_areas > 0) & gt_use[:, None]
+    inter = np.zeros((len(dets), len(gts)), dtype=np.int64)
+    frames = np.flatnonzero(det_on.any(0) & gt_on.any(0))
+    chunk: list[int] = []
+    rows = cols = 0
+    for frame in frames:
+        d_count, g_count = int(det_on[:, frame].sum()), int(gt_on[:, frame].sum())
+        if chunk and (rows + d_count) * (cols + g_count) > _MAX_IOU_CELLS:
+            _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, chunk)
+            chunk, rows, cols = [], 0, 0
+        chunk.append(int(frame))
+        rows, cols = rows + d_count, cols + g_count
+    if chunk:
+        _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, chunk)
+    union = det_areas.sum(1)[:, None] + gt_areas.sum(1)[None, :] - inter
+    np.divide(inter, union, out=ious, where=union > 0)
+    return ious
+
+
+# --------------------------------------------------------------------------------------------------- matching
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _match_bucket(ious: np.ndarray, gt_ignore: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+    """Greedy matching of the official ``evaluateVid`` for B groups, all area ranges and thresholds at once.
+
+    ious [B, D, G] (padding -1), gt_ignore [B, A, G], crowd [B, G] -> matched GT index [B, A, T, D] or -1.
+    A result takes, among the GT still free (crowd GT stay free) with IoU >= the threshold, the best
+    non-ignored one, else the best ignored one; ties go to the later GT, as the official's ``>=`` scan does.
+    """
+    groups, num_dets, num_gts = ious.shape
+    best0 = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)
+    taken = np.zeros((groups, len(AREA_RANGES), len(best0), num_gts), dtype=bool)
+    matched = np.full((groups, len(AREA_RANGES), len(best0), num_dets), -1, dtype=np.int64)
+    reusable = crowd[:, None, None, :]
+    counted = ~gt_ignore[:, :, None, :]
+    for rank in range(num_dets):
+        row = ious[:, rank, :]
+        if not (row >= best0.min()).any():
+            continue
+        candidate = (row[:, None, None, :] >= best0[None, None, :, None]) & ~(taken & ~reusable)
+        preferred = candidate & counted
+        section = np.where(preferred.any(-1, keepdims=True), preferred, candidate)
+        found = section.any(-1)
+        values = np.where(section, row[:, None, None, :], -np.inf)
+        choice = num_gts - 1 - np.argmax(values[..., ::-1], axis=-1)
+        matched[..., rank] = np.where(found, choice, -1)
+        b, a, t = np.nonzero(found)
+        taken[b, a, t, choice[b, a, t]] = True
+    return matched
+
+
+@dataclass
+class _Group:
+    dets: np.ndarray  # global result indices, in rank order
+    gts: np.ndarray  # global GT indices, in the official's order
+    ious: np.ndarray  # [D, G]
+
+
+def _match_all(
+    groups: list[_Group], gt_ignore: np.ndarray, gt_crowd: np.ndarray, num_dets: int
+) -> np.ndarray:
+    """Global matched GT index [A, T, num_dets] (or -1) over every group, batched by padded size."""
+    matched = np.full((len(AREA_RANGES), len(IOU_THRESHOLDS), num_dets), -1, dtype=np.int64)
+    buckets: dict[tuple[int, int], list[_Group]] = defaultdict(list)
+    for group in groups:
+        if len(group.dets) and len(group.gts):
+            buckets[_pow2(len(group.dets)), _pow2(len(group.gts))].append(group)
+    for (dpad, gpad), members in buckets.items():
+        # Bounded memory: at most ~4M IoU cells per batch.
+        step = max(1, (1 << 22) // (dpad * gpad))
+        for start in range(0, len(members), step):
+            batch = members[start : start + step]
+            ious = np.full((len(batch), dpad, gpad), -1.0)
+            ignore = np.ones((len(batch), len(AREA_RANGES), gpad), dtype=bool)
+            crowd = np.zeros((len(batch), gpad), dtype=bool)
+            for b, group in enumerate(batch):
+                nd, ng = group.ious.shape
+                ious[b, :nd, :ng] = group.ious
+                ignore[b, :, :ng] = gt_ignore[:, group.gts]
+                crowd[b, :ng] = gt_crowd[group.gts]
+            local = _match_bucket(ious, ignore, crowd)
+            for b, group in enumerate(batch):
+                nd = len(group.dets)
+                chosen = local[b, :, :, :nd]
+                matched[:, :, group.dets] = np.where(chosen >= 0, group.gts[np.maximum(chosen, 0)], -1)
+    return matched
+
+
+# --------------------------------------------------------------------------------------------------- accumulate
+
+
+def _segments(keys: np.ndarray, num_keys: int) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.searchsorted(keys, np.arange(num_keys), side="left")
+    ends = np.searchsorted(keys, np.arange(num_keys), side="right")
+    return starts, ends - starts
+
+
+def _ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and each value's rank: integer keys that order exactly as the floats do."""
+    uniq, inverse = np.unique(values, return_inverse=True)
+    return uniq, inverse.reshape(values.shape)
+
+
+def accumulate(
+    det_cat: np.ndarray,
+    det_video: np.ndarray,
+    det_rank: np.ndarray,
+    det_score: np.ndarray,
+    dt_matched: np.ndarray,
+    dt_ignore: np.ndarray,
+    gt_counts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The official ``accumulate``, vectorised over categories: precision [T,R,K,A,M], recall [T,K,A,M].
+
+    Per maxDet the results are ordered by (category, -score, video, rank) - the official's stable sort of
+    the per-video lists concatenated in video order - and per-category running sums come from one cumsum.
+    The precision envelope and the recall-threshold search work on exact integer ranks of the floats, with
+    the category as the high part of the key, so they run over all categories at once without rounding.
+    """
+    num_t, num_r, num_a, num_m = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), len(AREA_RANGES), len(MAX_DETS)
+    num_k = gt_counts.shape[0]
+    precision = np.full((num_t, num_r, num_k, num_a, num_m), -1.0)
+    recall = np.full((num_t, num_k, num_a, num_m), -1.0)
+    for m, max_det in enumerate(MAX_DETS):
+        kept = np.flatnonzero(det_rank < max_det)
+        order = kept[np.lexsort((det_rank[kept], det_video[kept], -det_score[kept], det_cat[kept]))]
+        for a in range(num_a):
+            valid = gt_counts[:, a] > 0
+            if not valid.any():
+                continue
+            rows = order[valid[det_cat[order]]]
+            cats = det_cat[rows]
+            starts, counts = _segments(cats, num_k)
+            valid_idx = np.flatnonzero(valid)
+            if len(rows) == 0:
+                recall[:, valid_idx, a, m] = 0
+                precision[:, :, valid_idx, a, m] = 0
+                continue
+            matched = dt_matched[a][:, rows]
+            ignored = dt_ignore[a][:, rows]
+            tp_cum = np.cumsum(matched & ~ignored, axis=1)
+            fp_cum = np.cumsum(~matched & ~ignored, axis=1)
+            pad = np.zeros((num_t, 1), dtype=tp_cum.dtype)
+            tp = (tp_cum - np.concatenate([pad, tp_cum], axis=1)[:, starts[cats]]).astype(np.float64)
+            fp = (fp_cum - np.concatenate([pad, fp_cum], axis=1)[:, starts[cats]]).astype(np.float64)
+            rc = tp / gt_counts[cats, a]
+            pr = tp / (fp + tp + np.spacing(1))
+
+            last = np.maximum(starts + counts - 1, 0)
+            recall_k = np.where(counts[None, :] > 0, rc[:, last], 0.0)
+            recall[:, valid_idx, a, m] = recall_k[:, valid_idx]
+
+            # Right-to-left running maximum of precision within each category.
+            pr_values, pr_rank = _ranks(pr)
+            rev_cat = (num_k - 1 - cats)[::-1].astype(np.int64)
+            key = rev_cat * len(pr_values) + pr_rank[:, ::-1]
+            envelope = pr_values[(np.maximum.accumulate(key, axis=1) - rev_cat * len(pr_values))[:, ::-1]]
+
+            # The official reads precision at the first position whose recall reaches each threshold (0 past
+            # the end). covered[i] = number of thresholds <= rc[i] (exact float comparisons), so position i
+            # serves the thresholds from covered[i-1] (0 at a category's start) up to covered[i] - 1.
+            precision[:, :, valid_idx, a, m] = 0.0
+            covered = np.searchsorted(RECALL_THRESHOLDS, rc, side="right")
+            first = np.zeros(len(rows), dtype=bool)
+            first[starts[counts > 0]] = True
+            previous = np.concatenate([np.zeros((num_t, 1), dtype=covered.dtype), covered[:, :-1]], axis=1)
+            previous[:, first] = 0
+            spans = covered - previous
+            for t in range(num_t):
+                total = int(spans[t].sum())
+                if total == 0:
+                    continue
+                span_start = np.cumsum(spans[t]) - spans[t]
+                thr = np.repeat(previous[t], spans[t]) + np.arange(total) - np.repeat(span_start, spans[t])
+                precision[t, thr, np.repeat(cats, spans[t]), a, m] = np.repeat(envelope[t], spans[t])
+    return precision, recall
+
+
+# --------------------------------------------------------------------------------------------------- summarize
+
+
+def summarize_one(
+    precision: np.ndarray,
+    recall: np.ndarray,
+    ap: bool,
+    iou_thr: float | None,
+    area: str,
+    max_dets: int,
+    categories: np.ndarray | None = None,
+) -> float:
+    """The official ``_summarize``, optionally over a subset of the K axis (LV-VIS base/novel)."""
+    aind = [i for i, label in enumerate(AREA_LABELS) if label == area]
+    mind = [i for i, m in enumerate(MAX_DETS) if m == max_dets]
+    if ap:
+        s = precision
+        if iou_thr is not None:
+            s = s[np.where(iou_thr == IOU_THRESHOLDS)[0]]
+        s = s[:, :, :, aind, mind]
+        if categories is not None:
+            s = s[:, :, categories]
+    else:
+        s = recall
+        if iou_thr is not None:
+            s = s[np.where(iou_thr == IOU_THRESHOLDS)[0]]
+        s = s[:, :, aind, mind]
+        if categories is not None:
+            s = s[:, categories]
+    if len(s[s > -1]) == 0:
+        return -1.0
+    return float(np.mean(s[s > -1]))
+
+
+def summarize(
+    precision: np.ndarray, recall: np.ndarray, categories: np.ndarray | None = None
+) -> dict[str, float]:
+    """The 12 stats (fractions; -1 where undefined), optionally over a subset of the K axis."""
+    return {
+        name: summarize_one(precision, recall, *spec, categories=categories)
+        for name, spec in zip(STAT_NAMES, STAT_SPECS, strict=True)
+    }
+
+
+# --------------------------------------------------------------------------------------------------- evaluate
+
+
+def _official_gt_order(gts: list[GtObject], class_agnostic: bool) -> list[GtObject]:
+    # useCats=0 concatenates the per-category lists in category id order.
+    return sorted(gts, key=lambda g: g.category_id) if class_agnostic else gts
+
+
+def run(inputs: EvalInputs, options: EvalOptions) -> Evaluation:
+    """Evaluate loaded inputs; returns the accumulated arrays and per-video details."""
+    started = time.monotonic()
+    warnings = Counter(inputs.warnings)
+    category_ids = sorted({c["id"] for c in inputs.categories})
+    cat_index = {cid: k for k, cid in enumerate(category_ids)}
+    detections = inputs.detections
+    if not options.class_agnostic:
+        unknown = [d for d in detections if d.category_id not in cat_index]
+        if unknown:
+            warnings["results_with_unknown_category"] += len(unknown)
+            log.warning(
+                "%d results have a category_id that is not a GT category; they are left out, as the official "
+                "evaluator does",
+                len(unknown),
+            )
+            detections = [d for d in detections if d.category_id in cat_index]
+    num_k = 1 if options.class_agnostic else len(category_ids)
+
+    gts_by_video: dict[int, list[GtObject]] = defaultdict(list)
+    for gt in inputs.gts:
+        gts_by_video[gt.video_id].append(gt)
+    dets_by_video: dict[int, list[Detection]] = defaultdict(list)
+    for det in detections:
+        dets_by_video[det.video_id].append(det)
+
+    gt_rows: list[tuple[int, float, bool, bool, int]] = []  # category index, avg area, ignore, crowd, id
+    det_rows: list[tuple[int, int, int, float, float]] = []  # category index, video, rank, score, avg area
+    groups: list[_Group] = []
+    per_video: list[dict[str, Any]] = []
+    video_ids = sorted(inputs.videos)
+    for v, video_id in enumerate(progress(video_ids, desc="evaluate", unit="video")):
+        video = inputs.videos[video_id]
+        gts = _official_gt_order(gts_by_video.get(video_id, []), options.class_agnostic)
+        dets = dets_by_video.get(video_id, [])
+        if options.class_agnostic:
+            dets = sorted(dets, key=lambda d: d.category_id)
+        # Stable sort by score within each group, the first 100 kept (the official's computeIoU/evaluateVid).
+        by_group: dict[int, list[Detection]] = defaultdict(list)
+        for det in dets:
+            by_group[0 if options.class_agnostic else cat_index[det.category_id]].append(det)
+        kept: list[Detection] = []
+        group_of_det: list[tuple[int, int]] = []
+        for k, members in by_group.items():
+            # Python's sort is stable, like the official's mergesort on -score.
+            order = sorted(range(len(members)), key=lambda i: -members[i].score)[: MAX_DETS[-1]]
+            for rank, i in enumerate(order):
+                kept.append(members[i])
+                group_of_det.append((k, rank))
+        det_areas = _frame_areas(kept, video.length)
+        gt_mask_areas = _frame_areas(gts, video.length)
+        det_group = np.array([k for k, _ in group_of_det], dtype=np.int64)
+        gt_group = np.array(
+            [0 if options.class_agnostic else cat_index[g.category_id] for g in gts], dtype=np.int64
+        )
+        same_group = det_group[:, None] == gt_group[None, :]
+        ious = video_ious(kept, gts, det_areas, gt_mask_areas, same_group)
+
+        det_base, gt_base = len(det_rows), len(gt_rows)
+        for (k, rank), det, areas in zip(group_of_det, kept, det_areas, strict=True):
+            nonzero = areas[areas > 0]
+            det_rows.append((k, v, rank, det.score, float(nonzero.mean()) if nonzero.size else 0.0))
+        for gt, mask_areas in zip(gts, gt_mask_areas, strict=True):
+            # The official averages the GT's 'areas' field; without one, the mask areas stand in.
+            areas = gt.areas if gt.areas is not None else mask_areas.tolist()
+            gt_rows.append(
+                (
+                    0 if options.class_agnostic else cat_index[gt.category_id],
+                    _mean_nonzero(areas, options.lvvis),
+                    gt.iscrowd and not options.lvvis,
+                    gt.iscrowd,
+                    gt.id,
+                )
+            )
+        for k in sorted(set(det_group.tolist()) | set(gt_group.tolist())):
+            d_local = np.flatnonzero(det_group == k)
+            g_local = np.flatnonzero(gt_group == k)
+            groups.append(_Group(det_base + d_local, gt_base + g_local, ious[np.ix_(d_local, g_local)]))
+        best = np.where(same_group, ious, 0.0).max(axis=0) if len(kept) else np.zeros(len(gts))
+        per_video.append(
+            {
+                "video_id": video_id,
+                "num_gt": len(gts),
+                "num_results": len(kept),
+                "mean_best_iou": float(best.mean()) if len(gts) else None,
+                "gt_found_at_50": int((best >= 0.5).sum()),
+            }
+        )
+        if (v + 1) % _LOG_EVERY == 0:
+            log.info("evaluate: %d/%d videos", v + 1, len(video_ids))
+
+    gt_cat = np.array([r[0] for r in gt_rows], dtype=np.int64)
+    gt_area = np.array([r[1] for r in gt_rows], dtype=np.float64)
+    gt_flag = np.array([r[2] for r in gt_rows], dtype=bool)
+    gt_crowd = np.array([r[3] for r in gt_rows], dtype=bool)
+    gt_id = np.array([r[4] for r in gt_rows], dtype=np.int64)
+    det_cat = np.array([r[0] for r in det_rows], dtype=np.int64)
+    det_video = np.array([r[1] for r in det_rows], dtype=np.int64)
+    det_rank = np.array([r[2] for r in det_rows], dtype=np.int64)
+    det_score = np.array([r[3] for r in det_rows], dtype=np.float64)
+    det_area = np.array([r[4] for r in det_rows], dtype=np.float64)
+
+    low = np.array([lo for lo, _ in AREA_RANGES])[:, None]
+    high = np.array([hi for _, hi in AREA_RANGES])[:, None]
+    gt_ignore = gt_flag[None, :] | (gt_area[None, :] < low) | (gt_area[None, :] > high)  # [A, G]
+    det_outside = (det_area[None, :] < low) | (det_area[None, :] > high)  # [A, D]
+
+    matched = _match_all(groups, gt_ignore, gt_crowd, len(det_rows))  # [A, T, D]
+    has_match = matched >= 0
+    safe = np.maximum(matched, 0)
+    # The official stores the matched GT's id and tests it for truth: a match to GT id 0 counts as none.
+    dt_matched = has_match & (gt_id[safe] != 0) if len(gt_id) else np.zeros_like(has_match)
+    area_index = np.arange(len(AREA_RANGES))[:, None, None]
+    dt_ignore = (has_match & gt_ignore[area_index, safe]) if len(gt_id) else np.zeros_like(has_match)
+    dt_ignore |= ~dt_matched & det_outside[:, None, :]
+
+    gt_counts = np.zeros((num_k, len(AREA_RANGES)), dtype=np.int64)
+    for a in range(len(AREA_RANGES)):
+        gt_counts[:, a] = np.bincount(gt_cat[~gt_ignore[a]], minlength=num_k)
+    precision, recall = accumulate(det_cat, det_video, det_rank, det_score, dt_matched, dt_ignore, gt_counts)
+    log.info(
+        "evaluated %d videos, %d GT objects, %d results in %.2fs",
+        len(video_ids),
+        len(gt_rows),
+        len(det_rows),
+        time.monotonic() - started,
+    )
+    return Evaluation(
+        precision=precision,
+        recall=recall,
+        category_ids=[-1] if options.class_agnostic else category_ids,
+        gt_counts=gt_counts,
+        result_counts=np.bincount(det_cat, minlength=num_k),
+        per_video=per_video,
+        warnings=warnings,
+    )

@@ -1,0 +1,100 @@
+"""``wsovvis pipeline compile|run|submit``: front door onto ``pipelines/`` (which, unlike wsovvis, imports kfp)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from typing import Any
+
+from wsovvis.cliutil import add_flag, positive_int
+from wsovvis.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are JSON when they parse as JSON (numbers, lists, booleans), else strings."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param {pair!r}: expected key=value")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pipeline",
+        help="compile the KFP pipeline, run it locally, or submit it to a KFP endpoint",
+        description="The KFP pipeline: compile the spec, run it locally with kfp.local, or submit it.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="<action>", required=True)
+
+    compile_parser = actions.add_parser("compile", help="write the compiled pipeline spec (one YAML)")
+    add_flag(compile_parser, "--out", default=None, help="default: pipelines/wsovvis_pipeline.yaml")
+    add_flag(compile_parser, "--parallelism", type=positive_int, default=None, help="mask-gen pods at once")
+    compile_parser.set_defaults(func=_compile)
+
+    run_parser = actions.add_parser("run", help="run the pipeline (--local: kfp.local.SubprocessRunner)")
+    run_parser.add_argument("--local", action="store_true", required=True, help="run locally (the only mode)")
+    add_flag(run_parser, "--pipeline_root", default="out/kfp", help="local artifact root (default out/kfp)")
+    add_flag(
+        run_parser, "--param", action="append", default=[], metavar="KEY=VALUE", help="a pipeline parameter"
+    )
+    run_parser.set_defaults(func=_run_local)
+
+    submit_parser = actions.add_parser(
+        "submit", help="create a run on a KFP endpoint (like `kfp run create`)"
+    )
+    add_flag(submit_parser, "--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
+    add_flag(submit_parser, "--namespace", default=None)
+    add_flag(submit_parser, "--experiment", default=None)
+    add_flag(submit_parser, "--run_name", default=None)
+    add_flag(
+        submit_parser,
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a pipeline parameter",
+    )
+    add_flag(submit_parser, "--spec", default=None, help="compiled spec (default: the committed one)")
+    submit_parser.add_argument("--no-cache", dest="cache", action="store_false", help="disable step caching")
+    submit_parser.set_defaults(func=_submit)
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from pipelines.compile import SPEC_PATH, compile_pipeline
+    from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM
+
+    path = compile_pipeline(args.out or SPEC_PATH, args.parallelism or MASK_GEN_PARALLELISM)
+    print(f"wrote {path}")
+    return 0
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    from pipelines.local import run_local
+
+    run_local(parse_params(args.param), args.pipeline_root)
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from pipelines.submit import submit
+
+    run_id = submit(
+        args.host,
+        parse_params(args.param),
+        namespace=args.namespace,
+        experiment=args.experiment,
+        run_name=args.run_name,
+        enable_caching=args.cache,
+        spec_path=args.spec,
+    )
+    print(f"run {run_id} created on {args.host}")
+    return 0

@@ -1,0 +1,355 @@
+"""Distributed set-up: where this process sits in a (PyTorchJob) job, and a ``launch`` like detectron2's.
+
+The Kubeflow Training Operator starts one pod per machine and sets ``MASTER_ADDR``/``MASTER_PORT`` and the
+torchrun-style ``PET_NNODES``, ``PET_NODE_RANK``, ``PET_NPROC_PER_NODE``. The harness does not use torchrun:
+like detectron2's ``launch``, it spawns one process per local device itself, with
+``global rank = machine_rank * procs_per_machine + local_rank``. Every process of the master pod sees
+``RANK=0``, so only the computed global rank says which process is the main one.
+
+Without those variables the same code runs on one machine (``dist_url`` "auto": a free loopback port).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from wsovvis.errors import UsageError, WsovvisError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)
+FAILED_WORKER_EXIT_SECONDS = 10.0
+FAILED_WORKER_GRACE_SECONDS = 30.0
+
+# The per-machine process group our launch creates (detectron2's launch keeps its own in detectron2.utils.comm).
+_local_group: Any = None
+
+
+class WorkerFailedError(WsovvisError):
+    """A spawned training process exited with an error."""
+
+
+@dataclass(frozen=True)
+class DistPlan:
+    """How many processes run where, and how they find each other."""
+
+    num_machines: int
+    machine_rank: int
+    procs_per_machine: int
+    dist_url: str
+    device: str
+
+    @property
+    def world_size(self) -> int:
+        return self.num_machines * self.procs_per_machine
+
+    @property
+    def backend(self) -> str:
+        return "nccl" if self.device == "cuda" else "gloo"
+
+    def global_rank(self, local_rank: int) -> int:
+        return self.machine_rank * self.procs_per_machine + local_rank
+
+    def local_rank(self, global_rank: int) -> int:
+        return global_rank - self.machine_rank * self.procs_per_machine
+
+
+def _env_int(env: Mapping[str, str], name: str) -> int | None:
+    text = env.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _env_nnodes(env: Mapping[str, str]) -> int | None:
+    text = env.get("PET_NNODES", "").strip()
+    if not text:
+        return None
+    low, _, high = text.partition(":")
+    if high and high != low:
+        raise UsageError(
+            f"PET_NNODES={text!r} is an elastic range; the harness needs a fixed number of machines (set "
+            "minReplicas = maxReplicas, or num_machines in the config)"
+        )
+    try:
+        return int(low)
+    except ValueError as exc:
+        raise UsageError(f"PET_NNODES={text!r} is not a number of machines") from exc
+
+
+def plan_distributed(
+    *,
+    device: str = "auto",
+    num_gpus: int | None = None,
+    num_machines: int | None = None,
+    machine_rank: int | None = None,
+    dist_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cuda_count: int = 0,
+) -> DistPlan:
+    """Settings given explicitly win; then the PyTorchJob environment; then one machine, one process per GPU."""
+    env = os.environ if env is None else env
+    if device == "auto":
+        device = "cuda" if cuda_count > 0 else "cpu"
+    if device == "cuda" and cuda_count == 0:
+        raise UsageError("device is 'cuda' but torch sees no GPU; set device=cpu or run on a GPU node")
+    # PET_NPROC_PER_NODE may also be torchrun's "auto"/"gpu"/"cpu": then count the devices.
+    procs = num_gpus or _env_int(env, "PET_NPROC_PER_NODE") or (cuda_count if device == "cuda" else 1)
+    if device == "cuda" and procs > cuda_count:
+        raise UsageError(f"{procs} processes per machine asked for, but this machine has {cuda_count} GPU(s)")
+    machines = num_machines or _env_nnodes(env) or 1
+    rank = machine_rank
+    if rank is None:
+        rank = _env_int(env, "PET_NODE_RANK")
+    if rank is None:
+        rank = 0
+    if not 0 <= rank < machines:
+        raise UsageError(f"machine rank {rank} is outside 0..{machines - 1} (PET_NODE_RANK / machine_rank)")
+    url = dist_url
+    if not url:
+        addr, port = env.get("MASTER_ADDR", "").strip(), env.get("MASTER_PORT", "").strip()
+        if addr and port:
+            url = f"tcp://{addr}:{port}"
+        elif machines > 1:
+            raise UsageError(
+                f"{machines} machines need MASTER_ADDR and MASTER_PORT (set by the PyTorchJob) or dist_url"
+            )
+        else:
+            url = "auto"
+    return DistPlan(
+        num_machines=machines, machine_rank=rank, procs_per_machine=procs, dist_url=url, device=device
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(
+    main_func: Callable[..., Any],
+    num_gpus_per_machine: int,
+    num_machines: int = 1,
+    machine_rank: int = 0,
+    dist_url: str | None = None,
+    args: tuple[Any, ...] = (),
+    timeout: datetime.timedelta = DEFAULT_TIMEOUT,
+    backend: str = "gloo",
+) -> None:
+    """detectron2's ``launch`` semantics on any backend: one spawned process per local device.
+
+    With a world size of 1, ``main_func(*args)`` runs in this process. Otherwise every process joins the
+    default process group and a per-machine group, then calls ``main_func(*args)``; the first worker to
+    fail stops the others, and :class:`WorkerFailedError` names it.
+    """
+    world_size = num_machines * num_gpus_per_machine
+    if world_size == 1:
+        main_func(*args)
+        return
+    if dist_url in (None, "auto"):
+        if num_machines != 1:
+            raise UsageError("dist_url 'auto' only works on one machine")
+        dist_url = f"tcp://127.0.0.1:{_free_port()}"
+    context = multiprocessing.get_context("spawn")
+    processes = []
+    for local_rank in range(num_gpus_per_machine):
+        process = context.Process(
+            target=_distributed_worker,
+            args=(
+                local_rank,
+                main_func,
+                world_size,
+                num_gpus_per_machine,
+                machine_rank,
+                dist_url,
+                args,
+                timeout,
+                backend,
+            ),
+            name=f"wsovvis-train-{local_rank}",
+            daemon=False,
+        )
+        process.start()
+        processes.append(process)
+    _wait(processes)
+
+
+def _wait(processes: list[multiprocessing.process.BaseProcess]) -> None:
+    """Wait for every worker; after the first failure, give the rest a moment to fail on their own (their
+    collectives break), then SIGTERM them, then SIGKILL."""
+    running = {p.sentinel: p for p in processes}
+    failed: list[str] = []
+    deadlines: list[tuple[float, Callable[[multiprocessing.process.BaseProcess], None]]] = []
+    while running:
+        timeout = max(0.0, deadlines[0][0] - time.monotonic()) if deadlines else None
+        for sentinel in multiprocessing.connection.wait(list(running), timeout=timeout):
+            process = running.pop(sentinel)
+            process.join()
+            if process.exitcode != 0:
+                failed.append(f"{process.name} (exit code {process.exitcode})")
+                if not deadlines and running:
+                    now = time.monotonic()
+                    deadlines = [
+                        (now + FAILED_WORKER_EXIT_SECONDS, lambda p: p.terminate()),
+                        (now + FAILED_WORKER_EXIT_SECONDS + FAILED_WORKER_GRACE_SECONDS, lambda p: p.kill()),
+                    ]
+        while deadlines and time.monotonic() >= deadlines[0][0]:
+            _, action = deadlines.pop(0)
+            for other in running.values():
+                action(other)
+    if failed:
+        raise WorkerFailedError(f"training process(es) failed: {', '.join(failed)}; see the log above")
+
+
+def _distributed_worker(
+    local_rank: int,
+    main_func: Callable[..., Any],
+    world_size: int,
+    num_gpus_per_machine: int,
+    machine_rank: int,
+    dist_url: str,
+    args: tuple[Any, ...],
+    timeout: datetime.timedelta,
+    backend: str,
+) -> None:
+    import torch
+    import torch.distributed as dist
+
+    global _local_group
+    global_rank = machine_rank * num_gpus_per_machine + local_rank
+    try:
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(
+            backend=backend, init_method=dist_url, world_size=world_size, rank=global_rank, timeout=timeout
+        )
+        for machine in range(world_size // num_gpus_per_machine):
+            ranks = list(range(machine * num_gpus_per_machine, (machine + 1) * num_gpus_per_machine))
+            group = dist.new_group(ranks)
+            if machine == machine_rank:
+                _local_group = group
+        barrier()
+        main_func(*args)
+    except BaseException:
+        traceback.print_exc()
+        raise SystemExit(1) from None
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+
+
+def is_initialized() -> bool:
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return False
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_rank() -> int:
+    if not is_initialized():
+        return 0
+    import torch.distributed as dist
+
+    return dist.get_rank()
+
+
+def get_world_size() -> int:
+    if not is_initialized():
+        return 1
+    import torch.distributed as dist
+
+    return dist.get_world_size()
+
+
+def local_group() -> Any:
+    """The per-machine process group created by :func:`launch` (None otherwise)."""
+    return _local_group
+
+
+def barrier() -> None:
+    if get_world_size() == 1:
+        return
+    import torch
+    import torch.distributed as dist
+
+    if dist.get_backend() == "nccl":
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
+        dist.barrier()
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank if ``flag`` is true on any rank (a collective: every rank must call it)."""
+    if get_world_size() == 1:
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    value = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def gather_to_main(obj: Any) -> list[Any] | None:
+    """Every rank's ``obj`` as a list on global rank 0 (None elsewhere); a collective."""
+    if get_world_size() == 1:
+        return [obj]
+    import torch.distributed as dist
+
+    # Pickled objects travel over gloo even when training uses NCCL.
+    group = dist.new_group(backend="gloo") if dist.get_backend() == "nccl" else dist.group.WORLD
+    received: list[Any] = [None] * get_world_size() if get_rank() == 0 else []
+    dist.gather_object(obj, received if get_rank() == 0 else None, dst=0, group=group)
+    return received if get_rank() == 0 else None
+
+
+# --------------------------------------------------------------------------------------------------- signals
+
+
+class StopRequest:
+    """Set by SIGTERM (a preempted or deleted pod): training stops at the next step boundary."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.forward_to: list[multiprocessing.process.BaseProcess] | None = None
+
+    def install(self, *, forward_to_children: bool = False) -> None:
+        """Handle SIGTERM in this process; with ``forward_to_children``, pass it on to spawned workers.
+
+        Only the launching parent forwards (its only children are the workers); a worker never does, since
+        its children are data-loader processes that must keep running until the checkpoint is written.
+        """
+        self._forward = forward_to_children
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if not self.requested:
+            log.warning("SIGTERM received: stopping at the next step and writing a checkpoint")
+        self.requested = True
+        if self._forward:
+            for child in multiprocessing.active_children():
+                if child.pid is not None:
+                    os.kill(child.pid, signal.SIGTERM)
+
+
+stop_request = StopRequest()
