@@ -26,13 +26,12 @@ TINY = ("INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "192")
 
 @pytest.fixture(scope="module")
 def backend_options() -> VideoCutlerOptions:
-    cutler_dir = os.environ.get(CUTLER_DIR_ENV)
-    if not cutler_dir:
-        pytest.skip(f"CutLER runtime not configured: set {CUTLER_DIR_ENV} to a CutLER checkout")
-    options = VideoCutlerOptions(cutler_dir=cutler_dir, weights=None, confidence=0.0, device="cpu", opts=TINY)
-    probe = VideoCutlerBackend(options)
+    """CPU, random weights, every top-10 instance kept; CutLER from $WSOVVIS_CUTLER_DIR or wherever it imports from."""
+    options = VideoCutlerOptions(
+        cutler_dir=os.environ.get(CUTLER_DIR_ENV), weights=None, confidence=0.0, device="cpu", opts=TINY
+    )
     try:
-        probe._load()
+        VideoCutlerBackend(options)._load()
     except RuntimeMissingError as exc:
         pytest.skip(f"CutLER runtime not importable: {exc}")
     return options
@@ -75,3 +74,19 @@ def test_shard_through_the_videocutler_backend(backend_options, tiny_video, tmp_
     video = masks.read_video_masks(video_id, str(out / f"{video_id}.tar"))
     assert video.sidecar["num_instances"] == len(video.scores) >= 1
     assert sorted(video.pngs) == [name.removesuffix(".jpg") for name in tiny_video.videos[0].frame_names]
+
+
+def test_weights_from_a_file_reproduce_the_model(backend_options, tiny_video, tmp_path) -> None:
+    import torch
+
+    video = tiny_video.videos[0]
+    frames = read_frames(f"{tiny_video.frames_root}/{video.video_id}", list(video.frame_names))
+    random_init = VideoCutlerBackend(backend_options)
+    first = random_init.predict(frames)
+    _, model, _, _ = random_init._predictor
+    weights = tmp_path / "model.pth"
+    torch.save({"model": model.state_dict()}, weights)
+    loaded = VideoCutlerBackend(VideoCutlerOptions(**{**backend_options.__dict__, "weights": str(weights)}))
+    second = loaded.predict(frames)
+    assert second.scores == first.scores
+    assert all(np.array_equal(a, b) for a, b in zip(first.index_maps, second.index_maps, strict=True))

@@ -1,6 +1,7 @@
 """Backend ``motion``: a classical baseline for static-camera footage, on CPU, with no weights.
 
-Per video: the background is the per-pixel temporal median of the (blurred) frames; a pixel is foreground
+Per video: the background is, per pixel, the value most (blurred) frames agree on (see
+``_consensus_background``; sturdier than a temporal median where object paths cross); a pixel is foreground
 where some channel differs from it by more than ``threshold``; morphology (open, close, hole filling) cleans
 the mask; connected components above ``min_area_fraction`` of the frame are detections. Detections are linked
 into tracks greedily by mask IoU against each track's last mask shifted by its last velocity (a track may
@@ -36,6 +37,11 @@ class MotionOptions:
     min_track_frames: int = 2
     max_instances: int = 10
     working_size: int = 480  # longest side frames are processed at (masks return at the original size)
+    background_tolerance: float = 12.0  # frames agreeing within this are the same background value
+    merge_coverage: float = (
+        0.5  # a blob holding this much of 2+ tracks' predicted masks is split between them
+    )
+    background_frames: int = 40  # at most this many frames (evenly spaced) build the background
 
 
 @dataclass
@@ -81,20 +87,57 @@ def _cv2() -> Any:
     return cv2
 
 
-def _shifted_iou(track: _Track, det: _Detection, frame: int) -> float:
+def _predicted(track: _Track, frame: int) -> _Detection:
+    """The track's last mask moved on by its last velocity to ``frame``."""
     prev = track.last
     vx, vy = track.velocity()
     steps = frame - prev.frame
     dx, dy = round(vx * steps), round(vy * steps)
-    ax0, ay0, ax1, ay1 = prev.box[0] + dx, prev.box[1] + dy, prev.box[2] + dx, prev.box[3] + dy
-    bx0, by0, bx1, by1 = det.box
-    ix0, iy0, ix1, iy1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
+    box = (prev.box[0] + dx, prev.box[1] + dy, prev.box[2] + dx, prev.box[3] + dy)
+    return _Detection(frame, box, prev.crop, (prev.centroid[0] + dx, prev.centroid[1] + dy))
+
+
+def _intersection(a: _Detection, b: _Detection) -> int:
+    ix0, iy0 = max(a.box[0], b.box[0]), max(a.box[1], b.box[1])
+    ix1, iy1 = min(a.box[2], b.box[2]), min(a.box[3], b.box[3])
     if ix0 >= ix1 or iy0 >= iy1:
-        return 0.0
-    a = prev.crop[iy0 - ay0 : iy1 - ay0, ix0 - ax0 : ix1 - ax0]
-    b = det.crop[iy0 - by0 : iy1 - by0, ix0 - bx0 : ix1 - bx0]
-    inter = int((a & b).sum())
-    return inter / (prev.area + det.area - inter) if inter else 0.0
+        return 0
+    crop_a = a.crop[iy0 - a.box[1] : iy1 - a.box[1], ix0 - a.box[0] : ix1 - a.box[0]]
+    crop_b = b.crop[iy0 - b.box[1] : iy1 - b.box[1], ix0 - b.box[0] : ix1 - b.box[0]]
+    return int((crop_a & crop_b).sum())
+
+
+def _iou(a: _Detection, b: _Detection) -> float:
+    inter = _intersection(a, b)
+    return inter / (a.area + b.area - inter) if inter else 0.0
+
+
+def _split(det: _Detection, predictions: list[_Detection]) -> list[_Detection]:
+    """Divide a blob that swallowed several tracked objects: each pixel goes to the object whose predicted mask
+    holds it (the nearest predicted centre among several, or when none does)."""
+    ys, xs = np.nonzero(det.crop)
+    xs_abs, ys_abs = xs + det.box[0], ys + det.box[1]
+    costs = []
+    for p in predictions:
+        px, py = xs_abs - p.box[0], ys_abs - p.box[1]
+        inside = (px >= 0) & (py >= 0) & (px < p.crop.shape[1]) & (py < p.crop.shape[0])
+        covered = np.zeros(len(xs), bool)
+        covered[inside] = p.crop[py[inside], px[inside]]
+        distance = np.hypot(xs_abs - p.centroid[0], ys_abs - p.centroid[1])
+        costs.append(distance + np.where(covered, 0.0, 1e6))
+    owner = np.argmin(np.stack(costs), axis=0)
+    parts = []
+    for index in range(len(predictions)):
+        mine = owner == index
+        if not mine.any():
+            continue
+        x0, x1 = int(xs_abs[mine].min()), int(xs_abs[mine].max()) + 1
+        y0, y1 = int(ys_abs[mine].min()), int(ys_abs[mine].max()) + 1
+        crop = np.zeros((y1 - y0, x1 - x0), bool)
+        crop[ys_abs[mine] - y0, xs_abs[mine] - x0] = True
+        centroid = (float(xs_abs[mine].mean()), float(ys_abs[mine].mean()))
+        parts.append(_Detection(det.frame, (x0, y0, x1, y1), crop, centroid))
+    return parts
 
 
 class MotionBackend:
@@ -122,7 +165,9 @@ class MotionBackend:
         )
         if len(frames) < 3:
             return VideoPrediction([np.zeros((height, width), np.uint8) for _ in frames], [])
-        background = np.median(small, axis=0).astype(np.int16)
+        background = _consensus_background(
+            small, self.options.background_tolerance, self.options.background_frames
+        )
         tracks = self._link([self._detect(frame, index, background) for index, frame in enumerate(small)])
         scored = [(t.score(), t) for t in tracks if len(t.detections) >= self.options.min_track_frames]
         kept = [(s, t) for s, t in scored if s >= self.options.confidence]
@@ -165,13 +210,27 @@ class MotionBackend:
             detections.append(_Detection(index, (x, y, x + w, y + h), crop, tuple(centroids[label])))
         return detections
 
+    def _split_merged(self, detections: list[_Detection], predictions: list[_Detection]) -> list[_Detection]:
+        """Detections, with every blob that covers most of two or more tracks' predicted masks split up."""
+        result = []
+        for det in detections:
+            swallowed = [
+                p for p in predictions if _intersection(p, det) >= self.options.merge_coverage * p.area
+            ]
+            result.extend(_split(det, swallowed) if len(swallowed) > 1 else [det])
+        return result
+
     def _link(self, per_frame: list[list[_Detection]]) -> list[_Track]:
         tracks: list[_Track] = []
         for frame, detections in enumerate(per_frame):
             active = [t for t in tracks if frame - t.last.frame <= self.options.max_gap + 1]
+            predictions = [_predicted(t, frame) for t in active]
+            detections = self._split_merged(
+                detections, [p for t, p in zip(active, predictions, strict=True) if len(t.detections) > 1]
+            )
             pairs = sorted(
                 (
-                    (_shifted_iou(track, det, frame), ti, di)
+                    (_iou(predictions[ti], det), ti, di)
                     for ti, track in enumerate(active)
                     for di, det in enumerate(detections)
                 ),
@@ -191,6 +250,36 @@ class MotionBackend:
                 if di not in used_dets:
                     tracks.append(_Track([det]))
         return tracks
+
+
+def _consensus_background(frames: np.ndarray, tolerance: float, max_frames: int) -> np.ndarray:
+    """Per pixel, the mean of the largest set of frames that agree with one of them within ``tolerance``.
+
+    A plain temporal median breaks where moving objects together cover a pixel in more than half of the
+    frames (their paths cross); the static background is the one value that recurs unchanged, so the densest
+    cluster of values finds it even when it shows in only a third of the frames.
+    """
+    picked = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).round().astype(int))
+    planes = np.ascontiguousarray(frames[picked].transpose(3, 0, 1, 2), dtype=np.int16)  # (C, T, H, W)
+
+    def distance_to(reference: np.ndarray) -> np.ndarray:
+        """Max over channels of |frame - reference|, for every sampled frame: (T, H, W)."""
+        distance = np.abs(planes[0] - reference[0])
+        for channel in range(1, planes.shape[0]):
+            np.maximum(distance, np.abs(planes[channel] - reference[channel]), out=distance)
+        return distance
+
+    best_count = np.zeros(planes.shape[2:], np.int32)
+    best_index = np.zeros(planes.shape[2:], np.int64)
+    for index in range(planes.shape[1]):
+        agree = (distance_to(planes[:, index]) <= tolerance).sum(axis=0, dtype=np.int32)
+        better = agree > best_count
+        best_count[better] = agree[better]
+        best_index[better] = index
+    reference = np.take_along_axis(planes, best_index[None, None], axis=1)[:, 0]
+    members = distance_to(reference) <= tolerance
+    background = (planes * members).sum(axis=1) / members.sum(axis=0)
+    return np.ascontiguousarray(background.transpose(1, 2, 0)).astype(np.int16)
 
 
 def _fill_holes(cv2: Any, mask: np.ndarray) -> np.ndarray:

@@ -279,7 +279,7 @@ def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
             f"({failed / len(videos):.1%} > max_errors {config.max_errors:.1%}); reasons in {report_uri}"
         )
     log.info(
-        "mask-gen shard %d finished: %d done, %d empty, %d failed (%d of them done earlier); %.1f frames/s; report %s",
+        "mask-gen shard %d finished: %d done, %d empty, %d failed (%d videos by earlier runs); %.1f frames/s; report %s",
         config.shard, len(report.ids("done")), len(report.ids("empty")), failed,
         sum(o.earlier_run for o in report.outcomes),
         report.frames_per_second, report_uri,

@@ -42,7 +42,9 @@ STITCH_IOU = 0.5
 
 @dataclass(frozen=True)
 class VideoCutlerOptions:
-    cutler_dir: str | None = None  # CutLER checkout; default $WSOVVIS_CUTLER_DIR
+    cutler_dir: str | None = (
+        None  # CutLER checkout; default $WSOVVIS_CUTLER_DIR, else where CutLER imports from
+    )
     config_file: str | None = None  # default <cutler_dir>/DEFAULT_CONFIG
     weights: str | None = None  # .pth path or s3:// URI; None = random initialisation (tests only)
     confidence: float = 0.6
@@ -96,11 +98,17 @@ class VideoCutlerBackend:
 
     def _cutler_dir(self) -> Path:
         text = self.options.cutler_dir or os.environ.get(CUTLER_DIR_ENV)
-        if not text:
-            raise RuntimeMissingError(
-                f"videocutler backend: no CutLER checkout; pass --cutler_dir or set {CUTLER_DIR_ENV}"
-            )
-        path = Path(text)
+        if text:
+            path = Path(text)
+        else:  # a runtime image may make CutLER importable already: find its checkout from there
+            try:
+                import mask2former_video
+            except ImportError as exc:
+                raise RuntimeMissingError(
+                    f"videocutler backend: no CutLER checkout; pass --cutler_dir or set {CUTLER_DIR_ENV} "
+                    f"(mask2former_video is not importable either: {exc})"
+                ) from exc
+            path = Path(mask2former_video.__file__).resolve().parents[2]
         if not (path / "videocutler" / "mask2former_video").is_dir():
             raise RuntimeMissingError(
                 f"videocutler backend: {path} is not a CutLER checkout (no videocutler/mask2former_video)"
