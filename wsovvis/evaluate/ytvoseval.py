@@ -254,10 +254,21 @@ def _segments(keys: np.ndarray, num_keys: int) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends - starts
 
 
-def _ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct values and each value's rank: integer keys that order exactly as the floats do."""
-    uniq, inverse = np.unique(values, return_inverse=True)
-    return uniq, inverse.reshape(values.shape)
+def _suffix_max_within(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Running maximum from the right along axis 1, restarting where ``keys`` (sorted) changes.
+
+    A doubling scan: after the step of width w every entry holds the maximum of the next 2w entries of its own
+    segment; only max operations, so the values are exactly the official's loop's.
+    """
+    out = values.copy()
+    width = 1
+    while width < out.shape[1]:
+        same = keys[width:] == keys[:-width]
+        if not same.any():
+            break
+        np.maximum(out[:, :-width], np.where(same, out[:, width:], out[:, :-width]), out=out[:, :-width])
+        width *= 2
+    return out
 
 
 def accumulate(
@@ -273,8 +284,8 @@ def accumulate(
 
     Per maxDet the results are ordered by (category, -score, video, rank) - the official's stable sort of
     the per-video lists concatenated in video order - and per-category running sums come from one cumsum.
-    The precision envelope and the recall-threshold search work on exact integer ranks of the floats, with
-    the category as the high part of the key, so they run over all categories at once without rounding.
+    The precision envelope is a segmented scan and the recall-point lookup a scatter, both over all categories
+    at once and with no arithmetic on the precision values, so they are the official's exactly.
     """
     num_t, num_r, num_a, num_m = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), len(AREA_RANGES), len(MAX_DETS)
     num_k = gt_counts.shape[0]
@@ -309,11 +320,7 @@ def accumulate(
             recall_k = np.where(counts[None, :] > 0, rc[:, last], 0.0)
             recall[:, valid_idx, a, m] = recall_k[:, valid_idx]
 
-            # Right-to-left running maximum of precision within each category.
-            pr_values, pr_rank = _ranks(pr)
-            rev_cat = (num_k - 1 - cats)[::-1].astype(np.int64)
-            key = rev_cat * len(pr_values) + pr_rank[:, ::-1]
-            envelope = pr_values[(np.maximum.accumulate(key, axis=1) - rev_cat * len(pr_values))[:, ::-1]]
+            envelope = _suffix_max_within(pr, cats)
 
             # The official reads precision at the first position whose recall reaches each threshold (0 past
             # the end). covered[i] = number of thresholds <= rc[i] (exact float comparisons), so position i
