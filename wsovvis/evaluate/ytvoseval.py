@@ -114,22 +114,22 @@ def _add_intersections(
     With every GT marked crowd, the value is |D∩G| / |D| (0 when there is no overlap): times |D| it is the
     intersection, exactly, after rounding.
     """
-    det_rows = [(i, f) for f in frames for i in np.flatnonzero(det_on[:, f])]
-    gt_cols = [(j, f) for f in frames for j in np.flatnonzero(gt_on[:, f])]
+    frame_of = np.asarray(frames, dtype=np.int64)
+    row_pos, row_obj = np.nonzero(det_on[:, frame_of].T)  # ordered by frame, then result
+    col_pos, col_obj = np.nonzero(gt_on[:, frame_of].T)
+    row_frame, col_frame = frame_of[row_pos], frame_of[col_pos]
 
-    def tagged(seg: dict, frame: int) -> dict:
-        return {"size": [seg["size"][0], seg["size"][1] + frame], "counts": seg["counts"]}
+    def tagged(objects: list[Detection] | list[GtObject], obj: np.ndarray, frame: np.ndarray) -> list[dict]:
+        segs = [objects[i].segmentations[f] for i, f in zip(obj.tolist(), frame.tolist(), strict=True)]
+        return [
+            {"size": [seg["size"][0], seg["size"][1] + f], "counts": seg["counts"]}
+            for seg, f in zip(segs, frame.tolist(), strict=True)
+        ]
 
     ratio = mask_utils.iou(
-        [tagged(dets[i].segmentations[f], f) for i, f in det_rows],
-        [tagged(gts[j].segmentations[f], f) for j, f in gt_cols],
-        [1] * len(gt_cols),
+        tagged(dets, row_obj, row_frame), tagged(gts, col_obj, col_frame), [1] * len(col_obj)
     )
-    ratio = np.asarray(ratio, dtype=np.float64).reshape(len(det_rows), len(gt_cols))
-    row_obj = np.array([i for i, _ in det_rows], dtype=np.int64)
-    row_frame = np.array([f for _, f in det_rows], dtype=np.int64)
-    col_obj = np.array([j for j, _ in gt_cols], dtype=np.int64)
-    col_frame = np.array([f for _, f in gt_cols], dtype=np.int64)
+    ratio = np.asarray(ratio, dtype=np.float64).reshape(len(row_obj), len(col_obj))
     r, c = np.nonzero((row_frame[:, None] == col_frame[None, :]) & (ratio > 0))
     counts = np.rint(ratio[r, c] * det_areas[row_obj[r], row_frame[r]]).astype(np.int64)
     np.add.at(inter, (row_obj[r], col_obj[c]), counts)
@@ -394,6 +394,28 @@ def _official_gt_order(gts: list[GtObject], class_agnostic: bool) -> list[GtObje
     return sorted(gts, key=lambda g: g.category_id) if class_agnostic else gts
 
 
+def _top_results(
+    dets: list[Detection], cat_index: dict[int, int], class_agnostic: bool
+) -> tuple[list[Detection], list[tuple[int, int]]]:
+    """One video's results that take part, with (category index, rank) each: per category, sorted by score
+    (stable), the first 100 (the official's computeIoU/evaluateVid); class-agnostic, one group in which
+    equal scores keep the official's order (category id, then file order)."""
+    if class_agnostic:
+        dets = sorted(dets, key=lambda d: d.category_id)
+    by_group: dict[int, list[Detection]] = defaultdict(list)
+    for det in dets:
+        by_group[0 if class_agnostic else cat_index[det.category_id]].append(det)
+    kept: list[Detection] = []
+    group_of_det: list[tuple[int, int]] = []
+    for k, members in by_group.items():
+        # Python's sort is stable, like the official's mergesort on -score.
+        order = sorted(range(len(members)), key=lambda i: -members[i].score)[: MAX_DETS[-1]]
+        for rank, i in enumerate(order):
+            kept.append(members[i])
+            group_of_det.append((k, rank))
+    return kept, group_of_det
+
+
 def run(inputs: EvalInputs, options: EvalOptions) -> Evaluation:
     """Evaluate loaded inputs; returns the accumulated arrays and per-video details."""
     started = time.monotonic()
@@ -428,21 +450,7 @@ def run(inputs: EvalInputs, options: EvalOptions) -> Evaluation:
     for v, video_id in enumerate(progress(video_ids, desc="evaluate", unit="video")):
         video = inputs.videos[video_id]
         gts = _official_gt_order(gts_by_video.get(video_id, []), options.class_agnostic)
-        dets = dets_by_video.get(video_id, [])
-        if options.class_agnostic:
-            dets = sorted(dets, key=lambda d: d.category_id)
-        # Stable sort by score within each group, the first 100 kept (the official's computeIoU/evaluateVid).
-        by_group: dict[int, list[Detection]] = defaultdict(list)
-        for det in dets:
-            by_group[0 if options.class_agnostic else cat_index[det.category_id]].append(det)
-        kept: list[Detection] = []
-        group_of_det: list[tuple[int, int]] = []
-        for k, members in by_group.items():
-            # Python's sort is stable, like the official's mergesort on -score.
-            order = sorted(range(len(members)), key=lambda i: -members[i].score)[: MAX_DETS[-1]]
-            for rank, i in enumerate(order):
-                kept.append(members[i])
-                group_of_det.append((k, rank))
+        kept, group_of_det = _top_results(dets_by_video.get(video_id, []), cat_index, options.class_agnostic)
         det_areas = _frame_areas(kept, video.length)
         gt_mask_areas = _frame_areas(gts, video.length)
         det_group = np.array([k for k, _ in group_of_det], dtype=np.int64)
