@@ -289,8 +289,10 @@ def accumulate(
     """
     num_t, num_r, num_a, num_m = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), len(AREA_RANGES), len(MAX_DETS)
     num_k = gt_counts.shape[0]
-    precision = np.full((num_t, num_r, num_k, num_a, num_m), -1.0)
-    recall = np.full((num_t, num_k, num_a, num_m), -1.0)
+    # Filled per (area, maxDets) block, returned as views in the official's axis order: the values, and the
+    # order in which indexing the views yields them, are the same as the official's arrays'.
+    precision = np.full((num_a, num_m, num_t, num_r, num_k), -1.0)
+    recall = np.full((num_a, num_m, num_t, num_k), -1.0)
     for m, max_det in enumerate(MAX_DETS):
         kept = np.flatnonzero(det_rank < max_det)
         order = kept[np.lexsort((det_rank[kept], det_video[kept], -det_score[kept], det_cat[kept]))]
@@ -303,8 +305,8 @@ def accumulate(
             starts, counts = _segments(cats, num_k)
             valid_idx = np.flatnonzero(valid)
             if len(rows) == 0:
-                recall[:, valid_idx, a, m] = 0
-                precision[:, :, valid_idx, a, m] = 0
+                recall[a, m][:, valid_idx] = 0
+                precision[a, m][:, :, valid_idx] = 0
                 continue
             matched = dt_matched[a][:, rows]
             ignored = dt_ignore[a][:, rows]
@@ -318,14 +320,14 @@ def accumulate(
 
             last = np.maximum(starts + counts - 1, 0)
             recall_k = np.where(counts[None, :] > 0, rc[:, last], 0.0)
-            recall[:, valid_idx, a, m] = recall_k[:, valid_idx]
+            recall[a, m][:, valid_idx] = recall_k[:, valid_idx]
 
             envelope = _suffix_max_within(pr, cats)
 
             # The official reads precision at the first position whose recall reaches each threshold (0 past
             # the end). covered[i] = number of thresholds <= rc[i] (exact float comparisons), so position i
             # serves the thresholds from covered[i-1] (0 at a category's start) up to covered[i] - 1.
-            precision[:, :, valid_idx, a, m] = 0.0
+            precision[a, m][:, :, valid_idx] = 0.0
             covered = np.searchsorted(RECALL_THRESHOLDS, rc, side="right")
             first = np.zeros(len(rows), dtype=bool)
             first[starts[counts > 0]] = True
@@ -338,8 +340,8 @@ def accumulate(
                     continue
                 span_start = np.cumsum(spans[t]) - spans[t]
                 thr = np.repeat(previous[t], spans[t]) + np.arange(total) - np.repeat(span_start, spans[t])
-                precision[t, thr, np.repeat(cats, spans[t]), a, m] = np.repeat(envelope[t], spans[t])
-    return precision, recall
+                precision[a, m, t, thr, np.repeat(cats, spans[t])] = np.repeat(envelope[t], spans[t])
+    return precision.transpose(2, 3, 4, 0, 1), recall.transpose(2, 3, 0, 1)
 
 
 # --------------------------------------------------------------------------------------------------- summarize
