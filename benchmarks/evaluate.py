@@ -249,7 +249,8 @@ def main() -> int:
         official_time, official_cpu, official_peak, out = _timed([sys.executable, "-c", script], env)
         official = json.loads(out.strip().splitlines()[-1])
         print(
-            f"official ytvoseval: {official_time:.2f}s (whole process), peak RSS {official_peak / 1024:.0f} MiB"
+            f"official ytvoseval: {official_time:.2f}s wall, {official_cpu:.2f}s CPU (whole process), "
+            f"peak RSS {official_peak / 1024:.0f} MiB"
         )
         print("  " + "  ".join(f"{k} {official[k]:.4f}" for k in STAT_NAMES))
         worst = max(abs(metrics[k] - official[k]) for k in STAT_NAMES)

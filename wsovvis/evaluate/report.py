@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from wsovvis import rle, storage
+from wsovvis.errors import WsovvisError
 from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject, Video
 from wsovvis.evaluate.ytvoseval import STAT_NAMES, video_ious
 
@@ -92,6 +93,11 @@ def _fmt(value: Any) -> str:
     return f"{100 * value:.1f}"
 
 
+def _md(text: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def _cell(value: Any) -> str:
     text = _fmt(value)
     if text == "—":
@@ -146,7 +152,7 @@ def _frame_image(video: Video, frame: int, img_root: str | None) -> np.ndarray:
                 if image.size != (video.width, video.height):
                     image = image.resize((video.width, video.height))
                 return np.asarray(image).copy()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, WsovvisError) as exc:
             log.warning("report: frame %s not readable (%s); drawing on grey", video.file_names[frame], exc)
     return np.full((video.height, video.width, 3), 96, dtype=np.uint8)
 

@@ -114,22 +114,22 @@ def _add_intersections(
     With every GT marked crowd, the value is |D∩G| / |D| (0 when there is no overlap): times |D| it is the
     intersection, exactly, after rounding.
     """
-    det_rows = [(i, f) for f in frames for i in np.flatnonzero(det_on[:, f])]
-    gt_cols = [(j, f) for f in frames for j in np.flatnonzero(gt_on[:, f])]
+    frame_of = np.asarray(frames, dtype=np.int64)
+    row_pos, row_obj = np.nonzero(det_on[:, frame_of].T)  # ordered by frame, then result
+    col_pos, col_obj = np.nonzero(gt_on[:, frame_of].T)
+    row_frame, col_frame = frame_of[row_pos], frame_of[col_pos]
 
-    def tagged(seg: dict, frame: int) -> dict:
-        return {"size": [seg["size"][0], seg["size"][1] + frame], "counts": seg["counts"]}
+    def tagged(objects: list[Detection] | list[GtObject], obj: np.ndarray, frame: np.ndarray) -> list[dict]:
+        segs = [objects[i].segmentations[f] for i, f in zip(obj.tolist(), frame.tolist(), strict=True)]
+        return [
+            {"size": [seg["size"][0], seg["size"][1] + f], "counts": seg["counts"]}
+            for seg, f in zip(segs, frame.tolist(), strict=True)
+        ]
 
     ratio = mask_utils.iou(
-        [tagged(dets[i].segmentations[f], f) for i, f in det_rows],
-        [tagged(gts[j].segmentations[f], f) for j, f in gt_cols],
-        [1] * len(gt_cols),
+        tagged(dets, row_obj, row_frame), tagged(gts, col_obj, col_frame), [1] * len(col_obj)
     )
-    ratio = np.asarray(ratio, dtype=np.float64).reshape(len(det_rows), len(gt_cols))
-    row_obj = np.array([i for i, _ in det_rows], dtype=np.int64)
-    row_frame = np.array([f for _, f in det_rows], dtype=np.int64)
-    col_obj = np.array([j for j, _ in gt_cols], dtype=np.int64)
-    col_frame = np.array([f for _, f in gt_cols], dtype=np.int64)
+    ratio = np.asarray(ratio, dtype=np.float64).reshape(len(row_obj), len(col_obj))
     r, c = np.nonzero((row_frame[:, None] == col_frame[None, :]) & (ratio > 0))
     counts = np.rint(ratio[r, c] * det_areas[row_obj[r], row_frame[r]]).astype(np.int64)
     np.add.at(inter, (row_obj[r], col_obj[c]), counts)
@@ -254,10 +254,21 @@ def _segments(keys: np.ndarray, num_keys: int) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends - starts
 
 
-def _ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct values and each value's rank: integer keys that order exactly as the floats do."""
-    uniq, inverse = np.unique(values, return_inverse=True)
-    return uniq, inverse.reshape(values.shape)
+def _suffix_max_within(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Running maximum from the right along axis 1, restarting where ``keys`` (sorted) changes.
+
+    A doubling scan: after the step of width w every entry holds the maximum of the next 2w entries of its own
+    segment; only max operations, so the values are exactly the official's loop's.
+    """
+    out = values.copy()
+    width = 1
+    while width < out.shape[1]:
+        same = keys[width:] == keys[:-width]
+        if not same.any():
+            break
+        np.maximum(out[:, :-width], np.where(same, out[:, width:], out[:, :-width]), out=out[:, :-width])
+        width *= 2
+    return out
 
 
 def accumulate(
@@ -273,13 +284,15 @@ def accumulate(
 
     Per maxDet the results are ordered by (category, -score, video, rank) - the official's stable sort of
     the per-video lists concatenated in video order - and per-category running sums come from one cumsum.
-    The precision envelope and the recall-threshold search work on exact integer ranks of the floats, with
-    the category as the high part of the key, so they run over all categories at once without rounding.
+    The precision envelope is a segmented scan and the recall-point lookup a scatter, both over all categories
+    at once and with no arithmetic on the precision values, so they are the official's exactly.
     """
     num_t, num_r, num_a, num_m = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), len(AREA_RANGES), len(MAX_DETS)
     num_k = gt_counts.shape[0]
-    precision = np.full((num_t, num_r, num_k, num_a, num_m), -1.0)
-    recall = np.full((num_t, num_k, num_a, num_m), -1.0)
+    # Filled per (area, maxDets) block, returned as views in the official's axis order: the values, and the
+    # order in which indexing the views yields them, are the same as the official's arrays'.
+    precision = np.full((num_a, num_m, num_t, num_r, num_k), -1.0)
+    recall = np.full((num_a, num_m, num_t, num_k), -1.0)
     for m, max_det in enumerate(MAX_DETS):
         kept = np.flatnonzero(det_rank < max_det)
         order = kept[np.lexsort((det_rank[kept], det_video[kept], -det_score[kept], det_cat[kept]))]
@@ -292,8 +305,8 @@ def accumulate(
             starts, counts = _segments(cats, num_k)
             valid_idx = np.flatnonzero(valid)
             if len(rows) == 0:
-                recall[:, valid_idx, a, m] = 0
-                precision[:, :, valid_idx, a, m] = 0
+                recall[a, m][:, valid_idx] = 0
+                precision[a, m][:, :, valid_idx] = 0
                 continue
             matched = dt_matched[a][:, rows]
             ignored = dt_ignore[a][:, rows]
@@ -307,18 +320,14 @@ def accumulate(
 
             last = np.maximum(starts + counts - 1, 0)
             recall_k = np.where(counts[None, :] > 0, rc[:, last], 0.0)
-            recall[:, valid_idx, a, m] = recall_k[:, valid_idx]
+            recall[a, m][:, valid_idx] = recall_k[:, valid_idx]
 
-            # Right-to-left running maximum of precision within each category.
-            pr_values, pr_rank = _ranks(pr)
-            rev_cat = (num_k - 1 - cats)[::-1].astype(np.int64)
-            key = rev_cat * len(pr_values) + pr_rank[:, ::-1]
-            envelope = pr_values[(np.maximum.accumulate(key, axis=1) - rev_cat * len(pr_values))[:, ::-1]]
+            envelope = _suffix_max_within(pr, cats)
 
             # The official reads precision at the first position whose recall reaches each threshold (0 past
             # the end). covered[i] = number of thresholds <= rc[i] (exact float comparisons), so position i
             # serves the thresholds from covered[i-1] (0 at a category's start) up to covered[i] - 1.
-            precision[:, :, valid_idx, a, m] = 0.0
+            precision[a, m][:, :, valid_idx] = 0.0
             covered = np.searchsorted(RECALL_THRESHOLDS, rc, side="right")
             first = np.zeros(len(rows), dtype=bool)
             first[starts[counts > 0]] = True
@@ -331,8 +340,8 @@ def accumulate(
                     continue
                 span_start = np.cumsum(spans[t]) - spans[t]
                 thr = np.repeat(previous[t], spans[t]) + np.arange(total) - np.repeat(span_start, spans[t])
-                precision[t, thr, np.repeat(cats, spans[t]), a, m] = np.repeat(envelope[t], spans[t])
-    return precision, recall
+                precision[a, m, t, thr, np.repeat(cats, spans[t])] = np.repeat(envelope[t], spans[t])
+    return precision.transpose(2, 3, 4, 0, 1), recall.transpose(2, 3, 0, 1)
 
 
 # --------------------------------------------------------------------------------------------------- summarize
@@ -387,6 +396,28 @@ def _official_gt_order(gts: list[GtObject], class_agnostic: bool) -> list[GtObje
     return sorted(gts, key=lambda g: g.category_id) if class_agnostic else gts
 
 
+def _top_results(
+    dets: list[Detection], cat_index: dict[int, int], class_agnostic: bool
+) -> tuple[list[Detection], list[tuple[int, int]]]:
+    """One video's results that take part, with (category index, rank) each: per category, sorted by score
+    (stable), the first 100 (the official's computeIoU/evaluateVid); class-agnostic, one group in which
+    equal scores keep the official's order (category id, then file order)."""
+    if class_agnostic:
+        dets = sorted(dets, key=lambda d: d.category_id)
+    by_group: dict[int, list[Detection]] = defaultdict(list)
+    for det in dets:
+        by_group[0 if class_agnostic else cat_index[det.category_id]].append(det)
+    kept: list[Detection] = []
+    group_of_det: list[tuple[int, int]] = []
+    for k, members in by_group.items():
+        # Python's sort is stable, like the official's mergesort on -score.
+        order = sorted(range(len(members)), key=lambda i: -members[i].score)[: MAX_DETS[-1]]
+        for rank, i in enumerate(order):
+            kept.append(members[i])
+            group_of_det.append((k, rank))
+    return kept, group_of_det
+
+
 def run(inputs: EvalInputs, options: EvalOptions) -> Evaluation:
     """Evaluate loaded inputs; returns the accumulated arrays and per-video details."""
     started = time.monotonic()
@@ -421,21 +452,7 @@ def run(inputs: EvalInputs, options: EvalOptions) -> Evaluation:
     for v, video_id in enumerate(progress(video_ids, desc="evaluate", unit="video")):
         video = inputs.videos[video_id]
         gts = _official_gt_order(gts_by_video.get(video_id, []), options.class_agnostic)
-        dets = dets_by_video.get(video_id, [])
-        if options.class_agnostic:
-            dets = sorted(dets, key=lambda d: d.category_id)
-        # Stable sort by score within each group, the first 100 kept (the official's computeIoU/evaluateVid).
-        by_group: dict[int, list[Detection]] = defaultdict(list)
-        for det in dets:
-            by_group[0 if options.class_agnostic else cat_index[det.category_id]].append(det)
-        kept: list[Detection] = []
-        group_of_det: list[tuple[int, int]] = []
-        for k, members in by_group.items():
-            # Python's sort is stable, like the official's mergesort on -score.
-            order = sorted(range(len(members)), key=lambda i: -members[i].score)[: MAX_DETS[-1]]
-            for rank, i in enumerate(order):
-                kept.append(members[i])
-                group_of_det.append((k, rank))
+        kept, group_of_det = _top_results(dets_by_video.get(video_id, []), cat_index, options.class_agnostic)
         det_areas = _frame_areas(kept, video.length)
         gt_mask_areas = _frame_areas(gts, video.length)
         det_group = np.array([k for k, _ in group_of_det], dtype=np.int64)
