@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from wsovvis import shards
+from wsovvis import convert, evaluate, shards
 from wsovvis.agnostic import make_agnostic
 from wsovvis.maskgen import MaskGenConfig, mask_gen
 from wsovvis.maskgen.motion import MotionBackend
@@ -20,12 +18,6 @@ def _snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
 
 
 def test_plan_maskgen_convert_evaluate_reaches_ap50(tmp_path) -> None:
-    convert = pytest.importorskip(
-        "wsovvis.convert", reason="wsovvis.convert (the convert stage) is not merged yet"
-    )
-    evaluate = pytest.importorskip(
-        "wsovvis.evaluate", reason="wsovvis.evaluate (the evaluate stage) is not merged yet"
-    )
     dataset = make_dataset(tmp_path / "synth", num_videos=12, seed=11)
     manifest = str(tmp_path / "manifest.json")
     plan = shards.plan_shards(dataset.frames_root, 2, manifest)
