@@ -179,7 +179,7 @@ done
 PARAMS=(
   --param "frames_root=$BUCKET/data/frames" --param "work_root=$BUCKET/work"
   --param "train_gt_json=$BUCKET/data/gt.json"
-  --param num_shards=2 --param mask_backend=motion --param mask_device=cpu --param mask_gen_gpus=1
+  --param num_shards=2 --param mask_backend=motion --param mask_device=cpu
   --param s3_secret_name=wsovvis-s3 --param s3_config_map_name=wsovvis-s3
   --param "train_namespace=$NAMESPACE" --param train_workers=1 --param gpus_per_worker=0
 )

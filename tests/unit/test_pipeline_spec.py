@@ -40,10 +40,10 @@ def test_mask_gen_runs_in_a_parallel_for_over_the_shard_indices_with_a_gpu_each(
     assert "mask-gen" in _tasks(spec, loop["componentRef"]["name"])
     container = spec["deploymentSpec"]["executors"]["exec-mask-gen"]["container"]
     accelerator = container["resources"]["accelerator"]
-    assert (
-        "accelerator_type" in accelerator["resourceType"] and "mask_gen_gpus" in accelerator["resourceCount"]
-    )
-    assert container["image"].endswith("/runtime:" + container["image"].rsplit(":", 1)[1])
+    assert accelerator["resourceType"] == "nvidia.com/gpu" and accelerator["resourceCount"] == "1"
+    from wsovvis.images import RUNTIME_IMAGE
+
+    assert container["image"] == RUNTIME_IMAGE
 
 
 def test_convert_fans_in_every_shard_and_training_and_evaluation_follow(compiled) -> None:
