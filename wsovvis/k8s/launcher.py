@@ -363,7 +363,7 @@ def _create_or_attach(
             created_job["metadata"].get("creationTimestamp"),
             state,
         )
-        if created_job.get("spec") != job.get("spec"):
+        if not _is_subset(job.get("spec"), created_job.get("spec")):
             log.warning(
                 "the existing PyTorchJob %s/%s has a different spec from this manifest; waiting for it anyway "
                 "(delete it to start the new one)",
@@ -380,6 +380,17 @@ def _create_or_attach(
         if doc is not job:
             _create_owned_config_map(cluster, doc, owner, replace=created)
     return created
+
+
+def _is_subset(ours: Any, theirs: Any) -> bool:
+    """True if every value ``ours`` sets is in ``theirs`` (the API server adds defaults from the CRD schema)."""
+    if isinstance(ours, dict):
+        return isinstance(theirs, dict) and all(
+            k in theirs and _is_subset(v, theirs[k]) for k, v in ours.items()
+        )
+    if isinstance(ours, list):
+        return isinstance(theirs, list) and len(ours) == len(theirs) and all(map(_is_subset, ours, theirs))
+    return ours == theirs
 
 
 def _create_owned_config_map(
