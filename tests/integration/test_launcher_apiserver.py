@@ -31,7 +31,11 @@ import yaml
 from wsovvis.k8s import launcher as ln
 from wsovvis.k8s import pytorchjob as pj
 
-pytestmark = pytest.mark.apiserver
+pytestmark = [
+    pytest.mark.apiserver,
+    # the test API server has a self-signed certificate
+    pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "kube-apiserver"
