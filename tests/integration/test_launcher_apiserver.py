@@ -66,7 +66,9 @@ class Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """etcd + kube-apiserver for this module, with the PyTorchJob CRD installed and established."""
     if not os.access(APISERVER, os.X_OK):
-        pytest.skip(f"no kube-apiserver at {APISERVER}: run scripts/kube-apiserver/build.sh (3-5 min, once)")
+        pytest.skip(
+            f"no kube-apiserver at {APISERVER}: run scripts/kube-apiserver/build.sh (once per machine, 5-12 min)"
+        )
     for tool in ("etcd", "kubectl", "openssl", "curl"):
         if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode:
             pytest.skip(
