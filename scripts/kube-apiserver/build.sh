@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a real kube-apiserver (v1.20.2) from Debian bookworm's `kubernetes` source package, for the
 # `apiserver` tests. Needs root (apt-get) and Debian's mirror only. Once per machine: skips when
-# $OUT/kube-apiserver already runs. Cold build ~5 min on 2 cores.
+# $OUT/kube-apiserver already runs.
 #   OUT   where the binary goes      (default ~/.cache/wsovvis-dev/bin)
 #   WORK  source and Go build cache  (default ~/.cache/wsovvis-dev/kube-src; safe to delete afterwards)
 set -euo pipefail
@@ -28,7 +28,7 @@ MIRROR=$( (grep -rhoE '^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+
   /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null || true) | awk '{print $NF}' | head -1)
 [ -n "$MIRROR" ] || { echo "no Debian mirror found in /etc/apt sources" >&2; exit 1; }
 echo "deb-src $MIRROR bookworm main" >"$WORK/sources.list"
-APT=(-o "Dir::Etc::SourceList=$WORK/sources.list" -o Dir::Etc::SourceParts=/dev/null
+APT=(-o "Dir::Etc::SourceList=$WORK/sources.list" -o Dir::Etc::SourceParts=/dev/null -o APT::Sandbox::User=root
   -o "Dir::State::Lists=$WORK/lists" -o "Dir::Cache=$WORK/cache")
 apt-get "${APT[@]}" update -q >/dev/null
 (cd "$WORK" && apt-get "${APT[@]}" source --download-only kubernetes >/dev/null)

@@ -8,7 +8,7 @@ set -euo pipefail
 W=$(realpath -m "${1:-$(mktemp -d /tmp/wsovvis-kapi-XXXX)}")
 mkdir -p "$W"
 BIN=${KUBE_APISERVER:-$HOME/.cache/wsovvis-dev/bin/kube-apiserver}
-[ -x "$BIN" ] || { echo "no kube-apiserver at $BIN: run scripts/kube-apiserver/build.sh first (3-5 min)" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "no kube-apiserver at $BIN: run scripts/kube-apiserver/build.sh first (once per machine, 5-12 min)" >&2; exit 1; }
 command -v etcd >/dev/null || { echo "etcd not found: run scripts/kube-apiserver/build.sh (installs etcd-server)" >&2; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=${KUBE_APISERVER_PORT:-$(free_port)}

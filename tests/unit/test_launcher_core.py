@@ -117,18 +117,22 @@ class FakeKubelet:
 
     def __init__(self):
         self.phase = "Pending"
+        self.uid = "uid-1"
         self.restarts = 0
         self.logs: dict[int, list[bytes]] = {}
         self.log_reads = 0
 
     def read_namespaced_pod(self, name, namespace, **kwargs):
         containers = [SimpleNamespace(name="pytorch", restart_count=self.restarts)]
-        return SimpleNamespace(status=SimpleNamespace(phase=self.phase, container_statuses=containers))
+        return SimpleNamespace(
+            metadata=SimpleNamespace(uid=self.uid),
+            status=SimpleNamespace(phase=self.phase, container_statuses=containers),
+        )
 
     def read_namespaced_pod_log(self, name, namespace, **kwargs):
         assert (name, kwargs["container"], kwargs["follow"]) == ("job-master-0", "pytorch", True)
         self.log_reads += 1
-        return FakeLog(self.logs[self.restarts])
+        return FakeLog(self.logs[(self.uid, self.restarts)])
 
 
 def wait_until(predicate, timeout: float = 5.0) -> None:
@@ -138,9 +142,13 @@ def wait_until(predicate, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def test_the_master_log_is_copied_once_per_container_start():
+def test_the_master_log_is_copied_once_per_container_start_and_pod():
     kubelet = FakeKubelet()
-    kubelet.logs = {0: [b"iter 1 loss 2.5\n", b"iter 2 loss 2.1\n"], 1: [b"resumed from model_0000099.pth\n"]}
+    kubelet.logs = {
+        ("uid-1", 0): [b"iter 1 loss 2.5\n", b"iter 2 loss 2.1\n"],
+        ("uid-1", 1): [b"resumed from model_0000099.pth\n"],
+        ("uid-2", 0): [b"new pod\n"],
+    }
     out = io.StringIO()
     follower = ln._MasterLogFollower(SimpleNamespace(core=kubelet), "ns", "job-master-0", 0.02, out)
     follower.start()
@@ -153,10 +161,13 @@ def test_the_master_log_is_copied_once_per_container_start():
         kubelet.restarts = 1  # restartPolicy OnFailure: a new container in the same pod
         wait_until(lambda: "resumed" in out.getvalue())
         time.sleep(0.1)
+        kubelet.uid, kubelet.restarts = "uid-2", 0  # the operator re-created the pod
+        wait_until(lambda: "new pod" in out.getvalue())
+        time.sleep(0.1)
     finally:
         follower.stop()
-    assert out.getvalue() == "iter 1 loss 2.5\niter 2 loss 2.1\nresumed from model_0000099.pth\n"
-    assert kubelet.log_reads == 2
+    assert out.getvalue() == "iter 1 loss 2.5\niter 2 loss 2.1\nresumed from model_0000099.pth\nnew pod\n"
+    assert kubelet.log_reads == 3
 
 
 # --- an unreachable API server ------------------------------------------------------------------------------

@@ -363,7 +363,7 @@ def _create_or_attach(
             created_job["metadata"].get("creationTimestamp"),
             state,
         )
-        if created_job.get("spec") != job.get("spec"):
+        if not _is_subset(job.get("spec"), created_job.get("spec")):
             log.warning(
                 "the existing PyTorchJob %s/%s has a different spec from this manifest; waiting for it anyway "
                 "(delete it to start the new one)",
@@ -380,6 +380,17 @@ def _create_or_attach(
         if doc is not job:
             _create_owned_config_map(cluster, doc, owner, replace=created)
     return created
+
+
+def _is_subset(ours: Any, theirs: Any) -> bool:
+    """True if every value ``ours`` sets is in ``theirs`` (the API server adds defaults from the CRD schema)."""
+    if isinstance(ours, dict):
+        return isinstance(theirs, dict) and all(
+            k in theirs and _is_subset(v, theirs[k]) for k, v in ours.items()
+        )
+    if isinstance(ours, list):
+        return isinstance(theirs, list) and len(ours) == len(theirs) and all(map(_is_subset, ours, theirs))
+    return ours == theirs
 
 
 def _create_owned_config_map(
@@ -487,18 +498,14 @@ class _MasterLogFollower(threading.Thread):
     """Copies the master pod's ``pytorch`` container log to a stream, once per container start.
 
     Pods appear only after the operator reconciles the job, and the log only once the container runs; both
-    are polled for. After a container restart (restartPolicy OnFailure) the new container is followed too.
+    are polled for. A restarted container (restartPolicy OnFailure) or a re-created pod of the same name
+    (a new uid) is followed again.
     """
 
     def __init__(self, cluster: _Cluster, namespace: str, pod: str, interval_s: float, out: IO[str]):
         super().__init__(name=f"log-{pod}", daemon=True)
-        self.cluster, self.namespace, self.pod, self.interval_s, self.out = (
-            cluster,
-            namespace,
-            pod,
-            interval_s,
-            out,
-        )
+        self.cluster, self.namespace, self.pod = cluster, namespace, pod
+        self.interval_s, self.out = interval_s, out
         self._stop_event = threading.Event()
         self._response: Any = None
         self._warned = False
@@ -511,15 +518,15 @@ class _MasterLogFollower(threading.Thread):
         self.join(timeout=5)
 
     def run(self) -> None:
-        followed_restarts = -1
+        followed: tuple[str, int] | None = None
         while not self._stop_event.is_set():
-            restarts = self._running_container_restarts()
-            if restarts is not None and restarts > followed_restarts and self._follow():
-                followed_restarts = restarts
+            container = self._started_container()
+            if container is not None and container != followed and self._follow():
+                followed = container
             self._stop_event.wait(self.interval_s)
 
-    def _running_container_restarts(self) -> int | None:
-        """The container's restart count once it has started (running or finished), else None."""
+    def _started_container(self) -> tuple[str, int] | None:
+        """(pod uid, restart count) of the container once it has started (running or finished), else None."""
         try:
             pod = self.cluster.core.read_namespaced_pod(self.pod, self.namespace, _request_timeout=30)
         except Exception as exc:  # not there yet, or no connection: the main loop reports connectivity
@@ -528,10 +535,15 @@ class _MasterLogFollower(threading.Thread):
             return None
         if (pod.status.phase or "Pending") == "Pending":
             return None
-        for status in pod.status.container_statuses or []:
-            if status.name == pj.CONTAINER_NAME:
-                return status.restart_count or 0
-        return 0
+        restarts = next(
+            (
+                s.restart_count or 0
+                for s in pod.status.container_statuses or []
+                if s.name == pj.CONTAINER_NAME
+            ),
+            0,
+        )
+        return pod.metadata.uid, restarts
 
     def _follow(self) -> bool:
         """Stream the log until the container ends; False if it could not be read (retried later)."""

@@ -388,18 +388,3 @@ def _run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
-
-
-__all__ = [
-    "PyTorchJobSettings",
-    "RunPolicy",
-    "S3Settings",
-    "build_config_map",
-    "build_pytorchjob",
-    "dump_manifest",
-    "find_job",
-    "job_name_for_run",
-    "load_settings",
-    "render_manifest",
-    "with_job_name",
-]
