@@ -218,6 +218,7 @@ def test_rbac_grants_exactly_what_the_pytorchjob_launcher_needs():
     }
     expected = {("kubeflow.org", "pytorchjobs", v) for v in ("create", "get", "list", "watch", "delete")}
     expected |= {("", "pods", v) for v in ("get", "list", "watch")} | {("", "pods/log", "get")}
+    expected |= {("", "configmaps", v) for v in ("create", "update")}
     assert granted == expected
     binding = next(obj for obj in objects if obj["kind"] == "RoleBinding")
     assert binding["roleRef"] == {
