@@ -57,3 +57,11 @@ def s3_bucket(s3_endpoint: str) -> str:
     uri = f"s3://test-{uuid.uuid4().hex[:12]}"
     storage.ensure_bucket(uri)
     return uri
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real kube-apiserver + etcd with the PyTorchJob CRD for the session (skips when it is not built)."""
+    from tests.kube import start_cluster
+
+    yield from start_cluster(tmp_path_factory)
