@@ -111,17 +111,22 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM):
         convert_task.set_retry(3)
         _with_storage_env(convert_task, s3_secret_name, s3_config_map_name)
 
-        with dsl.If(train_gt_json != "", name="pseudo-tube-gt-given"):
-            tubes_eval = evaluate(
-                gt_json=train_gt_json,
-                results_json=convert_task.outputs["Output"],
-                img_root=frames_root,
+        def evaluate_class_agnostic(display_name: str, gt_json, results_json, img_root) -> None:
+            task = evaluate(
+                gt_json=gt_json,
+                results_json=results_json,
+                img_root=img_root,
                 work_root=work_root,
                 class_agnostic=True,
                 lvvis=False,
             )
-            tubes_eval.set_display_name("evaluate-pseudo-tubes").set_retry(3)
-            _with_storage_env(tubes_eval, s3_secret_name, s3_config_map_name)
+            task.set_display_name(display_name).set_retry(3)
+            _with_storage_env(task, s3_secret_name, s3_config_map_name)
+
+        with dsl.If(train_gt_json != "", name="pseudo-tube-gt-given"):
+            evaluate_class_agnostic(
+                "evaluate-pseudo-tubes", train_gt_json, convert_task.outputs["Output"], frames_root
+            )
 
         train_task = train(
             run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
@@ -148,16 +153,12 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM):
             agnostic_task.set_retry(3)
             _with_storage_env(agnostic_task, s3_secret_name, s3_config_map_name)
             with dsl.If(train_task.outputs["Output"] != "", name="model-results-given"):
-                model_eval = evaluate(
-                    gt_json=agnostic_task.outputs["Output"],
-                    results_json=train_task.outputs["Output"],
-                    img_root=val_frames_root,
-                    work_root=work_root,
-                    class_agnostic=True,
-                    lvvis=False,
+                evaluate_class_agnostic(
+                    "evaluate-model",
+                    agnostic_task.outputs["Output"],
+                    train_task.outputs["Output"],
+                    val_frames_root,
                 )
-                model_eval.set_display_name("evaluate-model").set_retry(3)
-                _with_storage_env(model_eval, s3_secret_name, s3_config_map_name)
 
     return wsovvis_pipeline
 
