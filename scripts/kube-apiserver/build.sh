@@ -13,15 +13,22 @@ mkdir -p "$OUT" "$WORK"
 exec 9>"$WORK/.build.lock"
 flock 9
 
+# apt-get install, refreshing the package lists first when a fresh machine has none yet
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q "$@" >/dev/null 2>&1 || {
+    apt-get -o DPkg::Lock::Timeout=900 update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q "$@" >/dev/null
+  }
+}
+
 if [ -x "$OUT/kube-apiserver" ] && "$OUT/kube-apiserver" --version >/dev/null 2>&1; then
   echo "kube-apiserver already built: $OUT/kube-apiserver ($("$OUT/kube-apiserver" --version))"
-  command -v etcd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q etcd-server etcd-client >/dev/null
+  command -v etcd >/dev/null || apt_install etcd-server etcd-client
   exit 0
 fi
 
 mkdir -p "$WORK/lists/partial" "$WORK/cache/archives/partial"
-DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q golang-go rsync etcd-server etcd-client \
-  golang-github-modern-go-reflect2-dev >/dev/null
+apt_install golang-go rsync etcd-server etcd-client golang-github-modern-go-reflect2-dev
 
 # deb-src for the Debian mirror this machine's apt already uses, in a private apt config (/etc/apt untouched)
 MIRROR=$( (grep -rhoE '^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)[^[:space:]]+/debian/?$' \
