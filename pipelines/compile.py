@@ -7,18 +7,20 @@ from pathlib import Path
 
 from kfp import compiler
 
-from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline
+from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, build_pipeline
 
 SPEC_PATH = Path(__file__).with_name("wsovvis_pipeline.yaml")
 
 
 def compile_pipeline(
-    out: str | os.PathLike[str] = SPEC_PATH, parallelism: int = MASK_GEN_PARALLELISM
+    out: str | os.PathLike[str] = SPEC_PATH,
+    parallelism: int = MASK_GEN_PARALLELISM,
+    s3_secret_keys: tuple[str, str] = S3_SECRET_KEYS,
 ) -> Path:
     """Write the compiled spec atomically and return its path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.tmp.yaml")
-    compiler.Compiler().compile(build_pipeline(parallelism), str(staging))
+    compiler.Compiler().compile(build_pipeline(parallelism, s3_secret_keys), str(staging))
     os.replace(staging, out)
     return out

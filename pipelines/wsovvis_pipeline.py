@@ -21,21 +21,30 @@ MASK_GEN_PARALLELISM = (
 )
 # One GPU per mask-gen pod. Constants: kfp.local cannot resolve pipeline parameters here inside a ParallelFor.
 MASK_GEN_ACCELERATOR = "nvidia.com/gpu"
-S3_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
+# The Secret's key names (those of KFP's own `mlpipeline-minio-artifact`); the Secret's name is a parameter.
+S3_SECRET_KEYS = ("accesskey", "secretkey")
 S3_CONFIG_MAP_KEYS = {"endpoint": "AWS_ENDPOINT_URL"}
 
 
-def _with_storage_env(task: dsl.PipelineTask, secret_name, config_map_name) -> dsl.PipelineTask:
+def _with_storage_env(
+    task: dsl.PipelineTask, secret_keys: tuple[str, str], secret_name, config_map_name
+) -> dsl.PipelineTask:
     """S3 keys from the Secret and the endpoint from the ConfigMap, as environment variables of the step's pod."""
-    kubernetes.use_secret_as_env(task, secret_name=secret_name, secret_key_to_env=S3_SECRET_KEYS)
+    access_key, secret_key = secret_keys
+    kubernetes.use_secret_as_env(
+        task,
+        secret_name=secret_name,
+        secret_key_to_env={access_key: "AWS_ACCESS_KEY_ID", secret_key: "AWS_SECRET_ACCESS_KEY"},
+    )
     kubernetes.use_config_map_as_env(
         task, config_map_name=config_map_name, config_map_key_to_env=S3_CONFIG_MAP_KEYS
     )
     return task
 
 
-def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM):
-    """The pipeline function, with the mask-gen loop's parallelism fixed at compile time."""
+def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tuple[str, str] = S3_SECRET_KEYS):
+    """The pipeline function, with the mask-gen loop's parallelism and the Secret's key names fixed at compile
+    time (KFP takes neither as a parameter)."""
 
     @dsl.pipeline(
         name=PIPELINE_NAME, description="Weakly-supervised open-vocabulary VIS: pseudo masks to SeqFormer"
@@ -74,11 +83,11 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM):
     ):
         prepare_task = prepare(mask_backend=mask_backend, train_launcher=train_launcher)
         prepare_task.set_caching_options(False)
-        _with_storage_env(prepare_task, s3_secret_name, s3_config_map_name)
+        _with_storage_env(prepare_task, s3_secret_keys, s3_secret_name, s3_config_map_name)
 
         plan_task = plan_shards(frames_root=frames_root, num_shards=num_shards, videos_list=videos_list)
         plan_task.after(prepare_task).set_retry(3)
-        _with_storage_env(plan_task, s3_secret_name, s3_config_map_name)
+        _with_storage_env(plan_task, s3_secret_keys, s3_secret_name, s3_config_map_name)
 
         with dsl.ParallelFor(plan_task.outputs["Output"], parallelism=parallelism, name="shards") as shard:
             mask_task = mask_gen(
@@ -96,7 +105,7 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM):
             mask_task.set_accelerator_type(MASK_GEN_ACCELERATOR).set_accelerator_limit(1)
             kubernetes.add_node_selector_json(mask_task, mask_gen_node_selector)
             kubernetes.add_toleration_json(mask_task, mask_gen_tolerations)
-            _with_storage_env(mask_task, s3_secret_name, s3_config_map_name)
+            _with_storage_env(mask_task, s3_secret_keys, s3_secret_name, s3_config_map_name)
 
         convert_task = convert(
             mask_roots=dsl.Collected(mask_task.outputs["Output"]),
@@ -109,7 +118,7 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM):
             link_iou=link_iou,
         )
         convert_task.set_retry(3)
-        _with_storage_env(convert_task, s3_secret_name, s3_config_map_name)
+        _with_storage_env(convert_task, s3_secret_keys, s3_secret_name, s3_config_map_name)
 
         def evaluate_class_agnostic(display_name: str, gt_json, results_json, img_root) -> None:
             task = evaluate(
@@ -121,7 +130,7 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM):
                 lvvis=False,
             )
             task.set_display_name(display_name).set_retry(3)
-            _with_storage_env(task, s3_secret_name, s3_config_map_name)
+            _with_storage_env(task, s3_secret_keys, s3_secret_name, s3_config_map_name)
 
         with dsl.If(train_gt_json != "", name="pseudo-tube-gt-given"):
             evaluate_class_agnostic(
@@ -144,14 +153,15 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM):
             gpus_per_worker=gpus_per_worker,
             timeout_seconds=train_timeout_seconds,
             s3_secret_name=s3_secret_name,
+            s3_secret_keys=list(s3_secret_keys),
             runtime_available=prepare_task.outputs["Output"],
         )
-        _with_storage_env(train_task, s3_secret_name, s3_config_map_name)
+        _with_storage_env(train_task, s3_secret_keys, s3_secret_name, s3_config_map_name)
 
         with dsl.If(val_gt_json != "", name="val-gt-given"):
             agnostic_task = make_agnostic(gt_json=val_gt_json, work_root=work_root)
             agnostic_task.set_retry(3)
-            _with_storage_env(agnostic_task, s3_secret_name, s3_config_map_name)
+            _with_storage_env(agnostic_task, s3_secret_keys, s3_secret_name, s3_config_map_name)
             with dsl.If(train_task.outputs["Output"] != "", name="model-results-given"):
                 evaluate_class_agnostic(
                     "evaluate-model",

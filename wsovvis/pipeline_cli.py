@@ -38,6 +38,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     compile_parser = actions.add_parser("compile", help="write the compiled pipeline spec (one YAML)")
     add_flag(compile_parser, "--out", default=None, help="default: pipelines/wsovvis_pipeline.yaml")
     add_flag(compile_parser, "--parallelism", type=positive_int, default=None, help="mask-gen pods at once")
+    add_flag(
+        compile_parser,
+        "--s3_secret_keys",
+        type=_key_pair,
+        default=None,
+        metavar="ACCESS,SECRET",
+        help="key names of the S3 Secret (default accesskey,secretkey, as KFP's mlpipeline-minio-artifact)",
+    )
     compile_parser.set_defaults(func=_compile)
 
     run_parser = actions.add_parser("run", help="run the pipeline (--local: kfp.local.SubprocessRunner)")
@@ -68,11 +76,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     submit_parser.set_defaults(func=_submit)
 
 
+def _key_pair(text: str) -> tuple[str, str]:
+    keys = tuple(part.strip() for part in text.split(","))
+    if len(keys) != 2 or not all(keys):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ACCESS_KEY_NAME,SECRET_KEY_NAME")
+    return keys  # type: ignore[return-value]
+
+
 def _compile(args: argparse.Namespace) -> int:
     from pipelines.compile import SPEC_PATH, compile_pipeline
-    from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM
+    from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS
 
-    path = compile_pipeline(args.out or SPEC_PATH, args.parallelism or MASK_GEN_PARALLELISM)
+    path = compile_pipeline(
+        args.out or SPEC_PATH, args.parallelism or MASK_GEN_PARALLELISM, args.s3_secret_keys or S3_SECRET_KEYS
+    )
     print(f"wrote {path}")
     return 0
 

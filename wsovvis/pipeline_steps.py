@@ -271,6 +271,7 @@ def train_step(
     gpus_per_worker: int,
     timeout_seconds: int,
     s3_secret_name: str,
+    s3_secret_keys: list[str],
     runtime_available: bool,
 ) -> str:
     """Train SeqFormer on the tubes, then predict on val; return the results JSON URI ('' when skipped).
@@ -307,7 +308,7 @@ def train_step(
         for stage, config in configs.items():
             _run_harness_as_pytorchjob(
                 stage, config, run_id, namespace, num_workers if stage == "train" else 0, gpus_per_worker,
-                timeout_seconds, s3_secret_name,
+                timeout_seconds, s3_secret_name, s3_secret_keys,
             )  # fmt: skip
     return storage.join(output_uri, "results.json") if val_json else ""
 
@@ -335,6 +336,7 @@ def _run_harness_as_pytorchjob(
     gpus_per_worker: int,
     timeout_seconds: int,
     s3_secret_name: str,
+    s3_secret_keys: list[str],
 ) -> None:
     from wsovvis.images import RUNTIME_IMAGE
     from wsovvis.k8s.launcher import LaunchSettings, launch_pytorchjob
@@ -346,7 +348,12 @@ def _run_harness_as_pytorchjob(
         namespace=namespace,
         num_workers=num_workers,
         gpus_per_worker=gpus_per_worker,
-        s3=S3Settings(secret_name=s3_secret_name, endpoint=os.environ.get("AWS_ENDPOINT_URL", "")),
+        s3=S3Settings(
+            secret_name=s3_secret_name,
+            access_key_key=s3_secret_keys[0],
+            secret_key_key=s3_secret_keys[1],
+            endpoint=os.environ.get("AWS_ENDPOINT_URL", ""),
+        ),
         labels={"app.kubernetes.io/part-of": "wsovvis", "wsovvis/stage": stage},
     )
     log.info("train (%s): PyTorchJob in %s, Master + %d Workers, %d GPUs each", stage, namespace, num_workers,

@@ -22,6 +22,7 @@ def train(
     gpus_per_worker: int,
     timeout_seconds: int,
     s3_secret_name: str,
+    s3_secret_keys: list,
     runtime_available: bool,
 ) -> str:
     """Train, then predict on val; return the results JSON URI ('' when training was skipped)."""
@@ -43,5 +44,6 @@ def train(
         gpus_per_worker,
         timeout_seconds,
         s3_secret_name,
+        s3_secret_keys,
         runtime_available,
     )

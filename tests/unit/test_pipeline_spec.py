@@ -110,3 +110,21 @@ def test_every_component_folder_is_used_by_the_pipeline(compiled) -> None:
         if not name.startswith(("comp-for-loop", "comp-condition"))
     }
     assert folders == used
+
+
+def test_secret_key_names_are_a_compile_option_that_reaches_every_pod_and_the_training_job(
+    tmp_path: Path,
+) -> None:
+    from wsovvis.cli import main
+
+    out = tmp_path / "spec.yaml"
+    assert main(["pipeline", "compile", "--out", str(out), "--s3-secret-keys", "id,key"]) == 0
+    spec, platform = yaml.safe_load_all(out.read_text())
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name, executor in executors.items():
+        pairs = {(e["secretKey"], e["envVar"]) for s in executor["secretAsEnv"] for e in s["keyToEnv"]}
+        assert pairs == {("id", "AWS_ACCESS_KEY_ID"), ("key", "AWS_SECRET_ACCESS_KEY")}, name
+    keys = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]["s3_secret_keys"]
+    assert keys["runtimeValue"]["constant"] == ["id", "key"]
+    with pytest.raises(SystemExit):
+        main(["pipeline", "compile", "--out", str(out), "--s3-secret-keys", "only-one"])

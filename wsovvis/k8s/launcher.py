@@ -270,8 +270,10 @@ class _Cluster:
             if settings.kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
                 kube_config.load_incluster_config(client_configuration=configuration)
             else:
+                # $KUBECONFIG is read now, not when the kubernetes package was imported
                 kube_config.load_kube_config(
-                    config_file=settings.kubeconfig, client_configuration=configuration
+                    config_file=settings.kubeconfig or os.environ.get("KUBECONFIG"),
+                    client_configuration=configuration,
                 )
         except (kube_config.ConfigException, OSError) as exc:
             raise ClusterError(
