@@ -78,13 +78,13 @@ def test_kind_e2e_in_cluster_pod_is_valid_and_gets_the_pipelines_s3_settings(tmp
     assert container["image"] == "example.com/tools:1"
     assert container["command"] == ["sh", "-c", "python3 - <<'PY'\nprint('s3://bucket')\nPY"]
     sources = {e["name"]: e["valueFrom"] for e in container["env"]}
-    pipeline = ROOT / "pipelines" / "wsovvis_pipeline.py"
-    if pipeline.exists():  # the pipeline's own key mapping, when the pipeline is in this checkout
-        text = pipeline.read_text()
-        assert '"accesskey": "AWS_ACCESS_KEY_ID"' in text and '"endpoint": "AWS_ENDPOINT_URL"' in text
-    assert sources["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "wsovvis-s3", "key": "accesskey"}}
-    assert sources["AWS_SECRET_ACCESS_KEY"] == {"secretKeyRef": {"name": "wsovvis-s3", "key": "secretkey"}}
-    assert sources["AWS_ENDPOINT_URL"] == {"configMapKeyRef": {"name": "wsovvis-s3", "key": "endpoint"}}
+    from pipelines.wsovvis_pipeline import S3_CONFIG_MAP_KEYS, S3_SECRET_KEYS  # what the pipeline's pods use
+
+    access_key, secret_key = S3_SECRET_KEYS
+    (endpoint_key,) = [key for key, env in S3_CONFIG_MAP_KEYS.items() if env == "AWS_ENDPOINT_URL"]
+    assert sources["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "wsovvis-s3", "key": access_key}}
+    assert sources["AWS_SECRET_ACCESS_KEY"] == {"secretKeyRef": {"name": "wsovvis-s3", "key": secret_key}}
+    assert sources["AWS_ENDPOINT_URL"] == {"configMapKeyRef": {"name": "wsovvis-s3", "key": endpoint_key}}
 
 
 def wsovvis_help(*command: str) -> str | None:
