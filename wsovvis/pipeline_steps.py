@@ -226,6 +226,7 @@ def evaluate_step(
 
 
 TRAIN_LAUNCHERS = ("pytorchjob", "local")
+FINAL_CHECKPOINT = "model_final.pth"  # what detectron2 writes when training reaches SOLVER.MAX_ITER
 
 
 def harness_config(
@@ -277,7 +278,7 @@ def train_step(
     """Train SeqFormer on the tubes, then predict on val; return the results JSON URI ('' when skipped).
 
     The output location is derived from the inputs and every run resumes, so a retried or rerun step continues
-    from the newest checkpoint instead of starting again. ``launcher`` is ``pytorchjob`` (Master + num_workers
+    from the newest checkpoint instead of starting again, and skips training once the final checkpoint is there. ``launcher`` is ``pytorchjob`` (Master + num_workers
     Workers, created or attached by name from ``run_id``) or ``local`` (the same harness in a subprocess).
     """
     if launcher not in TRAIN_LAUNCHERS:
@@ -290,6 +291,12 @@ def train_step(
         "train": harness_config(output_uri, train_json, train_img_root, "", "", d2_cfg_path, d2_opts, weights,
                                 eval_only=False),
     }  # fmt: skip
+    final_checkpoint = storage.join(output_uri, FINAL_CHECKPOINT)
+    if storage.exists(final_checkpoint):
+        # The step's cache key holds the run id (the job name comes from it), so KFP never reuses it; a finished
+        # training for the same inputs is reused here instead.
+        log.info("train: %s exists: training for these inputs is done; reusing it", final_checkpoint)
+        del configs["train"]
     if val_json:
         configs["eval"] = harness_config(
             output_uri, train_json, train_img_root, val_json, val_img_root, d2_cfg_path, d2_opts, weights,

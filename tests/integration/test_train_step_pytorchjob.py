@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
@@ -51,25 +52,30 @@ def _play_operator(cluster, namespace: str, expected: int, seen: dict, errors: l
         errors.append(exc)
 
 
-def test_trains_then_predicts_as_pytorchjobs_named_from_the_run(kube_cluster, monkeypatch, tmp_path) -> None:
+def _run_step(cluster, tmp_path, run_id: str, expected_jobs: int) -> tuple[str, dict]:
     namespace = f"t-{uuid.uuid4().hex[:10]}"
-    kube_cluster.core.create_namespace({"metadata": {"name": namespace}})
-    monkeypatch.setenv("KUBECONFIG", kube_cluster.kubeconfig)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://seaweedfs.kubeflow:9000")
+    cluster.core.create_namespace({"metadata": {"name": namespace}})
     seen: dict = {}
     errors: list = []
-    operator = threading.Thread(target=_play_operator, args=(kube_cluster, namespace, 2, seen, errors))
+    operator = threading.Thread(target=_play_operator, args=(cluster, namespace, expected_jobs, seen, errors))
     operator.start()
     results = train_step(
-        run_id="0f3c2a9e-run", launcher="pytorchjob", train_json="s3://data/tubes.json",
+        run_id=run_id, launcher="pytorchjob", train_json="s3://data/tubes.json",
         train_img_root="s3://data/frames", val_json="s3://data/val.json", val_img_root="s3://data/val",
-        work_root="s3://runs/work", d2_cfg_path="/opt/src/VNext/projects/SeqFormer/configs/base_ytvis.yaml",
+        work_root=str(tmp_path / "work"), d2_cfg_path="/opt/src/VNext/projects/SeqFormer/configs/base_ytvis.yaml",
         d2_opts=["SOLVER.MAX_ITER", 4], weights="", namespace=namespace, num_workers=1, gpus_per_worker=2,
         timeout_seconds=300, s3_secret_name="wsovvis-s3", s3_secret_keys=["id", "key"], runtime_available=False,
     )  # fmt: skip
     operator.join()
     assert not errors, errors
-    assert results.startswith("s3://runs/work/train/") and results.endswith("/results.json")
+    return results, seen
+
+
+def test_trains_then_predicts_as_pytorchjobs_named_from_the_run(kube_cluster, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("KUBECONFIG", kube_cluster.kubeconfig)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://seaweedfs.kubeflow:9000")
+    results, seen = _run_step(kube_cluster, tmp_path, "0f3c2a9e-run", expected_jobs=2)
+    assert results.startswith(str(tmp_path / "work" / "train")) and results.endswith("/results.json")
     (train_name, (train_job, train_config)), (eval_name, (eval_job, eval_config)) = sorted(
         seen.items(), key=lambda item: item[1][1]["eval_only"]
     )
@@ -85,3 +91,16 @@ def test_trains_then_predicts_as_pytorchjobs_named_from_the_run(kube_cluster, mo
     assert train_config["resume"] is True and eval_config["resume"] is True
     assert train_config["output_uri"] == eval_config["output_uri"] == results.rsplit("/", 1)[0]
     assert eval_config["data"]["val_json"] == "s3://data/val.json" and "val_json" not in train_config["data"]
+
+
+def test_a_rerun_with_the_same_inputs_only_predicts_once_training_is_done(
+    kube_cluster, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("KUBECONFIG", kube_cluster.kubeconfig)
+    first, _ = _run_step(kube_cluster, tmp_path, "run-a", expected_jobs=2)
+    final = Path(first).with_name("model_final.pth")  # what the finished training leaves (nothing ran here)
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"checkpoint")
+    second, seen = _run_step(kube_cluster, tmp_path, "run-b", expected_jobs=1)
+    assert second == first
+    assert list(seen) == ["wsovvis-train-eval-run-b"]
