@@ -26,11 +26,6 @@ from wsovvis.workspace import stage_uri
 log = logging.getLogger(__name__)
 
 
-def _copy_to_artifact(uri: str, artifact_path: str) -> None:
-    Path(artifact_path).parent.mkdir(parents=True, exist_ok=True)
-    storage.download(uri, artifact_path)
-
-
 def plan_shards_step(frames_root: str, num_shards: int, videos_list: str, manifest_path: str) -> list[int]:
     """Plan the shards into the manifest artifact; return the shard indices for the ParallelFor."""
     from wsovvis.shards import plan_shards
@@ -121,8 +116,8 @@ def convert_step(
     summary = convert(
         roots[0], img_root, out_json, options, skip_report=storage.join(out_dir, "skipped.json")
     )
-    _copy_to_artifact(out_json, tubes_path)
-    _copy_to_artifact(summary.skip_report, skip_report_path)
+    storage.download(out_json, tubes_path)
+    storage.download(summary.skip_report, skip_report_path)
     return out_json
 
 
@@ -138,7 +133,7 @@ def make_agnostic_step(gt_json: str, work_root: str, agnostic_path: str) -> str:
 
     out_json = storage.join(stage_uri(work_root, "gt-agnostic", gt_json=gt_json), "gt_agnostic.json")
     make_agnostic(gt_json, out_json)
-    _copy_to_artifact(out_json, agnostic_path)
+    storage.download(out_json, agnostic_path)
     return out_json
 
 
@@ -200,6 +195,7 @@ def evaluate_step(
 ) -> dict[str, float]:
     """Evaluate; keep metrics.json and the report under the work root and as artifacts; return the 12 stats."""
     from wsovvis.evaluate import STAT_NAMES, evaluate
+    from wsovvis.evaluate.report import markdown_path
 
     out_dir = stage_uri(
         work_root, "evaluate", gt=gt_json, results=results_json, class_agnostic=class_agnostic, lvvis=lvvis
@@ -215,9 +211,9 @@ def evaluate_step(
         report=report_uri,
         img_root=img_root or None,
     )
-    _copy_to_artifact(metrics_uri, metrics_json_path)
-    _copy_to_artifact(report_uri, report_path)
-    _copy_to_artifact(storage.join(out_dir, "report.md"), summary_path)
+    storage.download(metrics_uri, metrics_json_path)
+    storage.download(report_uri, report_path)
+    storage.download(markdown_path(report_uri), summary_path)
     log.info("evaluate: metrics %s, report %s", metrics_uri, report_uri)
     stats = {name: float(metrics[name]) for name in STAT_NAMES}
     if lvvis:
