@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,10 @@ def run_local(
         raise_on_error=True,
     )
     log.info("running the pipeline locally (artifacts under %s)", pipeline_root)
-    stdout = sys.stdout  # kfp.local indents this process's stdout while it runs and leaves it so
+    # kfp.local indents task output by swapping builtins.print per task; parallel ParallelFor iterations restore
+    # each other's swaps, which can leave every later print of this process indented. Put the real one back.
+    print_function = builtins.print
     try:
         build_pipeline(parallelism)(**params)
     finally:
-        sys.stdout = stdout
+        builtins.print = print_function
