@@ -163,7 +163,8 @@ class ClipEncoder:
         self._torch = torch
         from open_clip.factory import load_state_dict
 
-        with _root_logging_quiet():  # open_clip logs its steps, and "initialized randomly", on the root logger
+        # open_clip logs its steps, and "initialized randomly" before the weights are loaded, on the root logger
+        with _root_logging_quiet():
             net = open_clip.create_model(name, pretrained=None, device="cpu")
         try:
             load_state_dict(str(weights.path))
