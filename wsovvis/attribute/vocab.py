@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,7 @@ def load_vocabulary(uri: str | os.PathLike[str]) -> Vocabulary:
     names = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     if not names:
         raise InputError(f"{source}: no category names (one a line) in the vocabulary (--vocab)")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
     if duplicates:
         raise InputError(f"{source}: names listed more than once: {duplicates[:5]} (--vocab)")
     return Vocabulary(tuple({"id": i, "name": n} for i, n in enumerate(names, start=1)), None)
