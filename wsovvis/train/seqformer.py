@@ -46,22 +46,23 @@ RECORDED_SCALARS = ("total_loss", "loss_ce", "loss_bbox", "loss_giou", "loss_mas
 
 
 def import_seqformer() -> Any:
-    """VNext's ``detectron2.projects.seqformer`` package, or a RuntimeMissingError saying what to install."""
-    from wsovvis.train import ytvos_compat
+    """VNext's ``detectron2.projects.seqformer`` package, or a RuntimeMissingError saying what to install.
 
+    SeqFormer imports ``pycocotools.ytvos``, which PyPI's pycocotools lacks: the runtime hook that ``wsovvis prepare``
+    installs provides it, with the other import fixes of the runtime (docs/runtime.md).
+    """
     try:
         import detectron2  # noqa: F401
     except ImportError as exc:
         raise RuntimeMissingError(
             "the SeqFormer trainer needs VNext's detectron2 (the GPU runtime image, or `wsovvis prepare`)"
         ) from exc
-    ytvos_compat.install()
     try:
         import detectron2.projects.seqformer as seqformer
     except ImportError as exc:
         raise RuntimeMissingError(
-            f"detectron2.projects.seqformer is not importable ({exc}); install VNext in place "
-            "(pip install -e VNext) or run `wsovvis prepare`"
+            f"detectron2.projects.seqformer is not importable ({exc}); run `wsovvis prepare` in this environment "
+            "(docs/runtime.md)"
         ) from exc
     return seqformer
 
