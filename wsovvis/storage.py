@@ -8,6 +8,10 @@ stores are; ``https://`` selects TLS.
 Writes are atomic: a local file is written beside its destination and renamed into place; an S3 object is
 uploaded from a finished local file in one PUT (or one completed multipart upload), so readers see the whole
 object or none. Transient S3 errors are retried with exponential backoff.
+
+Why not fsspec (with s3fs): it gives the same calls on both kinds of path, but brings botocore and aiobotocore
+into every image for the handful of operations used here, while the atomic writes, the ``minio://`` alias, the
+retry policy and the errors naming the URI would still be this module's; the MinIO client is all it needs.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from wsovvis.train import distributed, staging
 from wsovvis.train.config import TrainConfig
 from wsovvis.train.datasets import num_categories, register_detectron2
 from wsovvis.train.distributed import DistPlan
-from wsovvis.train.trainers import LaunchFunction, RunContext, Trainer
+from wsovvis.train.trainers import RunContext, Trainer
 
 log = logging.getLogger(__name__)
 
@@ -214,17 +214,12 @@ class SeqFormerTrainer(Trainer):
     def weights(self, config: TrainConfig) -> str:
         return build_cfg(config).MODEL.WEIGHTS
 
-    def launcher(self, plan: DistPlan) -> LaunchFunction:
-        if plan.device == "cuda":
-            from detectron2.engine import launch
-
-            return launch
-        if plan.world_size > 1:
+    def check_plan(self, plan: DistPlan) -> None:
+        if plan.device != "cuda" and plan.world_size > 1:
             raise UsageError(
                 "SeqFormer trains on CPU as one process only (detectron2's trainer builds DDP for GPUs); "
                 "set num_gpus=1 and num_machines=1, or run on GPUs"
             )
-        return super().launcher(plan)
 
     def _setup(self, ctx: RunContext) -> tuple[Any, Any]:
         from detectron2.engine import default_setup
