@@ -16,7 +16,10 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "images"
 # pyproject extras each image installs (besides the base dependencies)
-IMAGE_EXTRAS = {"tools": ("pipeline", "k8s", "motion"), "runtime": ("pipeline", "k8s", "train", "motion")}
+IMAGE_EXTRAS = {
+    "tools": ("pipeline", "k8s", "motion"),
+    "runtime": ("pipeline", "k8s", "train", "motion", "attribute"),
+}
 IMAGE_ENV = ("WSOVVIS_IMAGE_REGISTRY", "WSOVVIS_IMAGE_TAG", "WSOVVIS_TOOLS_IMAGE", "WSOVVIS_RUNTIME_IMAGE")
 
 
