@@ -1,11 +1,11 @@
-"""Benchmark: CLIP image-encoder throughput of `wsovvis attribute` on the CPU, batched against one crop at a time.
+"""Benchmark: CLIP image-encoder throughput of `wsovvis attribute`, batched against one crop at a time.
 
 A ViT-B/32-sized open_clip model (ViT-B-32's architecture, 224-pixel crops) with random weights, saved to a
 temporary checkpoint and loaded the way `wsovvis attribute` loads real weights. The same crops (cut from random
 frames around random masks, as the stage cuts them) are embedded in batches of --batch and then one at a time, in
 the same run; both rates and their ratio are printed.
 
-    python benchmarks/attribute.py --crops 128 --batch 64 [--threads N]
+    python benchmarks/attribute.py --crops 128 --batch 64 [--threads N] [--device cuda]
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crops", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args(argv)
 
     import open_clip
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         weights = Path(tmp) / "vit-b-32-random.pt"
         torch.manual_seed(0)
         torch.save(open_clip.create_model(MODEL, pretrained=None).state_dict(), weights)
-        encoder = ClipEncoder(MODEL, fetch_weights(str(weights), tmp), "cpu", tmp)
+        encoder = ClipEncoder(MODEL, fetch_weights(str(weights), tmp), args.device, tmp)
     params = sum(p.numel() for p in encoder.net.visual.parameters())
     crops = random_crops(args.crops, encoder.image_size, seed=0)
     encoder.encode_images(crops[: min(args.batch, 8)])  # warm-up: first-call allocations and kernel choice
@@ -68,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"model {MODEL} (image tower {params / 1e6:.1f}M parameters, random weights), {encoder.image_size}px crops"
     )
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(crops)} crops")
+    print(
+        f"torch {torch.__version__} on {args.device}, {torch.get_num_threads()} CPU threads, {len(crops)} crops"
+    )
     print(f"batched (--batch {args.batch}): {len(crops) / batched_s:8.2f} crops/s  ({batched_s:.2f} s)")
     print(f"one crop at a time:      {len(crops) / single_s:8.2f} crops/s  ({single_s:.2f} s)")
     print(f"batched / one at a time: {single_s / batched_s:.2f}x; largest embedding difference {gap:.1e}")

@@ -222,12 +222,10 @@ def text_cache_key(model: str, weights_sha256: str, prompts: list[list[str]]) ->
 
 
 def text_embeddings(
-    encoder: Any, prompts: list[list[str]], cache_root: str | None, key: str
-) -> tuple[np.ndarray, str | None]:
+    encoder: Any, prompts: list[list[str]], cache_root: str, key: str
+) -> tuple[np.ndarray, str]:
     """Ensembled text embeddings (C x D), read from ``<cache_root>/<key>.npy`` when there, else computed and
-    stored there; also returns the cache location (None without a cache)."""
-    if cache_root is None:
-        return _ensemble(encoder, prompts), None
+    stored there; also returns that location."""
     uri = storage.join(cache_root, f"{key}.npy")
     if storage.exists(uri):
         cached = np.load(io.BytesIO(storage.read_bytes(uri)), allow_pickle=False)
