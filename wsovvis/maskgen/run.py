@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from wsovvis import masks, shards, storage
+from wsovvis import masks, names, shards, storage
 from wsovvis.errors import InputError, RuntimeMissingError, UsageError, WsovvisError
 from wsovvis.logs import progress
 from wsovvis.maskgen.backend import Backend, VideoPrediction
@@ -290,6 +290,11 @@ def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
 def _attempt(video_id: str, config: MaskGenConfig, backend: Backend, scratch: Path) -> VideoOutcome:
     reason = ""
     start = time.perf_counter()
+    try:
+        names.check_video_id(video_id)
+    except names.InvalidNameError as exc:
+        log.warning("video %s skipped: invalid video id %s", names.shown(video_id), exc)
+        return VideoOutcome(video_id, "failed", reason=f"invalid video id {exc}")
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return _process_video(video_id, config, backend, scratch)
