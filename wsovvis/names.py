@@ -48,23 +48,20 @@ def check_name(name: Any, max_bytes: int = NAME_MAX) -> str:
     return name
 
 
+def video_id_problem(video_id: Any) -> str | None:
+    """Why ``video_id`` cannot name a folder, a ``<id>.tar`` and a ``<id>.json`` (None when it can)."""
+    problem = _name_problem(video_id, VIDEO_ID_MAX)
+    if problem is None and video_id.startswith(("_", ".")):
+        problem = f"starts with '{video_id[0]}', which marks bookkeeping entries (markers, reports, temporaries)"
+    return f"{shown(video_id)}: {problem}" if problem else None
+
+
 def check_video_id(video_id: Any) -> str:
-    """A video id that is safe as a folder, a ``<id>.tar`` and a ``<id>.json`` name, and is not bookkeeping."""
-    check_name(video_id, VIDEO_ID_MAX)
-    if video_id.startswith(("_", ".")):
-        raise InvalidNameError(
-            f"{shown(video_id)}: starts with '{video_id[0]}', which marks bookkeeping entries (markers, reports, "
-            "temporaries), not videos"
-        )
+    """``video_id`` when it is usable (see video_id_problem), else raise InvalidNameError saying why."""
+    problem = video_id_problem(video_id)
+    if problem:
+        raise InvalidNameError(problem)
     return video_id
-
-
-def is_valid_video_id(video_id: Any) -> bool:
-    try:
-        check_video_id(video_id)
-    except InvalidNameError:
-        return False
-    return True
 
 
 def shown(name: Any) -> str:

@@ -13,6 +13,7 @@ object or none. Transient S3 errors are retried with exponential backoff.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -211,6 +212,46 @@ def exists(uri: str | os.PathLike[str]) -> bool:
     return with_retries(stat, f"stat {uri}")
 
 
+def size(uri: str | os.PathLike[str]) -> int:
+    """Size in bytes of one file or object."""
+    if not is_remote(uri):
+        path = local_path(uri)
+        try:
+            return path.stat().st_size
+        except FileNotFoundError as exc:
+            raise StorageNotFoundError(f"{path}: does not exist") from exc
+    loc = parse_s3(uri)
+    return with_retries(lambda: int(s3_client().stat_object(loc.bucket, loc.key).size), f"stat {uri}")
+
+
+def sha256(uri: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of one file or object, read in chunks."""
+    digest = hashlib.sha256()
+    if not is_remote(uri):
+        path = local_path(uri)
+        try:
+            with open(path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        except FileNotFoundError as exc:
+            raise StorageNotFoundError(f"{path}: does not exist") from exc
+        return digest.hexdigest()
+    loc = parse_s3(uri)
+
+    def get() -> str:
+        partial = hashlib.sha256()
+        response = s3_client().get_object(loc.bucket, loc.key)
+        try:
+            for chunk in response.stream(1 << 20):
+                partial.update(chunk)
+        finally:
+            response.close()
+            response.release_conn()
+        return partial.hexdigest()
+
+    return with_retries(get, f"read {uri}")
+
+
 def read_bytes(uri: str | os.PathLike[str]) -> bytes:
     if not is_remote(uri):
         path = local_path(uri)
@@ -232,7 +273,10 @@ def read_bytes(uri: str | os.PathLike[str]) -> bytes:
 
 
 def read_text(uri: str | os.PathLike[str]) -> str:
-    return read_bytes(uri).decode("utf-8")
+    try:
+        return read_bytes(uri).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{os.fspath(uri)}: not UTF-8 text ({exc})") from exc
 
 
 def read_json(uri: str | os.PathLike[str]) -> Any:
