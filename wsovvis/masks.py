@@ -94,13 +94,13 @@ def decode_png(data: bytes, size: tuple[int, int] | None = None) -> np.ndarray:
     """
     with Image.open(io.BytesIO(data)) as image:
         if image.format != "PNG":
-            raise NotAnIndexMapError(f"the file is {image.format or 'not an image format Pillow knows'}, not a PNG")
+            raise NotAnIndexMapError(
+                f"the file is {image.format or 'not an image format Pillow knows'}, not a PNG"
+            )
         if image.mode not in ("P", "L"):
             raise NotAnIndexMapError(f"PNG mode {image.mode} is not an index map (8-bit palette or L)")
         if size is not None and image.size != (size[1], size[0]):
-            raise MaskSizeError(
-                f"mask is {image.size[0]}x{image.size[1]}, frames are {size[1]}x{size[0]}"
-            )
+            raise MaskSizeError(f"mask is {image.size[0]}x{image.size[1]}, frames are {size[1]}x{size[0]}")
         return np.asarray(image)
 
 
@@ -124,6 +124,7 @@ class TarLimits:
     @property
     def max_total_bytes(self) -> int:
         return self.max_members * (self.max_member_bytes + 1024)
+
 
 @dataclass
 class VideoMasks:

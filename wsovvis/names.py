@@ -52,7 +52,9 @@ def video_id_problem(video_id: Any) -> str | None:
     """Why ``video_id`` cannot name a folder, a ``<id>.tar`` and a ``<id>.json`` (None when it can)."""
     problem = _name_problem(video_id, VIDEO_ID_MAX)
     if problem is None and video_id.startswith(("_", ".")):
-        problem = f"starts with '{video_id[0]}', which marks bookkeeping entries (markers, reports, temporaries)"
+        problem = (
+            f"starts with '{video_id[0]}', which marks bookkeeping entries (markers, reports, temporaries)"
+        )
     return f"{shown(video_id)}: {problem}" if problem else None
 
 

@@ -215,7 +215,9 @@ def load_shard(manifest_uri: str, index: int) -> list[str]:
         if isinstance(shard, dict) and shard.get("index") == index:
             videos = shard.get("videos", [])
             if not isinstance(videos, list) or not all(isinstance(v, str) for v in videos):
-                raise InputError(f"{manifest_uri}: shard {index}: 'videos' must be a list of video id strings")
+                raise InputError(
+                    f"{manifest_uri}: shard {index}: 'videos' must be a list of video id strings"
+                )
             return list(dict.fromkeys(videos))
     raise UsageError(f"{manifest_uri}: no shard {index} (the manifest has {len(shards)} shards)")
 

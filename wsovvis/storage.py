@@ -13,11 +13,13 @@ object or none. Transient S3 errors are retried with exponential backoff.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -27,7 +29,8 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import urlparse
 
-from wsovvis.errors import InputError, UsageError
+from wsovvis import names
+from wsovvis.errors import InputError, StorageError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -178,16 +181,29 @@ def with_retries(action: Callable[[], T], what: str, attempts: int = RETRY_ATTEM
     raise AssertionError("unreachable")
 
 
-def _translate(exc: BaseException, what: str) -> BaseException:
-    from minio.error import S3Error
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken"}
 
+
+def _translate(exc: BaseException, what: str) -> BaseException:
+    from minio.error import InvalidResponseError, S3Error
+
+    endpoint = S3Settings.from_env().endpoint
     if isinstance(exc, S3Error) and exc.code in ("NoSuchKey", "NoSuchBucket"):
         return StorageNotFoundError(f"{what}: does not exist ({exc.code})")
+    if isinstance(exc, S3Error) and exc.code in _CREDENTIAL_CODES:
+        return StorageError(
+            f"{what}: S3 endpoint {endpoint} refused the credentials ({exc.code}: {exc.message}); "
+            "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
     if isinstance(exc, S3Error):
         return InputError(f"{what}: S3 error {exc.code}: {exc.message}")
+    if isinstance(exc, InvalidResponseError):
+        return StorageError(
+            f"{what}: endpoint {endpoint} did not answer as an S3 server (HTTP {exc._code}, "
+            f"{exc._content_type or 'no content type'}); check AWS_ENDPOINT_URL"
+        )
     if _is_transient(exc):
-        endpoint = S3Settings.from_env().endpoint
-        return InputError(f"{what}: cannot reach S3 endpoint {endpoint} ({exc}); check AWS_ENDPOINT_URL")
+        return StorageError(f"{what}: cannot reach S3 endpoint {endpoint} ({exc}); check AWS_ENDPOINT_URL")
     return exc
 
 
@@ -382,24 +398,53 @@ def local_file(uri: str | os.PathLike[str], scratch: str | os.PathLike[str] | No
 # --------------------------------------------------------------------------------------------------- writing
 
 
+# ".<name>.<8 hex>.tmp": the temporary of a long name is cut so that it is no longer than the name may be.
+_TMP_STEM_MAX = names.NAME_MAX - len("..01234567.tmp")
+# Errors of a write that say the location is unusable (full, read-only, over a size limit), not the data.
+_LOCATION_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _temporary_stem(name: str) -> str:
+    return names.truncate_bytes(name, _TMP_STEM_MAX)
+
+
+def _open_temporary(path: Path) -> tuple[int, Path]:
+    """A new file beside ``path``, created with mode 0666 so the umask applies as to any other tool's files."""
+    while True:
+        tmp = path.parent / f".{_temporary_stem(path.name)}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def _write_fault(path: Path, exc: OSError) -> StorageError:
+    return StorageError(f"{path}: cannot write ({exc.strerror or exc}); earlier outputs are left as they were")
+
+
 @contextlib.contextmanager
 def _atomic_local(path: Path, mode: str) -> Iterator[IO[Any]]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _open_temporary(path)
+    except OSError as exc:
+        raise _write_fault(path, exc) from exc
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _LOCATION_ERRNOS:
+            raise _write_fault(path, exc) from exc
         raise
 
 
-def remove_partial_writes(folder: str | os.PathLike[str], names: Iterable[str]) -> int:
-    """Delete what interrupted atomic writes of ``names`` left in a local folder; returns how many.
+def remove_partial_writes(folder: str | os.PathLike[str], targets: Iterable[str]) -> int:
+    """Delete what interrupted atomic writes of ``targets`` left in a local folder; returns how many.
 
     Only the temporaries of the given names are touched, so writers of other names in the same folder are
     safe. S3 never holds partial objects, so a remote folder is left alone.
@@ -409,7 +454,7 @@ def remove_partial_writes(folder: str | os.PathLike[str], names: Iterable[str]) 
     path = local_path(folder)
     if not path.is_dir():
         return 0
-    wanted = set(names)
+    wanted = {_temporary_stem(name) for name in targets}
     removed = 0
     for entry in os.scandir(path):
         leftover = entry.name.startswith(".") and entry.name.endswith(".tmp")

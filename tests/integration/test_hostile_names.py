@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from wsovvis import shards
 from wsovvis.maskgen import MaskGenConfig, mask_gen
 from wsovvis.maskgen.motion import MotionBackend
 from wsovvis.synth import make_dataset

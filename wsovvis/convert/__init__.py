@@ -254,7 +254,11 @@ def _unaccounted(sources: dict[str, str], img_root: str) -> list[Skip]:
         if video_id in sources or video_id.startswith("."):
             continue
         problem = names.video_id_problem(video_id)
-        reason = f"invalid video id {problem}" if problem else "no mask output: mask generation made nothing for it"
+        reason = (
+            f"invalid video id {problem}"
+            if problem
+            else "no mask output: mask generation made nothing for it"
+        )
         skips.append(Skip(video_id, reason, storage.join(img_root, video_id)))
     return skips
 

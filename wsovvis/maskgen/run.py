@@ -16,6 +16,7 @@ the shard fails only when more than ``max_errors`` of its videos failed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -28,10 +29,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from wsovvis import masks, names, shards, storage
-from wsovvis.errors import InputError, RuntimeMissingError, UsageError, WsovvisError
+from wsovvis import masks, shards, storage
+from wsovvis.errors import InputError, RuntimeMissingError, StorageError, UsageError, WsovvisError
 from wsovvis.logs import progress
 from wsovvis.maskgen.backend import Backend, VideoPrediction
+from wsovvis.names import video_id_problem
 
 log = logging.getLogger(__name__)
 
@@ -179,21 +181,49 @@ def _process_video(video_id: str, config: MaskGenConfig, backend: Backend, scrat
         "num_instances": prediction.num_instances,
         "frames": len(names),
         "settings": backend.settings(),
+        "tar": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
     }
     storage.write_json(storage.join(config.out_root, DONE_DIR, f"{video_id}.json"), marker)
     return VideoOutcome(video_id, status, len(names), prediction.num_instances, time.perf_counter() - start)
 
 
-def _done_markers(out_root: str) -> dict[str, str]:
+def _done_markers(out_root: str, videos: list[str]) -> dict[str, str]:
+    """Video id -> marker URI of the shard's videos whose marker vouches for the tar that is there now."""
     try:
         _, files = storage.listdir(storage.join(out_root, DONE_DIR))
     except storage.StorageNotFoundError:
         return {}
-    return {
-        name[: -len(".json")]: storage.join(out_root, DONE_DIR, name)
-        for name in files
-        if name.endswith(".json")
-    }
+    listed = set(files)
+    done = {}
+    for video_id in videos:
+        marker_uri = storage.join(out_root, DONE_DIR, f"{video_id}.json")
+        if f"{video_id}.json" not in listed:
+            continue
+        problem = _tar_problem(marker_uri, storage.join(out_root, f"{video_id}{masks.TAR_SUFFIX}"))
+        if problem:
+            log.warning("video %s was marked done but %s; making it again", video_id, problem)
+        else:
+            done[video_id] = marker_uri
+    return done
+
+
+def _tar_problem(marker_uri: str, tar_uri: str) -> str | None:
+    """Why the marker does not vouch for the tar (None: it does): size and SHA-256 as the marker recorded."""
+    try:
+        marker = storage.read_json(marker_uri)
+        recorded = marker["tar"]
+        size, digest = int(recorded["bytes"]), str(recorded["sha256"])
+    except (InputError, KeyError, TypeError, ValueError) as exc:
+        return f"its marker {marker_uri} is unreadable or records no tar size and digest ({exc})"
+    try:
+        actual_size = storage.size(tar_uri)
+    except storage.StorageNotFoundError:
+        return f"its tar {tar_uri} is missing"
+    if actual_size != size:
+        return f"its tar {tar_uri} has {actual_size} bytes, the marker recorded {size}"
+    if storage.sha256(tar_uri) != digest:
+        return f"its tar {tar_uri} differs from what the marker recorded (SHA-256)"
+    return None
 
 
 def _resumed(
@@ -232,10 +262,12 @@ def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
     """
     if not 0.0 <= config.max_errors <= 1.0:
         raise UsageError(f"max_errors must be a fraction in [0, 1], got {config.max_errors}")
+    if config.scratch is not None and not os.path.isdir(config.scratch):
+        raise UsageError(f"--scratch {config.scratch}: no such folder; create it or leave --scratch out")
     videos = shards.load_shard(config.manifest, config.shard)
     settings = backend.settings()
     report = ShardReport(config.shard, settings)
-    done = _done_markers(config.out_root)
+    done = _done_markers(config.out_root, [v for v in videos if not video_id_problem(v)])
     todo = [v for v in videos if v not in done]
     log.info(
         "mask-gen shard %d (%s): %d videos, %d done earlier, %d to do -> %s",
@@ -290,15 +322,13 @@ def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
 def _attempt(video_id: str, config: MaskGenConfig, backend: Backend, scratch: Path) -> VideoOutcome:
     reason = ""
     start = time.perf_counter()
-    try:
-        names.check_video_id(video_id)
-    except names.InvalidNameError as exc:
-        log.warning("video %s skipped: invalid video id %s", names.shown(video_id), exc)
-        return VideoOutcome(video_id, "failed", reason=f"invalid video id {exc}")
+    if problem := video_id_problem(video_id):
+        log.warning("video skipped: invalid video id %s", problem)
+        return VideoOutcome(video_id, "failed", reason=f"invalid video id {problem}")
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return _process_video(video_id, config, backend, scratch)
-        except (RuntimeMissingError, UsageError):
+        except (RuntimeMissingError, UsageError, StorageError):
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
