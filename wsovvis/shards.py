@@ -185,6 +185,10 @@ def plan_shards(
     out_indices: str | None = None,
 ) -> ShardPlan:
     """List and count the videos, plan the shards, write the manifest (and the index list)."""
+    storage.check_outputs(
+        {"--out_manifest": out_manifest, "--out_indices": out_indices},
+        {"--frames_root": frames_root, "--videos_list": videos_list},
+    )
     videos = read_videos_list(videos_list) if videos_list else None
     counts = count_frames(frames_root, videos)
     result = plan(counts, num_shards)

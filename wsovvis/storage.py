@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -117,6 +118,35 @@ def join(base: str | os.PathLike[str], *parts: str) -> str:
     if is_remote(base):
         return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts if p)])
     return os.path.join(base, *parts)
+
+
+def _location(uri: str | os.PathLike[str]) -> str:
+    if is_remote(uri):
+        loc = parse_s3(os.fspath(uri))
+        return f"s3://{loc.bucket}/{loc.key}"
+    return os.path.realpath(local_path(uri))
+
+
+def check_outputs(
+    outputs: dict[str, str | os.PathLike[str] | None], inputs: dict[str, str | os.PathLike[str] | None]
+) -> None:
+    """Refuse, before any work, an output on the path of an input or of another output (flag -> path)."""
+    given_inputs = {_location(uri): flag for flag, uri in inputs.items() if uri}
+    seen: dict[str, str] = {}
+    for flag, uri in outputs.items():
+        if not uri:
+            continue
+        where = _location(uri)
+        if where in given_inputs:
+            raise UsageError(
+                f"{flag} {os.fspath(uri)} is also the input {given_inputs[where]}; writing it would destroy the "
+                "input: give the output another path"
+            )
+        if where in seen:
+            raise UsageError(
+                f"{seen[where]} and {flag} are both {os.fspath(uri)}; give each output its own path"
+            )
+        seen[where] = flag
 
 
 def basename(uri: str) -> str:
@@ -295,11 +325,32 @@ def read_text(uri: str | os.PathLike[str]) -> str:
         raise InputError(f"{os.fspath(uri)}: not UTF-8 text ({exc})") from exc
 
 
-def read_json(uri: str | os.PathLike[str]) -> Any:
+class _NotFiniteError(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFiniteError(f"{text} overflows to {value}")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise _NotFiniteError(name)
+
+
+def read_json(uri: str | os.PathLike[str], *, finite: bool = False) -> Any:
+    """Parse a JSON file; with ``finite``, NaN, Infinity and numbers that overflow are an InputError."""
     data = read_bytes(uri)
+    strict: dict[str, Any] = {"parse_constant": _no_constant, "parse_float": _finite_float} if finite else {}
     try:
-        return json.loads(data)
-    except json.JSONDecodeError as exc:
+        return json.loads(data, **strict)
+    except _NotFiniteError as exc:
+        raise InputError(
+            f"{os.fspath(uri)}: holds a number that is not finite ({exc}); JSON allows finite numbers only"
+        ) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{os.fspath(uri)}: not valid JSON ({exc})") from exc
 
 
@@ -419,7 +470,9 @@ def _open_temporary(path: Path) -> tuple[int, Path]:
 
 
 def _write_fault(path: Path, exc: OSError) -> StorageError:
-    return StorageError(f"{path}: cannot write ({exc.strerror or exc}); earlier outputs are left as they were")
+    return StorageError(
+        f"{path}: cannot write ({exc.strerror or exc}); earlier outputs are left as they were"
+    )
 
 
 @contextlib.contextmanager

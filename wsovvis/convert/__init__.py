@@ -292,6 +292,10 @@ def convert(
     """
     options = options or ConvertOptions()
     skip_report = skip_report or f"{out_json}.skipped.json"
+    storage.check_outputs(
+        {"--out_json": out_json, "--skip_report": skip_report},
+        {"--mask_root": mask_root, "--img_root": img_root},
+    )
     started = time.monotonic()
     try:
         sources = masks.list_mask_videos(mask_root)

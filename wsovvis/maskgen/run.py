@@ -262,6 +262,9 @@ def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
     """
     if not 0.0 <= config.max_errors <= 1.0:
         raise UsageError(f"max_errors must be a fraction in [0, 1], got {config.max_errors}")
+    storage.check_outputs(
+        {"--out_root": config.out_root}, {"--frames_root": config.frames_root, "--manifest": config.manifest}
+    )
     if config.scratch is not None and not os.path.isdir(config.scratch):
         raise UsageError(f"--scratch {config.scratch}: no such folder; create it or leave --scratch out")
     videos = shards.load_shard(config.manifest, config.shard)
