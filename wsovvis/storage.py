@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import urlparse
+from xml.etree import ElementTree
 
 from wsovvis import names
 from wsovvis.errors import InputError, StorageError, UsageError
@@ -93,6 +95,9 @@ def is_remote(uri: str | os.PathLike[str]) -> bool:
     return isinstance(uri, str) and uri.split("://", 1)[0] in REMOTE_SCHEMES and "://" in uri
 
 
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
 def parse_s3(uri: str) -> S3Location:
     scheme, _, rest = uri.partition("://")
     if scheme not in REMOTE_SCHEMES:
@@ -100,6 +105,11 @@ def parse_s3(uri: str) -> S3Location:
     bucket, _, key = rest.partition("/")
     if not bucket:
         raise UsageError(f"{uri}: no bucket name")
+    if not _BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
+        raise UsageError(
+            f"{uri}: {bucket!r} is not an S3 bucket name (3-63 characters: a-z, 0-9, '.', '-'; a letter or digit "
+            "at both ends)"
+        )
     return S3Location(bucket, key.strip("/"))
 
 
@@ -227,10 +237,11 @@ def _translate(exc: BaseException, what: str) -> BaseException:
         )
     if isinstance(exc, S3Error):
         return InputError(f"{what}: S3 error {exc.code}: {exc.message}")
-    if isinstance(exc, InvalidResponseError):
+    # A web server that is not S3 answers HTML: minio reports it as a non-XML response or a missing XML element.
+    not_xml = isinstance(exc, ElementTree.ParseError) or str(exc).startswith("XML element")
+    if isinstance(exc, InvalidResponseError) or not_xml:
         return StorageError(
-            f"{what}: endpoint {endpoint} did not answer as an S3 server (HTTP {exc._code}, "
-            f"{exc._content_type or 'no content type'}); check AWS_ENDPOINT_URL"
+            f"{what}: endpoint {endpoint} did not answer as an S3 server ({str(exc)[:200]}); check AWS_ENDPOINT_URL"
         )
     if _is_transient(exc):
         return StorageError(f"{what}: cannot reach S3 endpoint {endpoint} ({exc}); check AWS_ENDPOINT_URL")

@@ -38,12 +38,20 @@ def test_manifest_ids_that_climb_or_are_absolute_touch_nothing_outside_the_outpu
     before = {name: _tree(tmp_path / name) for name in ("frames", "victim", "scratch")}
 
     report = mask_gen(
-        MaskGenConfig(str(manifest), 0, str(frames), str(tmp_path / "out"), max_errors=1.0, scratch=str(scratch)),
+        MaskGenConfig(
+            str(manifest), 0, str(frames), str(tmp_path / "out"), max_errors=1.0, scratch=str(scratch)
+        ),
         MotionBackend(),
     )
 
     assert {name: _tree(tmp_path / name) for name in ("frames", "victim", "scratch")} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "manifest.json", "out", "scratch", "victim"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "frames",
+        "manifest.json",
+        "out",
+        "scratch",
+        "victim",
+    ]
     assert sorted(_tree(tmp_path / "out")) == [f"_done/{good}.json", "_reports/shard-0.json", f"{good}.tar"]
     assert report.ids("done") + report.ids("empty") == [good]
     reasons = {o.video_id: o.reason for o in report.failed}

@@ -19,7 +19,9 @@ def test_demo_runs_the_pipeline_end_to_end_and_reports_where_the_metrics_are(tmp
     # Run from a folder holding a folder named wsovvis: the steps must still import the package.
     here = tmp_path / "here"
     (here / "wsovvis").mkdir(parents=True)
-    (here / "wsovvis" / "__init__.py").write_text("raise ImportError('the folder wsovvis of the cwd, not the package')\n")
+    (here / "wsovvis" / "__init__.py").write_text(
+        "raise ImportError('the folder wsovvis of the cwd, not the package')\n"
+    )
     proc = subprocess.run(
         [str(Path(sys.executable).with_name("wsovvis")), "demo", "--out", str(out), "--videos", "6", "--shards", "2"],
         capture_output=True, text=True, check=False, timeout=600, cwd=here,
