@@ -68,8 +68,11 @@ class S3Server:
             env["S3_PORT"] = self.port
         out = subprocess.run(
             [str(ROOT / "scripts" / "s3-server.sh"), str(self.data_dir)],
-            env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if out.returncode != 0:
             pytest.fail(f"S3 server did not start: {out.stderr.strip()}")
         self.pid, self.port = out.stdout.split()

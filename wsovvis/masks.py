@@ -159,8 +159,13 @@ def pack_tar(video_id: str, pngs: Mapping[str, bytes], sidecar: dict[str, Any] |
 def _member_problem(member: tarfile.TarInfo, video_id: str) -> str | None:
     """Why a tar member is not used (None: it is a mask or sidecar candidate). Folders are not reported."""
     if not member.isfile():
-        kinds = {tarfile.SYMTYPE: "symbolic link", tarfile.LNKTYPE: "hard link", tarfile.CHRTYPE: "device",
-                 tarfile.BLKTYPE: "device", tarfile.FIFOTYPE: "FIFO"}  # fmt: skip
+        kinds = {
+            tarfile.SYMTYPE: "symbolic link",
+            tarfile.LNKTYPE: "hard link",
+            tarfile.CHRTYPE: "device",
+            tarfile.BLKTYPE: "device",
+            tarfile.FIFOTYPE: "FIFO",
+        }
         return f"a {kinds.get(member.type, 'special file')}, not a regular file"
     path = PurePosixPath(member.name)
     if path.is_absolute():

@@ -39,9 +39,19 @@ def manifest(synth, tmp_path_factory) -> str:
 
 def _mask_gen_args(manifest: str, frames_root: str, out_root: str, *extra: str) -> list[str]:
     return [
-        "mask-gen", "--manifest", manifest, "--shard", "0", "--frames_root", frames_root,
-        "--out_root", out_root, "--backend", "motion", *extra,
-    ]  # fmt: skip
+        "mask-gen",
+        "--manifest",
+        manifest,
+        "--shard",
+        "0",
+        "--frames_root",
+        frames_root,
+        "--out_root",
+        out_root,
+        "--backend",
+        "motion",
+        *extra,
+    ]
 
 
 def _cli(args: list[str], *, cwd: Path | None = None, preexec=None, wrap: list[str] | None = None):

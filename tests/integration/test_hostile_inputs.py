@@ -142,9 +142,13 @@ def test_tar_members_that_are_links_devices_absolute_or_climbing_are_skipped_by_
     assert loaded.pngs == {f: good.pngs[f] for f in loaded.pngs}
     warnings = [r.getMessage() for r in caplog.records]
     for name, why in [
-        ("vid0/mask_00001.png", "symbolic link"), ("mask_00002.png", "hard link"), ("mask_00003.png", "device"),
-        ("/abs/mask_00004.png", "absolute"), ("../mask_00005.png", "climbs"), ("other/mask_00006.png", "under 'vid0/'"),
-    ]:  # fmt: skip
+        ("vid0/mask_00001.png", "symbolic link"),
+        ("mask_00002.png", "hard link"),
+        ("mask_00003.png", "device"),
+        ("/abs/mask_00004.png", "absolute"),
+        ("../mask_00005.png", "climbs"),
+        ("other/mask_00006.png", "under 'vid0/'"),
+    ]:
         assert any(f"member '{name}' skipped" in w and why in w for w in warnings), (name, warnings)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "masks"]
 
@@ -404,16 +408,58 @@ def test_written_files_follow_the_umask_also_when_replacing(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["make-agnostic", "--in_json", "{gt}", "--out_json", "{gt}"], "--out_json {gt} is also the input --in_json"),
-        (["evaluate", "--gt", "{gt}", "--results", "{d}/r.json", "--out", "{gt}"], "--out {gt} is also the input --gt"),
-        (["evaluate", "--gt", "{gt}", "--results", "{d}/r.json", "--out", "{d}/r.md", "--report", "{d}/r.html"],
-         "--out and report.md are both {d}/r.md"),
-        (["convert", "--mask_root", "{d}", "--img_root", "{d}/f", "--out_json", "{d}/t.json", "--skip_report", "{d}/t.json"],
-         "--out_json and --skip_report are both {d}/t.json"),
-        (["plan-shards", "--frames_root", "{d}", "--num_shards", "1", "--out_manifest", "{d}/m.json", "--out_indices", "{d}/m.json"],
-         "--out_manifest and --out_indices are both {d}/m.json"),
+        (
+            ["make-agnostic", "--in_json", "{gt}", "--out_json", "{gt}"],
+            "--out_json {gt} is also the input --in_json",
+        ),
+        (
+            ["evaluate", "--gt", "{gt}", "--results", "{d}/r.json", "--out", "{gt}"],
+            "--out {gt} is also the input --gt",
+        ),
+        (
+            [
+                "evaluate",
+                "--gt",
+                "{gt}",
+                "--results",
+                "{d}/r.json",
+                "--out",
+                "{d}/r.md",
+                "--report",
+                "{d}/r.html",
+            ],
+            "--out and report.md are both {d}/r.md",
+        ),
+        (
+            [
+                "convert",
+                "--mask_root",
+                "{d}",
+                "--img_root",
+                "{d}/f",
+                "--out_json",
+                "{d}/t.json",
+                "--skip_report",
+                "{d}/t.json",
+            ],
+            "--out_json and --skip_report are both {d}/t.json",
+        ),
+        (
+            [
+                "plan-shards",
+                "--frames_root",
+                "{d}",
+                "--num_shards",
+                "1",
+                "--out_manifest",
+                "{d}/m.json",
+                "--out_indices",
+                "{d}/m.json",
+            ],
+            "--out_manifest and --out_indices are both {d}/m.json",
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_output_on_an_input_or_on_another_output_is_refused_before_work(
     synth, tmp_path, caplog, argv, message
 ) -> None:
