@@ -21,7 +21,8 @@ class InvalidNameError(ValueError):
     """A name from an input that cannot be used as one path component; the message says why."""
 
 
-def _name_problem(name: Any, max_bytes: int) -> str | None:
+def name_problem(name: Any, max_bytes: int = NAME_MAX) -> str | None:
+    """Why ``name`` cannot be one path component (None when it can)."""
     if not isinstance(name, str):
         return f"not a string but {type(name).__name__}"
     if not name:
@@ -42,7 +43,7 @@ def _name_problem(name: Any, max_bytes: int) -> str | None:
 
 def check_name(name: Any, max_bytes: int = NAME_MAX) -> str:
     """``name`` when it is a safe single path component, else raise InvalidNameError saying why."""
-    problem = _name_problem(name, max_bytes)
+    problem = name_problem(name, max_bytes)
     if problem:
         raise InvalidNameError(f"{shown(name)}: {problem}")
     return name
@@ -50,7 +51,7 @@ def check_name(name: Any, max_bytes: int = NAME_MAX) -> str:
 
 def video_id_problem(video_id: Any) -> str | None:
     """Why ``video_id`` cannot name a folder, a ``<id>.tar`` and a ``<id>.json`` (None when it can)."""
-    problem = _name_problem(video_id, VIDEO_ID_MAX)
+    problem = name_problem(video_id, VIDEO_ID_MAX)
     if problem is None and video_id.startswith(("_", ".")):
         problem = (
             f"starts with '{video_id[0]}', which marks bookkeeping entries (markers, reports, temporaries)"

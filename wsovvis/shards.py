@@ -74,8 +74,10 @@ def count_frames(frames_root: str, videos: list[str] | None = None) -> dict[str,
     unusable: dict[str, str] = {}
     for rel in storage.walk_files(frames_root):
         video_id, sep, name = rel.partition("/")
-        if not (sep and "/" not in name and name.lower().endswith(FRAME_SUFFIXES)):
-            continue
+        if not (sep and "/" not in name and name.lower().endswith(FRAME_SUFFIXES)) or names.name_problem(
+            name
+        ):
+            continue  # not a frame every stage can use (list_frames says why when the video is read)
         try:
             names.check_video_id(video_id)
         except names.InvalidNameError as exc:
