@@ -246,11 +246,24 @@ def read_video_masks(video_id: str, source: str, limits: TarLimits | None = None
         return unpack_tar(video_id, storage.read_bytes(source), limits, source)
     masks = VideoMasks(video_id)
     _, files = storage.listdir(source)
+    if limits is not None and len(files) > limits.max_members:
+        raise UnsafeArchiveError(
+            f"{len(files)} files, more than the {limits.max_members} this video's masks can need"
+        )
     for name in files:
-        if name == SCORES_NAME:
-            masks.sidecar = storage.read_json(storage.join(source, name))
-        elif (frame := frame_of(name)) is not None:
-            masks.pngs[frame] = storage.read_bytes(storage.join(source, name))
+        frame = frame_of(name)
+        if name != SCORES_NAME and frame is None:
+            continue
+        path = storage.join(source, name)
+        if limits is not None and (size := storage.size(path)) > limits.max_member_bytes:
+            raise UnsafeArchiveError(
+                f"{name} has {size} bytes, over the {limits.max_member_bytes} a mask of this video's frame size "
+                "can take"
+            )
+        if frame is None:
+            masks.sidecar = storage.read_json(path)
+        else:
+            masks.pngs[frame] = storage.read_bytes(path)
     return masks
 
 

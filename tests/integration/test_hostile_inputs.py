@@ -238,6 +238,25 @@ def test_bombs_cost_one_video_in_convert(tmp_path) -> None:
     assert skips["vid2"].startswith("unsafe mask archive: more than")
 
 
+def test_a_huge_mask_file_in_a_mask_folder_costs_one_video_unread(tmp_path) -> None:
+    videos = _videos(2)
+    for video in videos:
+        write_frames(video, tmp_path / "frames")
+        write_masks(video, tmp_path / "masks", as_tar=False)
+    with open(tmp_path / "masks" / "vid0" / masks.mask_name(videos[0].frames[0]), "r+b") as handle:
+        handle.truncate(1 << 40)  # sparse: claims a terabyte, takes no disk
+    summary = convert(
+        str(tmp_path / "masks"),
+        str(tmp_path / "frames"),
+        str(tmp_path / "t.json"),
+        ConvertOptions(workers=1, min_masks=1),
+    )
+    assert summary.videos_converted == 1
+    assert _skips(Path(summary.skip_report))["vid0"].startswith(
+        f"unsafe mask archive: {masks.mask_name(videos[0].frames[0])} has 1099511627776 bytes"
+    )
+
+
 def test_a_frame_bomb_costs_one_video_in_mask_gen(synth, tmp_path) -> None:
     frames = tmp_path / "frames"
     storage.download_tree(synth.frames_root, frames)
