@@ -3,13 +3,14 @@
 Output layout (local folder or S3 prefix)::
 
     <out_root>/<video_id>.tar              index-map PNGs + scores.json (wsovvis.masks.pack_tar, deterministic)
-    <out_root>/_done/<video_id>.json       the video's marker: status done|empty, num_instances, frames, settings
+    <out_root>/_done/<video_id>.json       the video's marker: status done|empty, num_instances, frames, settings,
+                                           the tar's size and SHA-256
     <out_root>/_reports/shard-<K>.json     what this shard's last run did: done / empty / failed with reasons, fps
 
 Order per video: the tar is written atomically, then the marker. A kill at any moment leaves either nothing,
-a whole tar without a marker (the rerun makes it again, byte for byte), or both. A rerun skips videos with a
-marker; it refuses an ``out_root`` whose markers were made with other backend settings. A video with no
-instances is a normal outcome: its tar holds only ``scores.json`` with ``num_instances`` 0 (status empty).
+a whole tar without a marker (the rerun makes it again, byte for byte), or both. A rerun skips videos whose
+marker vouches for the tar there (size and SHA-256: a deleted or damaged tar is made again); it refuses an
+``out_root`` whose markers were made with other backend settings. A video with no instances is a normal outcome: its tar holds only ``scores.json`` with ``num_instances`` 0 (status empty).
 A failing video is tried twice, recorded with its reason and gets no marker (so a rerun tries it again);
 the shard fails only when more than ``max_errors`` of its videos failed.
 """
