@@ -11,8 +11,9 @@ Order per video: the tar is written atomically, then the marker. A kill at any m
 a whole tar without a marker (the rerun makes it again, byte for byte), or both. A rerun skips videos whose
 marker vouches for the tar there (size and SHA-256: a deleted or damaged tar is made again); it refuses an
 ``out_root`` whose markers were made with other backend settings. A video with no instances is a normal
-outcome: its tar holds only ``scores.json`` with ``num_instances`` 0 (status empty). A failing video is tried twice, recorded with its reason and gets no marker (so a rerun tries it again);
-the shard fails only when more than ``max_errors`` of its videos failed.
+outcome: its tar holds only ``scores.json`` with ``num_instances`` 0 (status empty). A failing video is tried
+twice, recorded with its reason and gets no marker (so a rerun tries it again); the shard fails only when more
+than ``max_errors`` of its videos failed.
 """
 
 from __future__ import annotations
