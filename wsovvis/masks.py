@@ -156,6 +156,9 @@ def pack_tar(video_id: str, pngs: Mapping[str, bytes], sidecar: dict[str, Any] |
     return buffer.getvalue()
 
 
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"))
+
+
 def _member_problem(member: tarfile.TarInfo, video_id: str) -> str | None:
     """Why a tar member is not used (None: it is a mask or sidecar candidate). Folders are not reported."""
     if not member.isfile():
@@ -187,12 +190,17 @@ def unpack_tar(
 ) -> VideoMasks:
     """The masks of one video's tar; members that are not plain files where they belong are skipped with a warning.
 
-    With ``limits``, a tar with more members or a bigger member than the video can need raises
-    UnsafeArchiveError before that member is read.
+    A compressed tar, and with ``limits`` a tar with more members or a bigger member than the video can need,
+    raise UnsafeArchiveError before anything is decompressed or that member is read.
     """
     source = source or f"{video_id}{TAR_SUFFIX}"
+    for magic, kind in _COMPRESSED:
+        if data.startswith(magic):
+            raise UnsafeArchiveError(
+                f"a {kind}-compressed tar; mask tars are plain, and a compressed one could expand without bound"
+            )
     masks = VideoMasks(video_id)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
         for count, member in enumerate(tar, start=1):
             if limits is not None and count > limits.max_members:
                 raise UnsafeArchiveError(

@@ -6,6 +6,7 @@ duplicates, content that is not what it claims, outputs that behave like any oth
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import logging
@@ -213,7 +214,7 @@ def test_convert_accounts_for_every_video_of_the_frames_root(tmp_path) -> None:
 
 
 def test_bombs_cost_one_video_in_convert(tmp_path) -> None:
-    videos, mask_root, img_root = _mask_tree(tmp_path, 5)
+    videos, mask_root, img_root = _mask_tree(tmp_path, 6)
     for video_id, side in (("vid0", 9000), ("vid3", 30000)):  # under and over Pillow's own bomb limit
         bomb = masks.read_video_masks(video_id, str(mask_root / f"{video_id}.tar"))
         bomb.pngs[videos[0].frames[0]] = _png_header_only(side, side)
@@ -223,6 +224,7 @@ def test_bombs_cost_one_video_in_convert(tmp_path) -> None:
     (mask_root / "vid1.tar").write_bytes(_tar([claims])[:4096])
     many = [(f"vid2/mask_{i:05d}.png", b"") for i in range(200)]
     (mask_root / "vid2.tar").write_bytes(_tar(many))
+    (mask_root / "vid4.tar").write_bytes(gzip.compress(_tar([("vid4/mask_00000.png", b"\0" * (1 << 20))])))
 
     summary = convert(
         str(mask_root), str(img_root), str(tmp_path / "t.json"), ConvertOptions(workers=2, min_masks=1)
@@ -236,6 +238,7 @@ def test_bombs_cost_one_video_in_convert(tmp_path) -> None:
         "unsafe mask archive: member 'vid1/mask_00000.png' claims 1099511627776 bytes"
     )
     assert skips["vid2"].startswith("unsafe mask archive: more than")
+    assert skips["vid4"].startswith("unsafe mask archive: a gzip-compressed tar")
 
 
 def test_a_huge_mask_file_in_a_mask_folder_costs_one_video_unread(tmp_path) -> None:
