@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from wsovvis import storage
 from wsovvis.errors import InputError
+from wsovvis.names import name_problem
 
 AGNOSTIC_CATEGORY: dict[str, Any] = {"id": 1, "name": "object"}
 
@@ -77,13 +78,12 @@ def validate_video(video: Any, source: str) -> dict[str, Any]:
         raise _fail(source, where, f"field 'length' is {length} but 'file_names' has {len(names)} entries")
     video["file_names"] = [normalise_file_name(n) for n in names]
     for index, name in enumerate(video["file_names"]):
-        parts = name.split("/")
-        if name.startswith("/") or "\0" in name or any(p in ("", ".", "..") for p in parts):
+        problem = next(filter(None, (name_problem(part) for part in name.split("/"))), None)
+        if problem:
             raise _fail(
                 source,
                 where,
-                f"file_names[{index}] {name!r} is not a plain relative path below the image root "
-                "(no leading '/', no empty, '.' or '..' parts, no NUL)",
+                f"file_names[{index}] {name!r} is not a plain relative path below the image root ({problem})",
             )
     return video
 
