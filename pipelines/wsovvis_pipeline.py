@@ -21,7 +21,8 @@ MASK_GEN_PARALLELISM = (
 )
 # One GPU per mask-gen pod. Constants: kfp.local cannot resolve pipeline parameters here inside a ParallelFor.
 MASK_GEN_ACCELERATOR = "nvidia.com/gpu"
-# The Secret's key names (those of KFP's own `mlpipeline-minio-artifact`); the Secret's name is a parameter.
+# The Secret's key names (those of KFP's own `mlpipeline-minio-artifact`); the Secret's name is a parameter. The
+# default names are the ones manifests/object-store creates and reads (tests/integration/test_object_store_defaults.py).
 S3_SECRET_KEYS = ("accesskey", "secretkey")
 S3_CONFIG_MAP_KEYS = {"endpoint": "AWS_ENDPOINT_URL"}
 
@@ -78,7 +79,7 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tupl
         train_workers: int = 0,
         gpus_per_worker: int = 1,
         train_timeout_seconds: int = 7 * 24 * 3600,
-        s3_secret_name: str = "mlpipeline-minio-artifact",
+        s3_secret_name: str = "wsovvis-s3",
         s3_config_map_name: str = "wsovvis-s3",
     ):
         prepare_task = prepare(mask_backend=mask_backend, train_launcher=train_launcher)
