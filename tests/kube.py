@@ -21,6 +21,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts" / "kube-apiserver"
 RBAC = ROOT / "manifests" / "rbac"
+# what start.sh and the tests drive besides the kube-apiserver (scripts/kube-apiserver/build.sh installs them)
+TOOLS = ("etcd", "kubectl", "openssl", "curl")
 CRD = ROOT / "tests" / "data" / "crds" / "kubeflow.org_pytorchjobs.v1.9.0.yaml"
 APISERVER = Path(
     os.environ.get("KUBE_APISERVER", Path.home() / ".cache" / "wsovvis-dev" / "bin" / "kube-apiserver")
@@ -49,11 +51,9 @@ def start_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
         pytest.skip(
             f"no kube-apiserver at {APISERVER}: run scripts/kube-apiserver/build.sh (once per machine, 5-12 min)"
         )
-    for tool in ("etcd", "kubectl", "openssl", "curl"):
+    for tool in TOOLS:
         if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode:
-            pytest.skip(
-                f"{tool} not found: scripts/kube-apiserver/build.sh installs etcd; kubectl must be on PATH"
-            )
+            pytest.skip(f"{tool} not found: scripts/kube-apiserver/build.sh (run by `make test`) installs it")
     workdir = tmp_path_factory.mktemp("kube-apiserver")
     started = subprocess.run(
         [str(SCRIPTS / "start.sh"), str(workdir)],

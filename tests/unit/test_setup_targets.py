@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.kube import TOOLS
+
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_TESTS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests" / "runtime").glob("test_*.py"))
 
@@ -50,26 +52,35 @@ def test_the_runtime_image_has_pytest_for_its_tests():
     )
 
 
-def run_build_script(tmp_path: Path, *, kubectl_present: bool, apt_has_kubectl: bool) -> tuple[str, Path]:
-    """scripts/kube-apiserver/build.sh on a machine where the apiserver is already built, with a fake apt-get
-    that records its calls and "installs" kubectl; returns (the apt-get calls, the bin folder)."""
+# the binary each apt package the set-up may install provides
+PROVIDES = {"etcd-server": "etcd", "kubectl": "kubectl", "kubernetes-client": "kubectl", "curl": "curl"}
+PROVIDES["openssl"] = "openssl"
+
+
+def run_build_script(
+    tmp_path: Path, present: set[str], apt_has_kubectl: bool = True
+) -> tuple[list[str], Path]:
+    """scripts/kube-apiserver/build.sh on a machine where the apiserver is already built and only the tools in
+    ``present`` are installed, with a fake apt-get that records what it installs and provides those binaries;
+    returns (the packages installed, in order, and the bin folder)."""
     bin_dir, out_dir, log = tmp_path / "bin", tmp_path / "out", tmp_path / "apt.log"
     bin_dir.mkdir()
     out_dir.mkdir()
-    for tool in ("realpath", "mkdir", "flock", "head", "chmod", "cat"):
+    for tool in ("realpath", "mkdir", "flock", "head", "chmod"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
-    fake_kubectl = '#!/bin/sh\necho "Client Version: v1.32.0"\n'
-    for name, body in (("etcd", "#!/bin/sh\n"), ("kube-apiserver", '#!/bin/sh\necho "Kubernetes v1.20.2"\n')):
-        target = out_dir / name if name == "kube-apiserver" else bin_dir / name
-        target.write_text(body)
-        target.chmod(0o755)
-    if kubectl_present:
-        (bin_dir / "kubectl").write_text(fake_kubectl)
-        (bin_dir / "kubectl").chmod(0o755)
-    missing = "" if apt_has_kubectl else "*' install '*' kubectl'*) exit 100 ;;"
+    for tool in present:
+        (bin_dir / tool).write_text("#!/bin/sh\n")
+        (bin_dir / tool).chmod(0o755)
+    (out_dir / "kube-apiserver").write_text('#!/bin/sh\necho "Kubernetes v1.20.2"\n')
+    (out_dir / "kube-apiserver").chmod(0o755)
+    cases = "".join(
+        f"    {package}) : > {bin_dir}/{binary}; chmod +x {bin_dir}/{binary} ;;\n"
+        for package, binary in PROVIDES.items()
+    )
+    refuse = "" if apt_has_kubectl else '[ "$package" = kubectl ] && exit 100\n'
     (bin_dir / "apt-get").write_text(
-        f'#!/bin/sh\necho "$*" >> {log}\ncase " $* " in {missing}\n'
-        f"*' install '*kube*) printf '{fake_kubectl}' > {bin_dir}/kubectl; chmod +x {bin_dir}/kubectl ;;\nesac\n"
+        '#!/bin/bash\n[ "$3" = install ] || exit 0\nfor package in "${@:6}"; do\n'
+        f'  {refuse}  echo "$package" >> {log}\n  case "$package" in\n{cases}  esac\ndone\n'
     )
     (bin_dir / "apt-get").chmod(0o755)
     env = {"PATH": str(bin_dir), "HOME": str(tmp_path), "OUT": str(out_dir), "WORK": str(tmp_path / "work")}
@@ -80,19 +91,49 @@ def run_build_script(tmp_path: Path, *, kubectl_present: bool, apt_has_kubectl: 
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    return (log.read_text() if log.exists() else ""), bin_dir
+    return (log.read_text().split() if log.exists() else []), bin_dir
 
 
-@pytest.mark.parametrize(("apt_has_kubectl", "package"), [(True, "kubectl"), (False, "kubernetes-client")])
-def test_the_apiserver_set_up_installs_kubectl_when_absent(
-    tmp_path: Path, apt_has_kubectl: bool, package: str
+@pytest.mark.parametrize("absent", TOOLS)
+def test_the_apiserver_set_up_installs_each_tool_the_apiserver_tests_need(tmp_path: Path, absent: str):
+    installed, bin_dir = run_build_script(tmp_path, present=set(TOOLS) - {absent})
+    assert [PROVIDES.get(package) for package in installed if package in PROVIDES] == [absent]
+    assert os.access(bin_dir / absent, os.X_OK)
+
+
+def test_kubectl_falls_back_to_debians_kubernetes_client(tmp_path: Path):
+    installed, _ = run_build_script(tmp_path, present=set(TOOLS) - {"kubectl"}, apt_has_kubectl=False)
+    assert installed == ["kubernetes-client"]
+
+
+def test_the_apiserver_set_up_leaves_installed_tools_alone(tmp_path: Path):
+    assert run_build_script(tmp_path, present=set(TOOLS))[0] == []
+
+
+def readme_section(title: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(f"## {title}")
+    return readme[start : readme.find("\n## ", start + 1)]
+
+
+def test_the_readme_names_every_tool_make_test_needs():
+    set_up = readme_section("Set-up")
+    assert [tool for tool in TOOLS if f"`{tool}`" not in set_up] == []
+
+
+def version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.lstrip("v").split("."))
+
+
+@pytest.mark.parametrize(
+    ("component", "platform"),
+    [("KFP backend", "kfp"), ("Training Operator", "training-operator")],
+)
+def test_the_readme_states_minimum_cluster_versions_that_the_pinned_platform_meets(
+    component: str, platform: str
 ):
-    calls, bin_dir = run_build_script(tmp_path, kubectl_present=False, apt_has_kubectl=apt_has_kubectl)
-    installs = [line.split()[-1] for line in calls.splitlines() if " install " in f" {line} "]
-    assert installs[-1] == package, calls
-    assert os.access(bin_dir / "kubectl", os.X_OK)
-
-
-def test_the_apiserver_set_up_leaves_an_installed_kubectl_alone(tmp_path: Path):
-    calls, _ = run_build_script(tmp_path, kubectl_present=True, apt_has_kubectl=True)
-    assert calls == ""
+    stated = re.search(rf"\*\*(?:Kubeflow )?{component} >= (v?[\d.]+)\*\*", readme_section("The pipeline"))
+    assert stated, f"README states no minimum {component} version"
+    kustomization = (ROOT / "manifests" / "platform" / platform / "kustomization.yaml").read_text()
+    (pinned,) = re.findall(r"\?ref=(v?[\d.]+)", kustomization)
+    assert version(pinned) >= version(stated.group(1)), f"{platform} pins {pinned}, below the stated minimum"
