@@ -196,9 +196,16 @@ def test_failed_job_exits_non_zero_printing_reason_and_message_and_is_kept(
     manifest = write_manifest(tmp_path, job_settings())
     op = operator(cluster, namespace, "wsovvis-train-t", RUNNING, FAILED)
     proc = run_cli(
-        "launch-pytorchjob", "--manifest", str(manifest), "--namespace", namespace,
-        "--kubeconfig", account.kubeconfig, "--poll-interval", str(POLL),
-    )  # fmt: skip
+        "launch-pytorchjob",
+        "--manifest",
+        str(manifest),
+        "--namespace",
+        namespace,
+        "--kubeconfig",
+        account.kubeconfig,
+        "--poll-interval",
+        str(POLL),
+    )
     _, stderr = proc.communicate(timeout=60)
     op.join(5)
     assert proc.returncode == 1, stderr
@@ -241,9 +248,16 @@ def test_attaching_to_a_finished_job_reports_how_it_ended(cluster, namespace, ac
 def test_sigterm_deletes_the_job_and_exits(cluster, namespace, account, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
     proc = run_cli(
-        "launch-pytorchjob", "--manifest", str(manifest), "--namespace", namespace,
-        "--kubeconfig", account.kubeconfig, "--poll-interval", str(POLL),
-    )  # fmt: skip
+        "launch-pytorchjob",
+        "--manifest",
+        str(manifest),
+        "--namespace",
+        namespace,
+        "--kubeconfig",
+        account.kubeconfig,
+        "--poll-interval",
+        str(POLL),
+    )
     try:
         wait_for(lambda: get_job(cluster, namespace, "wsovvis-train-t"), "the launcher to create the job", 60)
         set_conditions(cluster, namespace, "wsovvis-train-t", RUNNING)
@@ -439,10 +453,10 @@ def _read_configmap_elsewhere(core, namespace: str, other: str) -> None:
     core.read_namespaced_config_map("settings", other)
 
 
-@pytest.mark.parametrize(
-    "action", [_delete_pod, _read_secret, _list_secrets, _read_configmap_elsewhere],
-    ids=lambda action: action.__name__.strip("_"),
-)  # fmt: skip
+DENIED = [_delete_pod, _read_secret, _list_secrets, _read_configmap_elsewhere]
+
+
+@pytest.mark.parametrize("action", DENIED, ids=lambda action: action.__name__.strip("_"))
 def test_the_pipeline_account_is_denied_what_the_role_does_not_grant(cluster, namespace, account, action):
     from kubernetes.client.exceptions import ApiException
 
@@ -525,10 +539,25 @@ class FakeKubelet:
         self.lines, self.paths, self.served = lines, [], threading.Event()
         cert, key = workdir / "kubelet.crt", workdir / "kubelet.key"
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-             "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+        )
         kubelet = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
