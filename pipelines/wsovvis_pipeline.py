@@ -14,6 +14,7 @@ from components.mask_gen.component import mask_gen
 from components.plan_shards.component import plan_shards
 from components.prepare.component import prepare
 from components.train.component import train
+from wsovvis.images import RUNTIME_SEQFORMER_CONFIG
 
 PIPELINE_NAME = "wsovvis"
 MASK_GEN_PARALLELISM = (
@@ -71,7 +72,7 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tupl
         min_masks: int = 3,
         min_coverage: float = 0.2,
         link_iou: float = 0.0,
-        d2_cfg_path: str = "/opt/src/VNext/projects/SeqFormer/configs/base_ytvis.yaml",
+        d2_cfg_path: str = RUNTIME_SEQFORMER_CONFIG,
         d2_opts: list = [],  # noqa: B006
         train_weights: str = "",
         train_launcher: str = "pytorchjob",
