@@ -64,6 +64,8 @@ def test_the_default_secret_and_config_map_are_the_object_stores(kube_cluster) -
 
     secrets, config_maps, train_namespace = compiled_storage()
     assert train_namespace == namespace, "the training PyTorchJob runs where the object store's Secret is"
+    rbac = yaml.safe_load_all(kube_cluster.kubectl("kustomize", str(ROOT / "manifests" / "rbac")).stdout)
+    assert {doc["metadata"]["namespace"] for doc in rbac if doc} == {train_namespace}, "the launcher's rights"
     # read back from the server: what the Deployment takes from the Secret, what the ConfigMap holds
     deployment = next(d for d in built if d["kind"] == "Deployment")
     served = kube_cluster.kubectl(
