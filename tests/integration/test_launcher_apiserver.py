@@ -390,7 +390,9 @@ def test_the_master_log_is_streamed_through_the_api_server(cluster, namespace, a
     assert kubelet.paths == [f"/containerLogs/{namespace}/wsovvis-train-t-master-0/pytorch?follow=true"]
 
 
-def test_connection_errors_are_retried_until_the_api_comes_back(cluster, namespace, tmp_path, caplog):
+def test_connection_errors_are_retried_until_the_api_comes_back(
+    cluster, namespace, account, tmp_path, caplog
+):
     """The API port refuses connections for the first second, then forwards to the real API server."""
     port = free_port()
     kubeconfig = tmp_path / "kubeconfig"
