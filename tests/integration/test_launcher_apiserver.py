@@ -164,6 +164,21 @@ def run_cli(*args: str, **popen) -> subprocess.Popen:
     )
 
 
+def launch_cli(account: Account, manifest: Path) -> subprocess.Popen:
+    """``wsovvis launch-pytorchjob`` on ``manifest`` against the test cluster as ``account``, polling fast."""
+    return run_cli(
+        "launch-pytorchjob",
+        "--manifest",
+        str(manifest),
+        "--namespace",
+        account.namespace,
+        "--kubeconfig",
+        account.kubeconfig,
+        "--poll-interval",
+        str(POLL),
+    )
+
+
 # --- scenarios ------------------------------------------------------------------------------------------------
 
 
@@ -195,17 +210,7 @@ def test_failed_job_exits_non_zero_printing_reason_and_message_and_is_kept(
 ):
     manifest = write_manifest(tmp_path, job_settings())
     op = operator(cluster, namespace, "wsovvis-train-t", RUNNING, FAILED)
-    proc = run_cli(
-        "launch-pytorchjob",
-        "--manifest",
-        str(manifest),
-        "--namespace",
-        namespace,
-        "--kubeconfig",
-        account.kubeconfig,
-        "--poll-interval",
-        str(POLL),
-    )
+    proc = launch_cli(account, manifest)
     _, stderr = proc.communicate(timeout=60)
     op.join(5)
     assert proc.returncode == 1, stderr
@@ -247,17 +252,7 @@ def test_attaching_to_a_finished_job_reports_how_it_ended(cluster, namespace, ac
 
 def test_sigterm_deletes_the_job_and_exits(cluster, namespace, account, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
-    proc = run_cli(
-        "launch-pytorchjob",
-        "--manifest",
-        str(manifest),
-        "--namespace",
-        namespace,
-        "--kubeconfig",
-        account.kubeconfig,
-        "--poll-interval",
-        str(POLL),
-    )
+    proc = launch_cli(account, manifest)
     try:
         wait_for(lambda: get_job(cluster, namespace, "wsovvis-train-t"), "the launcher to create the job", 60)
         set_conditions(cluster, namespace, "wsovvis-train-t", RUNNING)
