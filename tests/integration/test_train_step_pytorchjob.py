@@ -36,6 +36,8 @@ def _succeeded() -> dict:
 
 
 def _play_operator(cluster, namespace: str, expected: int, seen: dict, errors: list) -> None:
+    from kubernetes.client.exceptions import ApiException
+
     deadline = time.monotonic() + 120
     try:
         while len(seen) < expected and time.monotonic() < deadline:
@@ -44,7 +46,12 @@ def _play_operator(cluster, namespace: str, expected: int, seen: dict, errors: l
                 name = job["metadata"]["name"]
                 if name in seen:
                     continue
-                config_map = cluster.core.read_namespaced_config_map(f"{name}-config", namespace)
+                try:
+                    config_map = cluster.core.read_namespaced_config_map(f"{name}-config", namespace)
+                except ApiException as exc:  # the launcher creates the ConfigMap just after the job
+                    if exc.status == 404:
+                        continue
+                    raise
                 seen[name] = (job, yaml.safe_load(next(iter(config_map.data.values()))))
                 cluster.custom.patch_namespaced_custom_object_status(
                     pj.GROUP,
