@@ -21,7 +21,7 @@ from PIL import Image
 
 from wsovvis import rle, storage, ytvis
 from wsovvis.attribute.crops import CropOptions, area_weights, make_crop, select_frames
-from wsovvis.attribute.vocab import Vocabulary, prompt_name
+from wsovvis.attribute.vocab import Vocabulary, prompt_name, videos_of
 from wsovvis.errors import InputError, UsageError
 from wsovvis.evaluate import inputs as eval_inputs
 from wsovvis.evaluate.inputs import Detection, Video
@@ -103,11 +103,7 @@ def load_tubes(results: str | os.PathLike[str], vocabulary: Vocabulary) -> Tubes
                 f"{source}: a results list names its videos only by id; give --vocab as the YTVIS dataset (the GT) "
                 "those ids belong to, or --results as a tube dataset with its videos"
             )
-        ytvis.validate_dataset(data, source)
-        videos = {
-            v["id"]: Video(v["id"], v["height"], v["width"], v["length"], tuple(v["file_names"]))
-            for v in data["videos"]
-        }
+        videos = videos_of(ytvis.validate_dataset(data, source))
     warnings: Counter[str] = Counter()
     detections = eval_inputs.load_results(results, videos, warnings)
     for det in detections:

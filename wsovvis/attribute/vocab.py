@@ -27,6 +27,14 @@ class Vocabulary:
         return [c["id"] for c in self.categories]
 
 
+def videos_of(data: dict[str, Any]) -> dict[int, Video]:
+    """A validated YTVIS dataset's videos, by id, as evaluate's loader holds them."""
+    return {
+        v["id"]: Video(v["id"], v["height"], v["width"], v["length"], tuple(v["file_names"]))
+        for v in data["videos"]
+    }
+
+
 def prompt_name(name: str) -> str:
     """LVIS-style names ('aerosol_can') as words for the prompts."""
     return " ".join(name.replace("_", " ").split())
@@ -40,13 +48,7 @@ def _from_dataset(data: dict[str, Any], source: str) -> Vocabulary:
         if not isinstance(cat, dict) or not isinstance(cat.get("name"), str) or not cat["name"].strip():
             raise InputError(f"{source}: category {cat!r:.80} has no name (--vocab)")
     ytvis.validate_dataset(data, source)
-    videos = None
-    if data["videos"]:
-        videos = {
-            v["id"]: Video(v["id"], v["height"], v["width"], v["length"], tuple(v["file_names"]))
-            for v in data["videos"]
-        }
-    return Vocabulary(tuple(categories), videos)
+    return Vocabulary(tuple(categories), videos_of(data) if data["videos"] else None)
 
 
 def load_vocabulary(uri: str | os.PathLike[str]) -> Vocabulary:
