@@ -25,6 +25,7 @@ from wsovvis import __version__, masks, rle, storage, ytvis
 from wsovvis.convert.linker import link_tracks
 from wsovvis.errors import InputError, UsageError
 from wsovvis.logs import progress
+from wsovvis.resources import available_cpus
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ def convert(
         for v, source in sources.items()
         if v not in options.skip_list
     ]
-    workers = options.workers or os.cpu_count() or 1
+    workers = options.workers or available_cpus()
     log.info(
         "convert: %d videos under %s (%d in skip list), %d workers",
         len(sources),
