@@ -72,7 +72,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a pipeline parameter",
     )
     add_flag(submit_parser, "--spec", default=None, help="compiled spec (default: the committed one)")
-    submit_parser.add_argument("--no-cache", dest="cache", action="store_false", help="disable step caching")
+    submit_parser.add_argument(
+        "--no-cache",
+        dest="enable_caching",
+        action="store_const",
+        const=False,
+        default=None,
+        help="run every step afresh (default: each step's caching as compiled)",
+    )
     submit_parser.set_defaults(func=_submit)
 
 
@@ -110,7 +117,7 @@ def _submit(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         experiment=args.experiment,
         run_name=args.run_name,
-        enable_caching=args.cache,
+        enable_caching=args.enable_caching,
         spec_path=args.spec,
     )
     print(f"run {run_id} created on {args.host}")
