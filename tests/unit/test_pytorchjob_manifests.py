@@ -64,3 +64,15 @@ def test_the_train_manifest_reads_from_s3_and_writes_to_s3():
         for e in job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["env"]
     }
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"} <= env
+
+
+def test_the_train_manifest_runs_the_runtime_image_make_images_builds():
+    from wsovvis.images import RUNTIME_IMAGE
+
+    job = yaml.safe_load((TRAIN / "pytorchjob.yaml").read_text())
+    images = {
+        container["image"]
+        for replica in job["spec"]["pytorchReplicaSpecs"].values()
+        for container in replica["template"]["spec"]["containers"]
+    }
+    assert images == {RUNTIME_IMAGE}
