@@ -25,7 +25,6 @@ import hashlib
 import os
 import shlex
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,23 +81,20 @@ class ImageNames:
         raise ValueError(f"image {declared!r} is neither the tools image {TOOLS_IMAGE} nor the runtime image")
 
 
-def image_names(
-    registry: str | None = None, tag: str | None = None, env: Mapping[str, str] | None = None
-) -> ImageNames:
-    """The image names: ``registry``/``tag`` as given (they win over the environment), else the environment's."""
-    env = os.environ if env is None else env
-    explicit = registry is not None or tag is not None
-    registry = (registry or env.get("WSOVVIS_IMAGE_REGISTRY") or DEFAULT_REGISTRY).rstrip("/")
-    tag = tag or env.get("WSOVVIS_IMAGE_TAG") or source_tag()
-    tools, runtime = f"{registry}/tools:{tag}", f"{registry}/runtime:{tag}"
-    if explicit:
-        return ImageNames(tools, runtime)
-    return ImageNames(env.get("WSOVVIS_TOOLS_IMAGE") or tools, env.get("WSOVVIS_RUNTIME_IMAGE") or runtime)
+IMAGE_REGISTRY = os.environ.get("WSOVVIS_IMAGE_REGISTRY", DEFAULT_REGISTRY).rstrip("/")
+IMAGE_TAG = os.environ.get("WSOVVIS_IMAGE_TAG") or source_tag()
+TOOLS_IMAGE = os.environ.get("WSOVVIS_TOOLS_IMAGE", f"{IMAGE_REGISTRY}/tools:{IMAGE_TAG}")
+RUNTIME_IMAGE = os.environ.get("WSOVVIS_RUNTIME_IMAGE", f"{IMAGE_REGISTRY}/runtime:{IMAGE_TAG}")
 
 
-_DEFAULT = image_names()
-TOOLS_IMAGE = _DEFAULT.tools
-RUNTIME_IMAGE = _DEFAULT.runtime
+def image_names(registry: str | None = None, tag: str | None = None) -> ImageNames:
+    """Both images under ``registry`` and ``tag`` (each defaulting to the environment's, then the defaults);
+    with neither given, ``TOOLS_IMAGE`` and ``RUNTIME_IMAGE`` (full-name overrides included)."""
+    if registry is None and tag is None:
+        return ImageNames(TOOLS_IMAGE, RUNTIME_IMAGE)
+    registry = (registry or IMAGE_REGISTRY).rstrip("/")
+    tag = tag or IMAGE_TAG
+    return ImageNames(f"{registry}/tools:{tag}", f"{registry}/runtime:{tag}")
 
 
 def main() -> int:
