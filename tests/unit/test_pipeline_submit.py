@@ -75,8 +75,8 @@ def test_submit_keeps_each_tasks_caching_as_compiled(kfp_api) -> None:
 
     (run,) = runs
     caching = _caching(run)
-    assert caching["prepare"] is False  # the runtime check always runs
-    assert caching["plan-shards"] is True and caching["convert"] is True
+    assert caching["prepare"] is False and caching["plan-shards"] is False  # they always run
+    assert caching["convert"] is True and caching["train"] is True
     assert run["runtime_config"]["parameters"]["frames_root"] == "s3://b/f"
 
 

@@ -84,6 +84,17 @@ class ConvertSummary:
     annotations: int
     skipped: list[Skip] = field(default_factory=list)
     seconds: float = 0.0
+    frames: int = 0
+
+    def metrics(self) -> dict[str, float]:
+        """The counts a run shows in the Kubeflow UI."""
+        return {
+            "videos_converted": self.videos_converted,
+            "videos_skipped": len(self.skipped),
+            "tubes": self.annotations,
+            "frames": self.frames,
+            "frames_per_second": round(self.frames / self.seconds, 2) if self.seconds > 0 else 0.0,
+        }
 
     def line(self) -> str:
         reasons = Counter(_reason_kind(s.reason) for s in self.skipped)
@@ -294,7 +305,7 @@ def convert(
     }
     if options.link_iou is not None:
         info["link_iou"] = options.link_iou
-    converted = 0
+    converted = frames = 0
     with ytvis.dataset_writer(out_json, [dict(ytvis.AGNOSTIC_CATEGORY)], info) as writer:
         for outcome in progress(_outcomes(tasks, workers), total=len(tasks), desc="convert", unit="video"):
             if isinstance(outcome, Skip):
@@ -307,6 +318,7 @@ def convert(
                 skipped.append(outcome)
                 continue
             converted += 1
+            frames += outcome.video["length"]
             writer.add_video({"id": converted, **outcome.video})
             for annotation in outcome.annotations:
                 writer.add_annotation({"id": writer.num_annotations + 1, "video_id": converted, **annotation})
@@ -319,6 +331,7 @@ def convert(
             annotations=num_annotations,
             skipped=sorted(skipped, key=lambda s: s.video_id),
             seconds=time.monotonic() - started,
+            frames=frames,
         )
         _write_skip_report(summary, mask_root, img_root, options)
         if converted == 0:
