@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -232,3 +235,18 @@ def test_compile_registry_and_tag_set_every_image_the_training_job_included(tmp_
     assert (convert["resourceCpuLimit"], convert["resourceMemoryLimit"]) == ("16", "64Gi")
     with pytest.raises(SystemExit):
         main(["pipeline", "compile", "--out", str(out), "--resources", "convert=16"])
+
+
+def test_no_task_in_the_tools_image_imports_torch_or_sacred(compiled) -> None:
+    _, spec, _ = compiled
+    from wsovvis.images import TOOLS_IMAGE
+
+    modules = set()
+    for executor in spec["deploymentSpec"]["executors"].values():
+        container = executor.get("container", {})
+        if container.get("image") == TOOLS_IMAGE:
+            modules.update(re.findall(r"from (wsovvis[\w.]*) import", container["command"][-1]))
+    assert {"wsovvis.convert.step", "wsovvis.evaluate.step"} <= modules
+    code = f"import sys\nfor m in {sorted(modules)!r}: __import__(m)\nprint(sorted({{'torch', 'sacred'}} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
