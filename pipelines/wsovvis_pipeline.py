@@ -226,19 +226,19 @@ def build_pipeline(
             "train",
         )
 
-        with dsl.If(train_task.outputs["checkpoint"] != "", name="model-trained"):
+        # Conditions name "Output" keys only: kfp.local silently skips a branch whose condition names another output.
+        with dsl.If(train_task.outputs["Output"] != "", name="model-trained"):
             # The trained model as a Model artifact whose URI is the checkpoint's (registered, not copied).
             dsl.importer(
-                artifact_uri=train_task.outputs["checkpoint"], artifact_class=dsl.Model, reimport=False
+                artifact_uri=train_task.outputs["Output"], artifact_class=dsl.Model, reimport=False
             ).set_display_name("model")
-
-        with dsl.If(train_task.outputs["results_json"] != "", name="model-results-given"):
-            evaluate_class_agnostic(
-                "evaluate-model",
-                agnostic_task.outputs["Output"],
-                train_task.outputs["results_json"],
-                val_frames_root,
-            )
+            with dsl.If(agnostic_task.outputs["Output"] != "", name="val-gt-given"):
+                evaluate_class_agnostic(
+                    "evaluate-model",
+                    agnostic_task.outputs["Output"],
+                    train_task.outputs["results_json"],
+                    val_frames_root,
+                )
 
     return wsovvis_pipeline
 

@@ -1,9 +1,7 @@
 """train: SeqFormer on the pseudo tubes, as a PyTorchJob (create-or-attach, wait, cancel on SIGTERM) or locally."""
 
-from typing import NamedTuple
-
 from kfp import dsl
-from kfp.dsl import Metrics, Output
+from kfp.dsl import Metrics, Output, OutputPath
 
 from wsovvis.images import RUNTIME_IMAGE
 
@@ -31,9 +29,10 @@ def train(
     s3_secret_keys: list,
     runtime_available: bool,
     metrics: Output[Metrics],
-) -> NamedTuple("Outputs", [("results_json", str), ("checkpoint", str)]):
-    """Train, then predict on val; log the final loss and iterations as Metrics; return the results JSON's and
-    the checkpoint's URIs ('' when training was skipped)."""
+    results_json: OutputPath(str),
+) -> str:
+    """Train, then predict on val (the ``results_json`` output: the results' URI, '' without val GT); log the
+    final loss and iterations as Metrics; return the checkpoint's URI ('' when training was skipped)."""
     from wsovvis.train.step import train_step
 
     return train_step(
@@ -58,4 +57,5 @@ def train(
         s3_secret_keys=s3_secret_keys,
         runtime_available=runtime_available,
         log_metric=metrics.log_metric,
+        results_json_path=results_json,
     )

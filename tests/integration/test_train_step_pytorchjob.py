@@ -74,7 +74,8 @@ def _run_step(cluster, tmp_path, run_id: str, expected_jobs: int) -> tuple[tuple
     errors: list = []
     operator = threading.Thread(target=_play_operator, args=(cluster, namespace, expected_jobs, seen, errors))
     operator.start()
-    results = train_step(
+    results_path = tmp_path / f"results-{run_id}"
+    checkpoint = train_step(
         run_id=run_id,
         launcher="pytorchjob",
         train_json="s3://data/tubes.json",
@@ -96,10 +97,11 @@ def _run_step(cluster, tmp_path, run_id: str, expected_jobs: int) -> tuple[tuple
         s3_secret_keys=["id", "key"],
         runtime_available=False,
         log_metric=lambda name, value: None,
+        results_json_path=str(results_path),
     )
     operator.join()
     assert not errors, errors
-    return results, seen
+    return (results_path.read_text(), checkpoint), seen
 
 
 def test_trains_then_predicts_as_pytorchjobs_named_from_the_run(kube_cluster, monkeypatch, tmp_path) -> None:

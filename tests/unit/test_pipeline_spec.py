@@ -167,9 +167,7 @@ def test_the_trained_model_is_a_model_artifact_at_the_checkpoint_uri(compiled) -
     assert importer["typeSchema"]["schemaTitle"] == "system.Model"
     assert importer["artifactUri"]["runtimeParameter"] == "uri"
     (task,) = [t for t in _all_tasks(spec).values() if t["componentRef"]["name"] == "comp-importer"]
-    assert (
-        task["inputs"]["parameters"]["uri"]["componentInputParameter"] == "pipelinechannel--train-checkpoint"
-    )
+    assert task["inputs"]["parameters"]["uri"]["componentInputParameter"] == "pipelinechannel--train-Output"
     outputs = spec["components"]["comp-train"]["outputDefinitions"]
     assert outputs["artifacts"]["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
     for stage in ("mask-gen", "convert"):

@@ -48,7 +48,9 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> FakeHarness:
 
 
 def _train(tmp_path: Path, **overrides: Any) -> tuple[tuple[str, str], dict[str, float]]:
+    """(results URI, checkpoint URI) and the metrics logged."""
     metrics: dict[str, float] = {}
+    results_path = tmp_path / "results_json"
     kwargs = {
         "run_id": "run-1",
         "launcher": "local",
@@ -71,9 +73,11 @@ def _train(tmp_path: Path, **overrides: Any) -> tuple[tuple[str, str], dict[str,
         "s3_secret_keys": ["accesskey", "secretkey"],
         "runtime_available": True,
         "log_metric": metrics.__setitem__,
+        "results_json_path": str(results_path),
         **overrides,
     }
-    return train_step(**kwargs), metrics
+    checkpoint = train_step(**kwargs)
+    return (results_path.read_text(), checkpoint), metrics
 
 
 def test_train_then_predict_with_the_checkpoint_on_the_val_gt_given(

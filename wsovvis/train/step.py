@@ -103,9 +103,10 @@ def train_step(
     s3_secret_keys: list[str],
     runtime_available: bool,
     log_metric: Callable[[str, float], object],
-) -> tuple[str, str]:
-    """Train SeqFormer on the tubes, then predict on val; return (results JSON URI, checkpoint URI), '' when
-    skipped.
+    results_json_path: str,
+) -> str:
+    """Train SeqFormer on the tubes, then predict on val; return the checkpoint's URI and write the results JSON's
+    URI to ``results_json_path`` ('' for what was skipped).
 
     The output location is derived from the inputs and every run resumes, so a retried or rerun step continues
     from the newest checkpoint instead of starting again, and skips training once the final checkpoint is there.
@@ -127,7 +128,8 @@ def train_step(
             "train: skipped: the SeqFormer runtime (VNext's detectron2, set up by `wsovvis prepare`) is not "
             "importable here; the pipeline goes on without a model"
         )
-        return "", ""
+        storage.write_text(results_json_path, "")
+        return ""
     output_uri = stage_uri(
         work_root,
         "train",
@@ -171,24 +173,26 @@ def train_step(
     for name, value in tracking.final_scalars(storage.join(output_uri, "sacred")).items():
         log_metric(name, value)
     if not val_json:
-        return "", checkpoint_uri
+        storage.write_text(results_json_path, "")
+        return checkpoint_uri
     results_uri = predictions_uri(output_uri, storage.basename(checkpoint_uri), val_json, val_img_root)
     if storage.exists(results_uri):
         log.info(
             "train: %s exists: this model's predictions on these val data are done; reusing them", results_uri
         )
-        return results_uri, checkpoint_uri
-    config = harness_config(
-        **common,
-        output_uri=results_uri.rsplit("/", 1)[0],
-        val_json=val_json,
-        val_img_root=val_img_root,
-        d2_opts=d2_opts,
-        weights=checkpoint_uri,
-        eval_only=True,
-    )
-    _run_harness(launcher, "eval", config, num_workers=0, **job)
-    return results_uri, checkpoint_uri
+    else:
+        config = harness_config(
+            **common,
+            output_uri=results_uri.rsplit("/", 1)[0],
+            val_json=val_json,
+            val_img_root=val_img_root,
+            d2_opts=d2_opts,
+            weights=checkpoint_uri,
+            eval_only=True,
+        )
+        _run_harness(launcher, "eval", config, num_workers=0, **job)
+    storage.write_text(results_json_path, results_uri)
+    return checkpoint_uri
 
 
 def _last_checkpoint(output_uri: str) -> str:
