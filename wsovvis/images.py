@@ -34,7 +34,8 @@ DEFAULT_REGISTRY = "localhost:5001/wsovvis"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # What the images are built from (the build context's files and the third-party pins), relative to the root.
 SOURCE_PATHS = ("pyproject.toml", "wsovvis", "components", "pipelines", "images", "third_party/pins.json")
-# Inside SOURCE_PATHS but not what the image runs: the compiled spec (it names the tag), caches, build staging.
+# Inside SOURCE_PATHS but not what the image runs: the compiled spec (it names the tag), caches, build staging,
+# and the components' tests (folders named tests).
 SOURCE_EXCLUDED = ("pipelines/wsovvis_pipeline.yaml", "images/build", "images/tools/wheels")
 DIGEST_LENGTH = 12
 
@@ -49,6 +50,7 @@ def _source_files(root: Path) -> list[Path]:
             if (
                 file.is_file()
                 and "__pycache__" not in file.parts
+                and "tests" not in file.relative_to(root).parts
                 and file.suffix != ".pyc"
                 and not any(rel == x or rel.startswith(f"{x}/") for x in SOURCE_EXCLUDED)
             ):

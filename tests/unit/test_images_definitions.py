@@ -61,6 +61,8 @@ def test_source_tag_changes_with_the_code_the_images_run_and_not_with_the_compil
     (tmp_path / "pipelines/wsovvis_pipeline.yaml").write_text("image: b\n")
     (tmp_path / "wsovvis/__pycache__").mkdir()
     (tmp_path / "wsovvis/__pycache__/convert.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "components/convert/tests").mkdir(parents=True)
+    (tmp_path / "components/convert/tests/test_convert.py").write_text("def test(): pass\n")
     assert source_tag(tmp_path) == before
 
     (tmp_path / "wsovvis/convert.py").write_text("X = 2  # a fix under the same version\n")

@@ -39,7 +39,7 @@ class ConvertOptions:
     min_masks: int = 3
     min_coverage: float = 0.2
     link_iou: float | None = None
-    workers: int = 0  # 0: one process per core
+    workers: int = 0  # 0: one process per CPU this process may use
 
     def __post_init__(self) -> None:
         if self.min_masks < 0:
