@@ -19,7 +19,7 @@ from components.mask_gen.component import mask_gen
 from components.plan_shards.component import plan_shards
 from components.prepare.component import prepare
 from components.train.component import train
-from wsovvis.images import ImageNames, image_names
+from wsovvis.images import RUNTIME_SEQFORMER_CONFIG, ImageNames, image_names
 from wsovvis.storage import ACCESS_KEY_ENV, ENDPOINT_ENV, SECRET_KEY_ENV, S3Settings
 
 PIPELINE_NAME = "wsovvis"
@@ -28,7 +28,8 @@ MASK_GEN_PARALLELISM = (
 )
 # One GPU per mask-gen pod. Constants: kfp.local cannot resolve pipeline parameters here inside a ParallelFor.
 MASK_GEN_ACCELERATOR = "nvidia.com/gpu"
-# The Secret's key names (those of KFP's own `mlpipeline-minio-artifact`); the Secret's name is a parameter.
+# The Secret's key names (those of KFP's own `mlpipeline-minio-artifact`); the Secret's name is a parameter. The
+# default names are the ones manifests/object-store creates and reads (tests/integration/test_object_store_defaults.py).
 S3_SECRET_KEYS = (S3Settings.access_key_key, S3Settings.secret_key_key)
 S3_CONFIG_MAP_KEYS = {"endpoint": ENDPOINT_ENV}
 
@@ -114,7 +115,7 @@ def build_pipeline(
         min_masks: int = 3,
         min_coverage: float = 0.2,
         link_iou: float = 0.0,
-        d2_cfg_path: str = "/opt/src/VNext/projects/SeqFormer/configs/base_ytvis.yaml",
+        d2_cfg_path: str = RUNTIME_SEQFORMER_CONFIG,
         d2_opts: list = [],  # noqa: B006
         train_weights: str = "",
         train_launcher: str = "pytorchjob",

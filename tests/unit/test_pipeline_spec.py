@@ -87,10 +87,6 @@ def test_credentials_come_from_a_secret_and_no_literal_is_in_the_spec(compiled) 
         env = {e["envVar"] for s in secrets for e in s["keyToEnv"]}
         assert env == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}, name
         assert executors[name]["configMapAsEnv"][0]["keyToEnv"][0]["envVar"] == "AWS_ENDPOINT_URL"
-    assert (
-        spec["root"]["inputDefinitions"]["parameters"]["s3_secret_name"]["defaultValue"]
-        == "mlpipeline-minio-artifact"
-    )
     assert "minioadmin" not in text and "AWS_SECRET_ACCESS_KEY:" not in text
     for executor in spec["deploymentSpec"]["executors"].values():
         assert "env" not in executor.get("container", {})
