@@ -1,4 +1,4 @@
-"""Benchmark: `wsovvis convert` against the floor of only decoding the same mask PNGs, both on all cores.
+"""Benchmark: `wsovvis convert` against the floor of only decoding the same mask PNGs, both on every CPU this process may use.
 
 Builds an LV-VIS-like workload (720p, 20-40 frames, up to 10 instances per video, tar per video) once under
 --workdir, then in the same run times (1) decoding every PNG of every video into an index map with one process
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import resource
 import sys
 import time
@@ -23,6 +22,7 @@ from PIL import Image
 
 from wsovvis import masks
 from wsovvis.convert import ConvertOptions, convert
+from wsovvis.resources import available_cpus
 
 HEIGHT, WIDTH = 720, 1280
 
@@ -108,7 +108,7 @@ def main() -> int:
     parser.add_argument("--videos", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/wsovvis-bench-convert"))
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=int, default=available_cpus())
     parser.add_argument("--repeat", type=int, default=2, help="take the best of this many timings of each")
     args = parser.parse_args()
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from kfp import compiler
 
-from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, build_pipeline
+from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, TaskResources, build_pipeline
+from wsovvis.images import ImageNames
 
 SPEC_PATH = Path(__file__).with_name("wsovvis_pipeline.yaml")
 
@@ -16,11 +18,13 @@ def compile_pipeline(
     out: str | os.PathLike[str] = SPEC_PATH,
     parallelism: int = MASK_GEN_PARALLELISM,
     s3_secret_keys: tuple[str, str] = S3_SECRET_KEYS,
+    images: ImageNames | None = None,
+    resources: Mapping[str, TaskResources] | None = None,
 ) -> Path:
     """Write the compiled spec atomically and return its path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.tmp.yaml")
-    compiler.Compiler().compile(build_pipeline(parallelism, s3_secret_keys), str(staging))
+    compiler.Compiler().compile(build_pipeline(parallelism, s3_secret_keys, images, resources), str(staging))
     os.replace(staging, out)
     return out

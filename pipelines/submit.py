@@ -17,10 +17,14 @@ def submit(
     namespace: str | None = None,
     experiment: str | None = None,
     run_name: str | None = None,
-    enable_caching: bool = True,
+    enable_caching: bool | None = None,
     spec_path: str | None = None,
 ) -> str:
-    """Create a run from the compiled spec (the committed one unless ``spec_path``); returns the run id."""
+    """Create a run from the compiled spec (the committed one unless ``spec_path``); returns the run id.
+
+    ``enable_caching`` None keeps each task's caching as compiled (prepare never cached); True or False
+    overrides every task, which is what the kfp client does with any value but None.
+    """
     import kfp
 
     package = spec_path or str(SPEC_PATH)

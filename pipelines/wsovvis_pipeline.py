@@ -3,8 +3,13 @@ with CLIP weights, attribute -> evaluate --lvvis beside each class-agnostic eval
 
 Compiled to ``pipelines/wsovvis_pipeline.yaml`` (a test keeps it in sync): ``wsovvis pipeline compile``.
 Big data moves as storage URIs (strings); small outputs are KFP artifacts. S3 credentials reach every pod from a
-Secret and the endpoint from a ConfigMap (kfp-kubernetes), never as literals in the spec.
+Secret and the endpoint from a ConfigMap (kfp-kubernetes), never as literals in the spec. Every task runs in
+one of the two images of ``wsovvis.images`` (chosen at compile time, the training PyTorchJob's included) with
+CPU and memory requests and limits.
 """
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from kfp import dsl, kubernetes
 
@@ -16,7 +21,7 @@ from components.mask_gen.component import mask_gen
 from components.plan_shards.component import plan_shards
 from components.prepare.component import prepare
 from components.train.component import train
-from wsovvis.images import RUNTIME_SEQFORMER_CONFIG
+from wsovvis.images import RUNTIME_SEQFORMER_CONFIG, ImageNames, image_names
 from wsovvis.storage import ACCESS_KEY_ENV, ENDPOINT_ENV, SECRET_KEY_ENV, S3Settings
 
 PIPELINE_NAME = "wsovvis"
@@ -32,25 +37,63 @@ S3_SECRET_KEYS = (S3Settings.access_key_key, S3Settings.secret_key_key)
 S3_CONFIG_MAP_KEYS = {"endpoint": ENDPOINT_ENV}
 
 
-def _with_storage_env(
-    task: dsl.PipelineTask, secret_keys: tuple[str, str], secret_name, config_map_name
-) -> dsl.PipelineTask:
-    """S3 keys from the Secret and the endpoint from the ConfigMap, as environment variables of the step's pod."""
-    access_key, secret_key = secret_keys
-    kubernetes.use_secret_as_env(
-        task,
-        secret_name=secret_name,
-        secret_key_to_env={access_key: ACCESS_KEY_ENV, secret_key: SECRET_KEY_ENV},
-    )
-    kubernetes.use_config_map_as_env(
-        task, config_map_name=config_map_name, config_map_key_to_env=S3_CONFIG_MAP_KEYS
-    )
-    return task
+@dataclass(frozen=True)
+class TaskResources:
+    """CPU and memory of a task's pod, as Kubernetes quantities; the request is also the limit, so the CPU quota
+    the stage sizes its worker pools from (``wsovvis.resources``) is what the scheduler reserved."""
+
+    cpu: str
+    memory: str
 
 
-def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tuple[str, str] = S3_SECRET_KEYS):
-    """The pipeline function, with the mask-gen loop's parallelism and the Secret's key names fixed at compile
-    time (KFP takes neither as a parameter)."""
+# Compile-time defaults (`pipeline compile --resources TASK=CPU,MEMORY`). mask-gen's are per pod, i.e. per GPU.
+TASK_RESOURCES = {
+    "prepare": TaskResources("1", "4Gi"),
+    "plan-shards": TaskResources("1", "2Gi"),
+    "mask-gen": TaskResources("8", "32Gi"),
+    "convert": TaskResources("8", "16Gi"),
+    "make-agnostic": TaskResources("1", "4Gi"),
+    "train": TaskResources("2", "8Gi"),
+    "evaluate": TaskResources("4", "16Gi"),
+    "attribute": TaskResources("4", "16Gi"),
+}
+
+
+@dataclass(frozen=True)
+class _TaskSettings:
+    images: ImageNames
+    resources: Mapping[str, TaskResources]
+    secret_keys: tuple[str, str]
+
+    def apply(self, task: dsl.PipelineTask, kind: str, secret_name, config_map_name) -> dsl.PipelineTask:
+        """The compile's image and resources for a ``kind`` task, and S3 settings from the Secret and ConfigMap
+        as environment variables of its pod."""
+        task.set_container_image(self.images.matching(task.container_spec.image))
+        resources = self.resources[kind]
+        task.set_cpu_request(resources.cpu).set_cpu_limit(resources.cpu)
+        task.set_memory_request(resources.memory).set_memory_limit(resources.memory)
+        access_key, secret_key = self.secret_keys
+        kubernetes.use_secret_as_env(
+            task,
+            secret_name=secret_name,
+            secret_key_to_env={access_key: ACCESS_KEY_ENV, secret_key: SECRET_KEY_ENV},
+        )
+        kubernetes.use_config_map_as_env(
+            task, config_map_name=config_map_name, config_map_key_to_env=S3_CONFIG_MAP_KEYS
+        )
+        return task
+
+
+def build_pipeline(
+    parallelism: int = MASK_GEN_PARALLELISM,
+    s3_secret_keys: tuple[str, str] = S3_SECRET_KEYS,
+    images: ImageNames | None = None,
+    resources: Mapping[str, TaskResources] | None = None,
+):
+    """The pipeline function, with what KFP takes only at compile time fixed: the mask-gen loop's parallelism,
+    the Secret's key names, the images (default ``wsovvis.images``') and each task's resources (``resources``
+    overrides entries of ``TASK_RESOURCES``)."""
+    settings = _TaskSettings(images or image_names(), {**TASK_RESOURCES, **(resources or {})}, s3_secret_keys)
 
     @dsl.pipeline(
         name=PIPELINE_NAME, description="Weakly-supervised open-vocabulary VIS: pseudo masks to SeqFormer"
@@ -84,6 +127,8 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tupl
         train_workers: int = 0,
         gpus_per_worker: int = 1,
         train_timeout_seconds: int = 7 * 24 * 3600,
+        train_node_selector: dict = {},  # noqa: B006
+        train_tolerations: list = [],  # noqa: B006
         clip_model: str = "ViT-B-32",
         clip_weights: str = "",
         topk: int = 5,
@@ -92,44 +137,58 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tupl
         s3_secret_name: str = S3Settings.secret_name,
         s3_config_map_name: str = "wsovvis-s3",
     ):
-        prepare_task = prepare(mask_backend=mask_backend, train_launcher=train_launcher)
-        prepare_task.set_caching_options(False)
-        _with_storage_env(prepare_task, s3_secret_keys, s3_secret_name, s3_config_map_name)
+        def configured(task: dsl.PipelineTask, kind: str) -> dsl.PipelineTask:
+            return settings.apply(task, kind, s3_secret_name, s3_config_map_name)
 
-        plan_task = plan_shards(frames_root=frames_root, num_shards=num_shards, videos_list=videos_list)
-        plan_task.after(prepare_task).set_retry(3)
-        _with_storage_env(plan_task, s3_secret_keys, s3_secret_name, s3_config_map_name)
+        prepare_task = configured(
+            prepare(mask_backend=mask_backend, train_launcher=train_launcher), "prepare"
+        )
+        prepare_task.set_caching_options(False)
+
+        # Never cached: it lists the frames, so a root that gained videos is re-planned; the manifest's URI is
+        # derived from its content, so the steps keyed by it stay cached while the videos are the same.
+        plan_task = configured(
+            plan_shards(
+                frames_root=frames_root, num_shards=num_shards, videos_list=videos_list, work_root=work_root
+            ),
+            "plan-shards",
+        )
+        plan_task.after(prepare_task).set_retry(3).set_caching_options(False)
 
         with dsl.ParallelFor(plan_task.outputs["Output"], parallelism=parallelism, name="shards") as shard:
-            mask_task = mask_gen(
-                manifest=plan_task.outputs["manifest"],
-                shard=shard,
-                frames_root=frames_root,
-                work_root=work_root,
-                backend=mask_backend,
-                config=mask_config,
-                weights=mask_weights,
-                confidence=confidence,
-                device=mask_device,
-                max_errors=max_errors,
+            mask_task = configured(
+                mask_gen(
+                    shard=shard,
+                    frames_root=frames_root,
+                    work_root=work_root,
+                    backend=mask_backend,
+                    config=mask_config,
+                    weights=mask_weights,
+                    confidence=confidence,
+                    device=mask_device,
+                    max_errors=max_errors,
+                ),
+                "mask-gen",
             )
             mask_task.set_accelerator_type(MASK_GEN_ACCELERATOR).set_accelerator_limit(1)
             kubernetes.add_node_selector_json(mask_task, mask_gen_node_selector)
             kubernetes.add_toleration_json(mask_task, mask_gen_tolerations)
-            _with_storage_env(mask_task, s3_secret_keys, s3_secret_name, s3_config_map_name)
 
-        convert_task = convert(
-            mask_roots=dsl.Collected(mask_task.outputs["Output"]),
-            img_root=frames_root,
-            work_root=work_root,
-            split_name=split_name,
-            skip_list=skip_list,
-            min_masks=min_masks,
-            min_coverage=min_coverage,
-            link_iou=link_iou,
+        convert_task = configured(
+            convert(
+                mask_roots=dsl.Collected(mask_task.outputs["Output"]),
+                manifest_uri=plan_task.outputs["manifest_uri"],
+                img_root=frames_root,
+                work_root=work_root,
+                split_name=split_name,
+                skip_list=skip_list,
+                min_masks=min_masks,
+                min_coverage=min_coverage,
+                link_iou=link_iou,
+            ),
+            "convert",
         )
         convert_task.set_retry(3)
-        _with_storage_env(convert_task, s3_secret_keys, s3_secret_name, s3_config_map_name)
 
         def evaluate_class_agnostic(display_name: str, gt_json, results_json, img_root) -> None:
             task = evaluate(
@@ -140,8 +199,7 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tupl
                 class_agnostic=True,
                 lvvis=False,
             )
-            task.set_display_name(display_name).set_retry(3)
-            _with_storage_env(task, s3_secret_keys, s3_secret_name, s3_config_map_name)
+            configured(task, "evaluate").set_display_name(display_name).set_retry(3)
 
         def attribute_and_evaluate(name: str, gt_json, results_json, img_root) -> None:
             """CLIP labels for the tubes (one GPU with clip_device=cuda), scored with LV-VIS AP/APb/APn."""
@@ -158,8 +216,7 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tupl
                     alpha=alpha,
                     device=device,
                 )
-                task.set_display_name(f"attribute-{name}").set_retry(2)
-                _with_storage_env(task, s3_secret_keys, s3_secret_name, s3_config_map_name)
+                configured(task, "attribute").set_display_name(f"attribute-{name}").set_retry(2)
                 scored = evaluate(
                     gt_json=gt_json,
                     results_json=task.outputs["Output"],
@@ -168,8 +225,7 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tupl
                     class_agnostic=False,
                     lvvis=True,
                 )
-                scored.set_display_name(f"evaluate-{name}-lvvis").set_retry(3)
-                _with_storage_env(scored, s3_secret_keys, s3_secret_name, s3_config_map_name)
+                configured(scored, "evaluate").set_display_name(f"evaluate-{name}-lvvis").set_retry(3)
                 return task
 
             with dsl.If(clip_weights != "", name=f"clip-weights-given-{name}"):
@@ -184,39 +240,51 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tupl
             )
             attribute_and_evaluate("pseudo-tubes", train_gt_json, convert_task.outputs["Output"], frames_root)
 
-        train_task = train(
-            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-            launcher=train_launcher,
-            train_json=convert_task.outputs["Output"],
-            train_img_root=frames_root,
-            val_json=val_gt_json,
-            val_img_root=val_frames_root,
-            work_root=work_root,
-            d2_cfg_path=d2_cfg_path,
-            d2_opts=d2_opts,
-            weights=train_weights,
-            namespace=train_namespace,
-            num_workers=train_workers,
-            gpus_per_worker=gpus_per_worker,
-            timeout_seconds=train_timeout_seconds,
-            s3_secret_name=s3_secret_name,
-            s3_secret_keys=list(s3_secret_keys),
-            runtime_available=prepare_task.outputs["Output"],
-        )
-        _with_storage_env(train_task, s3_secret_keys, s3_secret_name, s3_config_map_name)
+        # The model learns one class from the tubes, so it predicts on and is scored against the val GT made
+        # class-agnostic ('' without a val GT: then nothing is predicted).
+        agnostic_task = configured(make_agnostic(gt_json=val_gt_json, work_root=work_root), "make-agnostic")
+        agnostic_task.set_retry(3)
 
-        with dsl.If(val_gt_json != "", name="val-gt-given"):
-            agnostic_task = make_agnostic(gt_json=val_gt_json, work_root=work_root)
-            agnostic_task.set_retry(3)
-            _with_storage_env(agnostic_task, s3_secret_keys, s3_secret_name, s3_config_map_name)
-            with dsl.If(train_task.outputs["Output"] != "", name="model-results-given"):
+        train_task = configured(
+            train(
+                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                launcher=train_launcher,
+                train_json=convert_task.outputs["Output"],
+                train_img_root=frames_root,
+                val_json=agnostic_task.outputs["Output"],
+                val_img_root=val_frames_root,
+                work_root=work_root,
+                d2_cfg_path=d2_cfg_path,
+                d2_opts=d2_opts,
+                weights=train_weights,
+                namespace=train_namespace,
+                num_workers=train_workers,
+                gpus_per_worker=gpus_per_worker,
+                timeout_seconds=train_timeout_seconds,
+                runtime_image=settings.images.runtime,
+                node_selector=train_node_selector,
+                tolerations=train_tolerations,
+                s3_secret_name=s3_secret_name,
+                s3_secret_keys=list(s3_secret_keys),
+                runtime_available=prepare_task.outputs["Output"],
+            ),
+            "train",
+        )
+
+        # Conditions name "Output" keys only: kfp.local silently skips a branch whose condition names another output.
+        with dsl.If(train_task.outputs["Output"] != "", name="model-trained"):
+            # The trained model as a Model artifact whose URI is the checkpoint's (registered, not copied).
+            dsl.importer(
+                artifact_uri=train_task.outputs["Output"], artifact_class=dsl.Model, reimport=False
+            ).set_display_name("model")
+            with dsl.If(agnostic_task.outputs["Output"] != "", name="val-gt-given"):
                 evaluate_class_agnostic(
                     "evaluate-model",
                     agnostic_task.outputs["Output"],
-                    train_task.outputs["Output"],
+                    train_task.outputs["results_json"],
                     val_frames_root,
                 )
-                attribute_and_evaluate("model", val_gt_json, train_task.outputs["Output"], val_frames_root)
+                attribute_and_evaluate("model", val_gt_json, train_task.outputs["results_json"], val_frames_root)
 
     return wsovvis_pipeline
 

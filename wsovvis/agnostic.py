@@ -13,6 +13,8 @@ from wsovvis.workspace import stage_uri
 
 log = logging.getLogger(__name__)
 
+OUTPUT_VERSION = 1  # bump when a change makes make-agnostic write a different GT (see wsovvis.workspace)
+
 
 def make_agnostic(
     in_json: str | os.PathLike[str],
@@ -49,8 +51,17 @@ def make_agnostic(
 
 
 def make_agnostic_step(*, gt_json: str, work_root: str, agnostic_path: str) -> str:
-    """The pipeline step: class-agnostic GT on storage (and as an artifact); returns its URI."""
-    out_json = storage.join(stage_uri(work_root, "gt-agnostic", gt_json=gt_json), "gt_agnostic.json")
+    """The pipeline step: class-agnostic GT on storage (and as an artifact); returns its URI.
+
+    Without ``gt_json`` (no val GT given) it returns '' and leaves the artifact empty: the train step then
+    predicts nothing and no model evaluation runs.
+    """
+    if not gt_json:
+        storage.write_text(agnostic_path, "")
+        return ""
+    out_json = storage.join(
+        stage_uri(work_root, "gt-agnostic", OUTPUT_VERSION, gt_json=gt_json), "gt_agnostic.json"
+    )
     make_agnostic(gt_json, out_json)
     storage.download(out_json, agnostic_path)
     return out_json

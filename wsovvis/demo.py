@@ -12,6 +12,8 @@ from typing import Any
 from wsovvis import storage, synth
 from wsovvis.cliutil import add_flag, positive_int
 from wsovvis.errors import WsovvisError
+from wsovvis.evaluate.step import OUTPUT_VERSION as EVALUATE_OUTPUT_VERSION
+from wsovvis.workspace import stage_root
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ def run_demo(
 
 def _evaluations(work_root: str) -> dict[str, tuple[str, dict[str, Any]]]:
     """The evaluate step's outputs by what was scored: the convert output's tubes, or the model's results."""
-    root = storage.join(work_root, "evaluate")
+    root = stage_root(work_root, "evaluate", EVALUATE_OUTPUT_VERSION)
     found: dict[str, tuple[str, dict[str, Any]]] = {}
     for folder in storage.listdir(root)[0] if storage.exists(root) else []:
         metrics_uri = storage.join(root, folder, "metrics.json")

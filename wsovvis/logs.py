@@ -1,16 +1,22 @@
-"""Logging set-up (once, by the CLI) and progress bars that turn themselves off in pods."""
+"""Logging set-up (once, by the CLI) and progress: a bar on a terminal, a steady log line in pods."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 from tqdm import tqdm
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# Seconds between progress lines where no terminal shows a bar (a pod's log); WSOVVIS_PROGRESS_SECONDS changes it.
+PROGRESS_SECONDS = 30.0
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -29,6 +35,24 @@ def setup_logging(level: str | int = "INFO") -> None:
 def progress(
     iterable: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "it"
 ) -> Iterator[T]:
-    """A tqdm bar on an interactive terminal; nothing on pods, CI or pipes (``disable=None``)."""
-    disable = None if not os.environ.get("WSOVVIS_NO_PROGRESS") else True
-    return iter(tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, leave=False))
+    """A tqdm bar on an interactive terminal; elsewhere (pods, CI, pipes, or ``WSOVVIS_NO_PROGRESS`` set) one log
+    line every ``WSOVVIS_PROGRESS_SECONDS`` (default 30) and one at the end, so a long step is never silent."""
+    if sys.stderr.isatty() and not os.environ.get("WSOVVIS_NO_PROGRESS"):
+        return iter(tqdm(iterable, total=total, desc=desc, unit=unit, leave=False))
+    return _logged(iterable, total, desc or "progress", unit)
+
+
+def _logged(iterable: Iterable[T], total: int | None, desc: str, unit: str) -> Iterator[T]:
+    every = float(os.environ.get("WSOVVIS_PROGRESS_SECONDS") or PROGRESS_SECONDS)
+    of_total = f"/{total}" if total is not None else ""
+    started = last = time.monotonic()
+    done = 0
+    for item in iterable:
+        yield item
+        done += 1
+        now = time.monotonic()
+        if now - last >= every:
+            last = now
+            log.info("%s: %d%s %s (%.2f %s/s)", desc, done, of_total, unit, done / (now - started), unit)
+    elapsed = time.monotonic() - started
+    log.info("%s: %d%s %s in %.1fs", desc, done, of_total, unit, elapsed)

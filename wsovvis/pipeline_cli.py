@@ -46,6 +46,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="ACCESS,SECRET",
         help="key names of the S3 Secret (default accesskey,secretkey, as KFP's mlpipeline-minio-artifact)",
     )
+    add_flag(
+        compile_parser, "--registry", default=None, help="image registry of every task and the training job"
+    )
+    add_flag(
+        compile_parser,
+        "--tag",
+        default=None,
+        help="image tag of every task and the training job (default: source)",
+    )
+    add_flag(
+        compile_parser,
+        "--resources",
+        type=_task_resources,
+        action="append",
+        default=[],
+        metavar="TASK=CPU,MEMORY",
+        help="CPU and memory (request = limit) of a task's pods, e.g. convert=16,64Gi (mask-gen: per GPU pod)",
+    )
     compile_parser.set_defaults(func=_compile)
 
     run_parser = actions.add_parser("run", help="run the pipeline (--local: kfp.local.SubprocessRunner)")
@@ -72,7 +90,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a pipeline parameter",
     )
     add_flag(submit_parser, "--spec", default=None, help="compiled spec (default: the committed one)")
-    submit_parser.add_argument("--no-cache", dest="cache", action="store_false", help="disable step caching")
+    submit_parser.add_argument(
+        "--no-cache",
+        dest="enable_caching",
+        action="store_const",
+        const=False,
+        default=None,
+        help="run every step afresh (default: each step's caching as compiled)",
+    )
     submit_parser.set_defaults(func=_submit)
 
 
@@ -83,12 +108,30 @@ def _key_pair(text: str) -> tuple[str, str]:
     return keys  # type: ignore[return-value]
 
 
+def _task_resources(text: str) -> tuple[str, str, str]:
+    task, sep, values = text.partition("=")
+    parts = tuple(part.strip() for part in values.split(","))
+    if not sep or not task.strip() or len(parts) != 2 or not all(parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected TASK=CPU,MEMORY, e.g. convert=16,64Gi")
+    return task.strip(), parts[0], parts[1]
+
+
 def _compile(args: argparse.Namespace) -> int:
     from pipelines.compile import SPEC_PATH, compile_pipeline
-    from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS
+    from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, TASK_RESOURCES, TaskResources
+    from wsovvis.images import image_names
 
+    resources = {}
+    for task, cpu, memory in args.resources:
+        if task not in TASK_RESOURCES:
+            raise UsageError(f"--resources {task}: not a task; one of {', '.join(TASK_RESOURCES)}")
+        resources[task] = TaskResources(cpu, memory)
     path = compile_pipeline(
-        args.out or SPEC_PATH, args.parallelism or MASK_GEN_PARALLELISM, args.s3_secret_keys or S3_SECRET_KEYS
+        args.out or SPEC_PATH,
+        args.parallelism or MASK_GEN_PARALLELISM,
+        args.s3_secret_keys or S3_SECRET_KEYS,
+        image_names(args.registry, args.tag),
+        resources,
     )
     print(f"wrote {path}")
     return 0
@@ -110,7 +153,7 @@ def _submit(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         experiment=args.experiment,
         run_name=args.run_name,
-        enable_caching=args.cache,
+        enable_caching=args.enable_caching,
         spec_path=args.spec,
     )
     print(f"run {run_id} created on {args.host}")

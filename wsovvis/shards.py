@@ -17,6 +17,7 @@ capped at 10,000 characters, so the video lists never travel as parameters).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import heapq
 import logging
 import math
@@ -28,8 +29,11 @@ from wsovvis import names, storage
 from wsovvis.cliutil import add_flag, positive_int
 from wsovvis.errors import InputError, UsageError
 from wsovvis.masks import FRAME_SUFFIXES
+from wsovvis.workspace import stage_uri
 
 log = logging.getLogger(__name__)
+
+OUTPUT_VERSION = 1  # bump when a change makes plan-shards write a different manifest (see wsovvis.workspace)
 
 
 @dataclass(frozen=True)
@@ -209,9 +213,31 @@ def plan_shards(
     return result
 
 
-def plan_shards_step(*, frames_root: str, num_shards: int, videos_list: str, manifest_path: str) -> list[int]:
-    """The pipeline step: plan into the manifest artifact; return the shard indices for the ParallelFor."""
-    return plan_shards(frames_root, num_shards, manifest_path, videos_list=videos_list or None).indices
+def plan_shards_step(
+    *,
+    frames_root: str,
+    num_shards: int,
+    videos_list: str,
+    work_root: str,
+    manifest_path: str,
+    manifest_uri_path: str,
+) -> list[dict[str, Any]]:
+    """The pipeline step: plan into the manifest artifact; write the manifest's URI to ``manifest_uri_path``;
+    return the ParallelFor's items, ``{"index": k, "manifest_uri": URI}`` per shard (never the video lists:
+    parameters are capped).
+
+    The step runs on every pipeline run (a frames root that gained videos must be re-planned), so the URI is
+    derived from the manifest's content: unchanged data gives the same URI, and the steps keyed by it (mask-gen,
+    convert) stay cached; new data gives a new one.
+    """
+    result = plan_shards(frames_root, num_shards, manifest_path, videos_list=videos_list or None)
+    data = storage.read_bytes(manifest_path)
+    folder = stage_uri(work_root, "shards", OUTPUT_VERSION, manifest=hashlib.sha256(data).hexdigest())
+    manifest_uri = storage.join(folder, "manifest.json")
+    if not storage.exists(manifest_uri):
+        storage.write_bytes(manifest_uri, data)
+    storage.write_text(manifest_uri_path, manifest_uri)
+    return [{"index": index, "manifest_uri": manifest_uri} for index in result.indices]
 
 
 def load_shard(manifest_uri: str, index: int) -> list[str]:

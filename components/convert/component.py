@@ -1,7 +1,7 @@
 """convert: fan-in of the mask shards into one YTVIS tube JSON."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Output
+from kfp.dsl import Artifact, Dataset, Metrics, Output
 
 from wsovvis.images import TOOLS_IMAGE
 
@@ -9,6 +9,7 @@ from wsovvis.images import TOOLS_IMAGE
 @dsl.component(base_image=TOOLS_IMAGE, install_kfp_package=False)
 def convert(
     mask_roots: list,
+    manifest_uri: str,
     img_root: str,
     work_root: str,
     split_name: str,
@@ -18,12 +19,15 @@ def convert(
     link_iou: float,
     tubes: Output[Dataset],
     skip_report: Output[Artifact],
+    metrics: Output[Metrics],
 ) -> str:
-    """Convert the masks; return the tube JSON's URI on storage (``link_iou`` 0 = linker off)."""
+    """Convert the masks; log the counts as Metrics; return the tube JSON's URI on storage (``link_iou`` 0 =
+    linker off)."""
     from wsovvis.convert.step import convert_step
 
     return convert_step(
         mask_roots=mask_roots,
+        manifest_uri=manifest_uri,
         img_root=img_root,
         work_root=work_root,
         split_name=split_name,
@@ -33,4 +37,5 @@ def convert(
         link_iou=link_iou,
         tubes_path=tubes.path,
         skip_report_path=skip_report.path,
+        log_metric=metrics.log_metric,
     )

@@ -1,15 +1,14 @@
 """mask-gen: pseudo masks for one shard (one GPU pod per ParallelFor iteration), resumable per video."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Output
+from kfp.dsl import Artifact, Metrics, Output
 
 from wsovvis.images import RUNTIME_IMAGE
 
 
 @dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
 def mask_gen(
-    manifest: Input[Artifact],
-    shard: int,
+    shard: dict,
     frames_root: str,
     work_root: str,
     backend: str,
@@ -19,12 +18,13 @@ def mask_gen(
     device: str,
     max_errors: float,
     report: Output[Artifact],
+    metrics: Output[Metrics],
 ) -> str:
-    """Run the backend over the shard's videos; return the masks root (the same for every shard)."""
+    """Run the backend over the shard's videos; log the counts as Metrics; return the masks root (the same for
+    every shard)."""
     from wsovvis.maskgen.step import mask_gen_step
 
     return mask_gen_step(
-        manifest_path=manifest.path,
         shard=shard,
         frames_root=frames_root,
         work_root=work_root,
@@ -35,4 +35,5 @@ def mask_gen(
         device=device,
         max_errors=max_errors,
         report_path=report.path,
+        log_metric=metrics.log_metric,
     )

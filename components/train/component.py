@@ -1,11 +1,12 @@
 """train: SeqFormer on the pseudo tubes, as a PyTorchJob (create-or-attach, wait, cancel on SIGTERM) or locally."""
 
 from kfp import dsl
+from kfp.dsl import Metrics, Output, OutputPath
 
-from wsovvis.images import TOOLS_IMAGE
+from wsovvis.images import RUNTIME_IMAGE
 
 
-@dsl.component(base_image=TOOLS_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
 def train(
     run_id: str,
     launcher: str,
@@ -21,11 +22,17 @@ def train(
     num_workers: int,
     gpus_per_worker: int,
     timeout_seconds: int,
+    runtime_image: str,
+    node_selector: dict,
+    tolerations: list,
     s3_secret_name: str,
     s3_secret_keys: list,
     runtime_available: bool,
+    metrics: Output[Metrics],
+    results_json: OutputPath(str),
 ) -> str:
-    """Train, then predict on val; return the results JSON URI ('' when training was skipped)."""
+    """Train, then predict on val (the ``results_json`` output: the results' URI, '' without val GT); log the
+    final loss and iterations as Metrics; return the checkpoint's URI ('' when training was skipped)."""
     from wsovvis.train.step import train_step
 
     return train_step(
@@ -43,7 +50,12 @@ def train(
         num_workers=num_workers,
         gpus_per_worker=gpus_per_worker,
         timeout_seconds=timeout_seconds,
+        runtime_image=runtime_image,
+        node_selector=node_selector,
+        tolerations=tolerations,
         s3_secret_name=s3_secret_name,
         s3_secret_keys=s3_secret_keys,
         runtime_available=runtime_available,
+        log_metric=metrics.log_metric,
+        results_json_path=results_json,
     )

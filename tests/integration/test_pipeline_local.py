@@ -50,7 +50,7 @@ def test_demo_runs_the_pipeline_end_to_end_and_reports_where_the_metrics_are(tmp
     assert f"AP50 {metrics['AP50']:.3f}" in proc.stdout
     assert (metrics_path.parent / "report.html").stat().st_size > 1000
     # both mask-gen shards wrote into one root, resumable per video; the skip report travelled as an artifact
-    masks_roots = list((out / "work" / "masks").iterdir())
+    masks_roots = list((out / "work" / "masks").glob("v*/*"))
     assert len(masks_roots) == 1 and len(list(masks_roots[0].glob("*.tar"))) == 6
     assert sorted(p.name for p in (masks_roots[0] / "_reports").iterdir()) == ["shard-0.json", "shard-1.json"]
     skip_reports = list((out / "kfp").glob("*/convert/skip_report"))
@@ -89,7 +89,7 @@ def test_pipeline_run_local_takes_parameters_from_the_command_line(tmp_path: Pat
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (tubes,) = (tmp_path / "work" / "tubes").glob("*/tubes.json")
+    (tubes,) = (tmp_path / "work" / "tubes").glob("v*/*/tubes.json")
     assert len(json.loads(tubes.read_text())["videos"]) >= 1
     assert not (tmp_path / "work" / "evaluate").exists()  # no GT given: nothing to evaluate
 

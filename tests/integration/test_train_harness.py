@@ -276,3 +276,49 @@ def test_missing_weights_fail_before_any_process_starts(tmp_path: Path) -> None:
     assert f"MODEL.WEIGHTS: file {tmp_path / 'absent.pth'} does not exist" in done.stderr
     assert not (tmp_path / "scratch").exists()
     assert not (tmp_path / "out").exists()
+
+
+def test_training_records_its_classes_and_eval_only_refuses_a_val_json_with_other_categories(
+    tmp_path: Path,
+) -> None:
+    data = make_dataset(tmp_path / "data")
+    output_uri = str(tmp_path / "out")
+    frames = str(tmp_path / "data/frames")
+    train = write_config(
+        tmp_path / "train.yaml",
+        output_uri=output_uri,
+        num_gpus=1,
+        scratch_dir=str(tmp_path / "scratch-train"),
+        data={"train_json": str(tmp_path / "data/train.json"), "train_img_root": frames},
+        d2_opts=["SOLVER.MAX_ITER", 2, "SOLVER.CHECKPOINT_PERIOD", 2],
+    )
+    assert (done := run_train(train_command(train))).returncode == 0, done.stderr
+    record = json.loads(Path(output_uri, "classes.json").read_text())
+    assert record["num_classes"] == 1 and record["categories"] == [{"id": 1, "name": "object"}]
+    # The val GT as given (several categories), and its class-agnostic form.
+    names = ("cat", "dog", "bird")
+    multi = {**data, "categories": [{"id": i, "name": n} for i, n in enumerate(names, 1)]}
+    ytvis.write_dataset(tmp_path / "val.json", multi)
+
+    def eval_only(val_json: Path, scratch: str) -> subprocess.CompletedProcess[str]:
+        config = write_config(
+            tmp_path / f"eval-{scratch}.yaml",
+            output_uri=output_uri,
+            eval_only=True,
+            resume=True,
+            num_gpus=1,
+            scratch_dir=str(tmp_path / scratch),
+            data={"val_json": str(val_json), "val_img_root": frames},
+        )
+        return run_train(train_command(config))
+
+    refused = eval_only(tmp_path / "val.json", "scratch-multi")
+
+    assert refused.returncode == 1
+    assert "has 3 categories, but the model was trained on 1" in refused.stderr
+    assert str(tmp_path / "val.json") in refused.stderr
+    assert not (tmp_path / "scratch-multi").exists()
+    assert not Path(output_uri, "results.json").exists()
+    # Class-agnostic val GT: the same number of categories as training, so it runs.
+    assert (done := eval_only(tmp_path / "data/train.json", "scratch-agnostic")).returncode == 0, done.stderr
+    assert Path(output_uri, "results.json").is_file()

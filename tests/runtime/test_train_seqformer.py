@@ -113,14 +113,40 @@ def test_seqformer_trains_one_iteration_then_evaluates_on_cpu(vnext_config: Path
     print("SeqFormer CPU iteration 0:", {name: metrics[name]["values"] for name in sorted(metrics)})
     assert metrics["total_loss"]["steps"] == [0]
     assert all(value > 0 for value in losses)
-    d2_config = yaml.safe_load(Path(output_uri, "config.yaml").read_text())
+    training_config = Path(output_uri, "config.yaml").read_text()
+    d2_config = yaml.safe_load(training_config)
     assert d2_config["MODEL"]["SeqFormer"]["NUM_CLASSES"] == 1
     assert d2_config["DATASETS"]["TEST"] == ["ytvis_wsovvis_val"]
+    assert storage.read_json(str(Path(output_uri, "classes.json")))["num_classes"] == 1
 
-    # Eval-only on another "pod": the trained checkpoint comes from output_uri.
+    # Eval-only on the val GT as given (several categories, as LV-VIS val): refused before any model work,
+    # instead of a class head of another size that detectron2 would drop with a warning.
+    names = ("cat", "dog", "bird", "fish")
+    ytvis.write_dataset(
+        tmp_path / "val-multi.json",
+        {**data, "categories": [{"id": i, "name": n} for i, n in enumerate(names, 1)]},
+    )
+    refused = run_train(
+        config,
+        "eval_only=True",
+        "resume=True",
+        f"data.val_json={tmp_path / 'val-multi.json'}",
+        f"scratch_dir={tmp_path / 'scratch-refused'}",
+    )
+
+    assert refused.returncode == 1, refused.stderr[-5000:]
+    assert "has 4 categories, but the model was trained on 1" in refused.stderr
+    assert not (tmp_path / "scratch-refused").exists()
+
+    # Eval-only on another "pod" with class-agnostic val GT: the trained checkpoint comes from output_uri.
     evaluated = run_train(config, "eval_only=True", "resume=True", f"scratch_dir={tmp_path / 'scratch-eval'}")
 
     assert evaluated.returncode == 0, evaluated.stderr[-5000:]
+    log = evaluated.stdout + evaluated.stderr
+    assert "Skip loading parameter" not in log, log[-5000:]  # the trained class head was loaded
+    # The training run's config stays; the eval-only run's own went under eval/.
+    assert Path(output_uri, "config.yaml").read_text() == training_config
+    assert Path(output_uri, "eval", "config.yaml").is_file()
     videos = {v["id"]: v for v in data["videos"]}
     results = ytvis.load_results(str(Path(output_uri, "results.json")), videos)
     assert {r["video_id"] for r in results} == set(videos)

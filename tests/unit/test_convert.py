@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -256,3 +258,25 @@ def test_cli_exits_non_zero_when_nothing_converts_and_on_bad_arguments(
     )
     with pytest.raises(UsageError):
         ConvertOptions(link_iou=0.0)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux CPU affinity and at least 2 usable CPUs to give the command fewer than the machine has",
+)
+def test_default_worker_pool_is_sized_from_the_cpus_the_process_may_use_not_the_machine(tmp_path):
+    mask_root, img_root = _tree(tmp_path, _videos(5, 3), as_tar=True)
+    command = [sys.executable, "-m", "wsovvis", "convert", "--mask_root", str(mask_root)]
+    command += ["--img_root", str(img_root), "--out_json", str(tmp_path / "tubes.json")]
+    one_cpu = {min(os.sched_getaffinity(0))}
+
+    done = subprocess.run(
+        command,
+        preexec_fn=lambda: os.sched_setaffinity(0, one_cpu),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert ", 1 workers" in done.stderr

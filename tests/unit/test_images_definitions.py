@@ -35,14 +35,44 @@ def image_names(**env: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.stdout.splitlines())
 
 
-def test_image_names_default_to_the_package_version_under_one_registry():
+def test_image_names_default_to_a_tag_from_the_source_under_one_registry():
     from wsovvis import __version__
+    from wsovvis.images import source_tag
 
     names = image_names()
     registries = {name.rsplit("/", 1)[0] for name in names.values()}
     assert len(registries) == 1
-    assert all(name.endswith(f":{__version__}") for name in names.values())
+    tag = source_tag()
+    assert tag.startswith(f"{__version__}-") and tag != __version__
+    assert all(name.endswith(f":{tag}") for name in names.values())
     assert names["TOOLS_IMAGE"] != names["RUNTIME_IMAGE"]
+
+
+def test_source_tag_changes_with_the_code_the_images_run_and_not_with_the_compiled_spec(tmp_path: Path):
+    from wsovvis.images import source_tag
+
+    for rel, text in {
+        "pyproject.toml": "[project]\n",
+        "wsovvis/convert.py": "X = 1\n",
+        "images/tools/Dockerfile": "FROM python\n",
+        "pipelines/wsovvis_pipeline.yaml": "image: a\n",
+    }.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    before = source_tag(tmp_path)
+
+    (tmp_path / "pipelines/wsovvis_pipeline.yaml").write_text("image: b\n")
+    (tmp_path / "wsovvis/__pycache__").mkdir()
+    (tmp_path / "wsovvis/__pycache__/convert.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "components/convert/tests").mkdir(parents=True)
+    (tmp_path / "components/convert/tests/test_convert.py").write_text("def test(): pass\n")
+    assert source_tag(tmp_path) == before
+
+    (tmp_path / "wsovvis/convert.py").write_text("X = 2  # a fix under the same version\n")
+    fixed = source_tag(tmp_path)
+    assert fixed != before
+    (tmp_path / "images/tools/Dockerfile").write_text("FROM python:3.11\n")
+    assert source_tag(tmp_path) not in (before, fixed)
 
 
 def test_image_names_follow_registry_tag_and_full_name_overrides():

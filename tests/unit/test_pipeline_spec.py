@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,7 +74,7 @@ def test_convert_fans_in_every_shard_and_training_and_evaluation_follow(compiled
         for t in evaluations.values()
         if t["inputs"]["parameters"]["class_agnostic"]["runtimeValue"]["constant"]
     )
-    assert producers == ["pipelinechannel--convert-Output", "pipelinechannel--train-Output"]
+    assert producers == ["pipelinechannel--convert-Output", "pipelinechannel--train-results_json"]
     outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]
     assert outputs["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
     assert outputs["report"]["artifactType"]["schemaTitle"] == "system.HTML"
@@ -114,7 +116,7 @@ def test_attribution_labels_pseudo_tubes_and_model_results_then_scores_lvvis(com
     sources = sorted(
         t["inputs"]["parameters"]["results_json"]["componentInputParameter"] for _, t in attributes.values()
     )
-    assert sources == ["pipelinechannel--convert-Output"] * 2 + ["pipelinechannel--train-Output"] * 2
+    assert sources == ["pipelinechannel--convert-Output"] * 2 + ["pipelinechannel--train-results_json"] * 2
     devices = []
     for name, (dag, task) in attributes.items():
         chain = _condition_chain(spec, dag)
@@ -142,7 +144,7 @@ def test_attribution_labels_pseudo_tubes_and_model_results_then_scores_lvvis(com
         gt = inputs["gt_json"]["componentInputParameter"]
         assert gt == (
             "pipelinechannel--val_gt_json"
-            if "train-Output" in str(task)
+            if "train-results_json" in str(task)
             else "pipelinechannel--train_gt_json"
         )
     assert sorted(devices) == ["cpu", "cpu", "cuda", "cuda"]
@@ -152,21 +154,25 @@ def test_attribution_labels_pseudo_tubes_and_model_results_then_scores_lvvis(com
 
 def test_credentials_come_from_a_secret_and_no_literal_is_in_the_spec(compiled) -> None:
     text, spec, executors = compiled
-    for name in spec["deploymentSpec"]["executors"]:
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        if "importer" in executor:
+            continue  # registers the model's URI; no pod
         secrets = executors[name]["secretAsEnv"]
         env = {e["envVar"] for s in secrets for e in s["keyToEnv"]}
         assert env == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}, name
         assert executors[name]["configMapAsEnv"][0]["keyToEnv"][0]["envVar"] == "AWS_ENDPOINT_URL"
     assert "minioadmin" not in text and "AWS_SECRET_ACCESS_KEY:" not in text
     for executor in spec["deploymentSpec"]["executors"].values():
-        assert "env" not in executor["container"]
+        assert "env" not in executor.get("container", {})
 
 
 def test_caching_and_retries(compiled) -> None:
     _, spec, _ = compiled
     tasks = _tasks(spec)
     assert tasks["prepare"]["cachingOptions"] == {}  # the image check always runs
-    for name in ("plan-shards", "convert", "train"):
+    # plan-shards lists the frames every run: a frames root that gained videos must be re-planned.
+    assert tasks["plan-shards"]["cachingOptions"] == {}
+    for name in ("convert", "make-agnostic", "train"):
         assert tasks[name]["cachingOptions"] == {"enableCache": True}, name
     for name in ("plan-shards", "convert"):
         assert tasks[name]["retryPolicy"]["maxRetryCount"] == 3, name
@@ -178,7 +184,7 @@ def test_every_component_folder_is_used_by_the_pipeline(compiled) -> None:
     used = {
         re.sub(r"-\d+$", "", name.removeprefix("comp-"))
         for name in spec["components"]
-        if not name.startswith(("comp-for-loop", "comp-condition"))
+        if not name.startswith(("comp-for-loop", "comp-condition", "comp-importer"))
     }
     assert folders == used
 
@@ -199,3 +205,116 @@ def test_secret_key_names_are_a_compile_option_that_reaches_every_pod_and_the_tr
     assert keys["runtimeValue"]["constant"] == ["id", "key"]
     with pytest.raises(SystemExit):
         main(["pipeline", "compile", "--out", str(out), "--s3-secret-keys", "only-one"])
+
+
+def _all_tasks(spec: dict) -> dict:
+    tasks = dict(spec["root"]["dag"]["tasks"])
+    for component in spec["components"].values():
+        tasks.update(component.get("dag", {}).get("tasks", {}))
+    return tasks
+
+
+def test_the_model_predicts_on_and_is_scored_against_the_class_agnostic_val_gt(compiled) -> None:
+    _, spec, _ = compiled
+    tasks = _all_tasks(spec)
+    # make-agnostic runs before train, always (it passes '' through when no val GT is given)...
+    agnostic = tasks["make-agnostic"]
+    assert agnostic["inputs"]["parameters"]["gt_json"]["componentInputParameter"] == "val_gt_json"
+    assert "triggerPolicy" not in agnostic
+    val_json = tasks["train"]["inputs"]["parameters"]["val_json"]["taskOutputParameter"]
+    # ...its output is the val JSON the eval-only run predicts on, and the GT evaluate scores the model with.
+    assert val_json == {"outputParameterKey": "Output", "producerTask": "make-agnostic"}
+    (model_eval,) = [t for t in tasks.values() if t.get("taskInfo", {}).get("name") == "evaluate-model"]
+    assert model_eval["inputs"]["parameters"]["gt_json"]["componentInputParameter"] == (
+        "pipelinechannel--make-agnostic-Output"
+    )
+    assert "val_gt_json" not in str(tasks["train"]["inputs"])
+
+
+def test_the_trained_model_is_a_model_artifact_at_the_checkpoint_uri(compiled) -> None:
+    _, spec, _ = compiled
+    importer = spec["deploymentSpec"]["executors"]["exec-importer"]["importer"]
+    assert importer["typeSchema"]["schemaTitle"] == "system.Model"
+    assert importer["artifactUri"]["runtimeParameter"] == "uri"
+    (task,) = [t for t in _all_tasks(spec).values() if t["componentRef"]["name"] == "comp-importer"]
+    assert task["inputs"]["parameters"]["uri"]["componentInputParameter"] == "pipelinechannel--train-Output"
+    outputs = spec["components"]["comp-train"]["outputDefinitions"]
+    assert outputs["artifacts"]["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
+    for stage in ("mask-gen", "convert"):
+        artifacts = spec["components"][f"comp-{stage}"]["outputDefinitions"]["artifacts"]
+        assert artifacts["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics", stage
+
+
+def test_every_task_has_cpu_and_memory_requests_and_limits(compiled) -> None:
+    _, spec, _ = compiled
+    from pipelines.wsovvis_pipeline import TASK_RESOURCES
+
+    containers = {
+        name.removeprefix("exec-").removesuffix("-2"): executor["container"]
+        for name, executor in spec["deploymentSpec"]["executors"].items()
+        if "container" in executor
+    }
+    assert set(containers) == set(TASK_RESOURCES)
+    for name, container in containers.items():
+        resources = container["resources"]
+        for key in ("resourceCpuRequest", "resourceCpuLimit", "resourceMemoryRequest", "resourceMemoryLimit"):
+            assert resources.get(key), (name, key)
+        assert resources["resourceCpuRequest"] == resources["resourceCpuLimit"] == TASK_RESOURCES[name].cpu
+
+
+def test_training_runs_in_the_runtime_image_with_node_selector_and_tolerations_parameters(compiled) -> None:
+    _, spec, _ = compiled
+    from wsovvis.images import RUNTIME_IMAGE
+
+    assert spec["deploymentSpec"]["executors"]["exec-train"]["container"]["image"] == RUNTIME_IMAGE
+    inputs = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]
+    assert inputs["runtime_image"]["runtimeValue"]["constant"] == RUNTIME_IMAGE
+    assert inputs["node_selector"]["componentInputParameter"] == "train_node_selector"
+    assert inputs["tolerations"]["componentInputParameter"] == "train_tolerations"
+
+
+def test_compile_registry_and_tag_set_every_image_the_training_job_included(tmp_path: Path) -> None:
+    from wsovvis.cli import main
+
+    out = tmp_path / "spec.yaml"
+    args = [
+        "pipeline",
+        "compile",
+        "--out",
+        str(out),
+        "--registry",
+        "registry.example.com/team",
+        "--tag",
+        "fix-1",
+    ]
+    assert main([*args, "--resources", "convert=16,64Gi"]) == 0
+    text = out.read_text()
+    spec, _ = yaml.safe_load_all(text)
+    wanted = {"registry.example.com/team/tools:fix-1", "registry.example.com/team/runtime:fix-1"}
+    images = {
+        e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values() if "container" in e
+    }
+    assert images == wanted
+    job_image = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]["runtime_image"]
+    assert job_image["runtimeValue"]["constant"] == "registry.example.com/team/runtime:fix-1"
+    named = {word.strip("'\"") for word in text.split() if ":fix-1" in word or "localhost:5001" in word}
+    assert named == wanted  # no other image name anywhere in the spec
+    convert = spec["deploymentSpec"]["executors"]["exec-convert"]["container"]["resources"]
+    assert (convert["resourceCpuLimit"], convert["resourceMemoryLimit"]) == ("16", "64Gi")
+    with pytest.raises(SystemExit):
+        main(["pipeline", "compile", "--out", str(out), "--resources", "convert=16"])
+
+
+def test_no_task_in_the_tools_image_imports_torch_or_sacred(compiled) -> None:
+    _, spec, _ = compiled
+    from wsovvis.images import TOOLS_IMAGE
+
+    modules = set()
+    for executor in spec["deploymentSpec"]["executors"].values():
+        container = executor.get("container", {})
+        if container.get("image") == TOOLS_IMAGE:
+            modules.update(re.findall(r"from (wsovvis[\w.]*) import", container["command"][-1]))
+    assert {"wsovvis.convert.step", "wsovvis.evaluate.step"} <= modules
+    code = f"import sys\nfor m in {sorted(modules)!r}: __import__(m)\nprint(sorted({{'torch', 'sacred'}} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

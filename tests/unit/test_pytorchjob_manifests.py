@@ -62,7 +62,7 @@ def train_step_arguments(work_root: str, frames_root: str, train_json: str) -> d
     defaults = pipeline["root"]["inputDefinitions"]["parameters"]
     types = pipeline["components"]["comp-train"]["inputDefinitions"]["parameters"]
     given = {"work_root": work_root, "frames_root": frames_root}
-    produced = {"convert": train_json, "prepare": True}
+    produced = {"convert": train_json, "prepare": True, "make-agnostic": ""}  # make-agnostic: no val GT given
     arguments = {}
     for name, source in pipeline["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"].items():
         if "componentInputParameter" in source:
@@ -75,7 +75,11 @@ def train_step_arguments(work_root: str, frames_root: str, train_json: str) -> d
         if value == "{{$.pipeline_job_uuid}}":
             value = "0f3c2a9e-run"
         arguments[name] = int(value) if types[name]["parameterType"] == "NUMBER_INTEGER" else value
-    return arguments
+    return {
+        **arguments,
+        "log_metric": lambda name, value: None,
+        "results_json_path": str(Path(work_root, "results")),
+    }
 
 
 @pytest.fixture
@@ -83,9 +87,15 @@ def step_rendering(monkeypatch, tmp_path) -> list[dict]:
     """What the train step hands the launcher when it runs with every default and the data manifests/train
     names; the endpoint is the default ConfigMap's (the object store's, tests/integration/test_object_store_defaults.py)."""
     launched = []
-    monkeypatch.setattr(
-        "wsovvis.k8s.launcher.launch_pytorchjob", lambda docs, settings, run_id: launched.append(docs)
-    )
+
+    def launch(docs, settings, run_id) -> None:  # records the job and leaves the checkpoint a training leaves
+        launched.append(docs)
+        output = Path(yaml.safe_load(docs[0]["data"]["train.yaml"])["output_uri"])
+        output.mkdir(parents=True)
+        (output / "model_final.pth").write_bytes(b"weights")
+        (output / "last_checkpoint").write_text("model_final.pth")
+
+    monkeypatch.setattr("wsovvis.k8s.launcher.launch_pytorchjob", launch)
     monkeypatch.setenv(
         "AWS_ENDPOINT_URL", yaml.safe_load(OBJECT_STORE_CONFIG.read_text())["data"]["endpoint"]
     )
@@ -171,3 +181,15 @@ def test_the_train_manifest_reads_from_s3_and_writes_to_s3():
         for e in job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["env"]
     }
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"} <= env
+
+
+def test_the_train_manifest_runs_the_runtime_image_make_images_builds():
+    from wsovvis.images import RUNTIME_IMAGE
+
+    job = yaml.safe_load((TRAIN / "pytorchjob.yaml").read_text())
+    images = {
+        container["image"]
+        for replica in job["spec"]["pytorchReplicaSpecs"].values()
+        for container in replica["template"]["spec"]["containers"]
+    }
+    assert images == {RUNTIME_IMAGE}

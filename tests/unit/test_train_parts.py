@@ -3,6 +3,7 @@ provenance."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,23 @@ def test_run_ids_continue_after_the_largest_existing_one(tmp_path: Path) -> None
     for name in ("1", "3", "_sources"):
         (runs / name).mkdir(parents=True)
     assert tracking.next_run_id(str(runs)) == 4
+
+
+def test_eval_only_checks_the_classes_recorded_beside_the_weights_it_loads(tmp_path: Path) -> None:
+    from wsovvis.train.classes import check_eval_classes, write_record
+
+    three = {"videos": [], "annotations": [], "categories": [{"id": i, "name": f"c{i}"} for i in (3, 1, 2)]}
+    (tmp_path / "val.json").write_text(json.dumps(three))
+    (tmp_path / "model").mkdir()
+    write_record(tmp_path / "model", tmp_path / "val.json", "s3://b/train.json")
+    assert json.loads((tmp_path / "model" / "classes.json").read_text())["categories"][0] == {
+        "id": 1,
+        "name": "c1",
+    }
+    agnostic = {**three, "categories": [{"id": 1, "name": "object"}]}
+    (tmp_path / "agnostic.json").write_text(json.dumps(agnostic))
+    weights = str(tmp_path / "model" / "model_final.pth")
+
+    check_eval_classes(str(tmp_path / "val.json"), str(tmp_path / "out"), weights, resume=True)
+    with pytest.raises(InputError, match="has 1 categories, but the model was trained on 3"):
+        check_eval_classes(str(tmp_path / "agnostic.json"), str(tmp_path / "out"), weights, resume=True)

@@ -10,6 +10,8 @@ from wsovvis.workspace import stage_uri
 
 log = logging.getLogger(__name__)
 
+OUTPUT_VERSION = 1  # bump when a change makes attribute write different labels (see wsovvis.workspace)
+
 
 def attribute_step(
     *,
@@ -33,6 +35,7 @@ def attribute_step(
     out_dir = stage_uri(
         work_root,
         "attribute",
+        OUTPUT_VERSION,
         results=results_json,
         img_root=img_root,
         vocab=vocab_json,

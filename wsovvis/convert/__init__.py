@@ -25,6 +25,7 @@ from wsovvis import __version__, masks, names, rle, storage, ytvis
 from wsovvis.convert.linker import link_tracks
 from wsovvis.errors import InputError, UsageError
 from wsovvis.logs import progress
+from wsovvis.resources import available_cpus
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class ConvertOptions:
     min_masks: int = 3
     min_coverage: float = 0.2
     link_iou: float | None = None
-    workers: int = 0  # 0: one process per core
+    workers: int = 0  # 0: one process per CPU this process may use
 
     def __post_init__(self) -> None:
         if self.min_masks < 0:
@@ -83,6 +84,17 @@ class ConvertSummary:
     annotations: int
     skipped: list[Skip] = field(default_factory=list)
     seconds: float = 0.0
+    frames: int = 0
+
+    def metrics(self) -> dict[str, float]:
+        """The counts a run shows in the Kubeflow UI."""
+        return {
+            "videos_converted": self.videos_converted,
+            "videos_skipped": len(self.skipped),
+            "tubes": self.annotations,
+            "frames": self.frames,
+            "frames_per_second": round(self.frames / self.seconds, 2) if self.seconds > 0 else 0.0,
+        }
 
     def line(self) -> str:
         reasons = Counter(_reason_kind(s.reason) for s in self.skipped)
@@ -311,7 +323,7 @@ def convert(
         for v, source in sources.items()
         if v not in options.skip_list
     ]
-    workers = options.workers or os.cpu_count() or 1
+    workers = options.workers or available_cpus()
     log.info(
         "convert: %d videos under %s, %d skipped before conversion, %d workers",
         len(tasks) + len(skipped),
@@ -327,7 +339,7 @@ def convert(
     }
     if options.link_iou is not None:
         info["link_iou"] = options.link_iou
-    converted = 0
+    converted = frames = 0
     with ytvis.dataset_writer(out_json, [dict(ytvis.AGNOSTIC_CATEGORY)], info) as writer:
         for outcome in progress(_outcomes(tasks, workers), total=len(tasks), desc="convert", unit="video"):
             if isinstance(outcome, Skip):
@@ -340,6 +352,7 @@ def convert(
                 skipped.append(outcome)
                 continue
             converted += 1
+            frames += outcome.video["length"]
             writer.add_video({"id": converted, **outcome.video})
             for annotation in outcome.annotations:
                 writer.add_annotation({"id": writer.num_annotations + 1, "video_id": converted, **annotation})
@@ -352,6 +365,7 @@ def convert(
             annotations=num_annotations,
             skipped=sorted(skipped, key=lambda s: s.video_id),
             seconds=time.monotonic() - started,
+            frames=frames,
         )
         _write_skip_report(summary, mask_root, img_root, options)
         if converted == 0:

@@ -31,7 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_flag(
         parser, "--link_iou", type=fraction, default=None, help="join fragmented ids at IoU >= this (off)"
     )
-    add_flag(parser, "--workers", type=int, default=0, help="processes (default: one per core)")
+    add_flag(
+        parser,
+        "--workers",
+        type=int,
+        default=0,
+        help="processes (default: one per CPU this container may use)",
+    )
     parser.set_defaults(func=_run)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 
 from wsovvis import storage
@@ -9,10 +10,13 @@ from wsovvis.convert import ConvertOptions, convert, read_skip_list
 from wsovvis.errors import UsageError
 from wsovvis.workspace import stage_uri
 
+OUTPUT_VERSION = 1  # bump when a change makes convert write different tubes (see wsovvis.workspace)
+
 
 def convert_step(
     *,
     mask_roots: list[str],
+    manifest_uri: str,
     img_root: str,
     work_root: str,
     split_name: str,
@@ -22,10 +26,14 @@ def convert_step(
     link_iou: float,
     tubes_path: str,
     skip_report_path: str,
+    log_metric: Callable[[str, float], object],
 ) -> str:
     """Convert to the tube JSON on storage (and as artifacts, with the skip report); return its URI.
 
-    ``link_iou`` 0 = linker off.
+    ``link_iou`` 0 = linker off. The tubes' location is keyed by the shard manifest's URI (derived from the
+    planned videos and their frame counts) as well as the masks root, so masks of newly planned videos give new
+    tubes at a new URI instead of rewriting, in place, a URI that downstream steps are cached on. The counts go to
+    ``log_metric(name, value)`` (KFP's ``Metrics.log_metric`` in the component).
     """
     roots = sorted(set(mask_roots))
     if len(roots) != 1:
@@ -40,7 +48,13 @@ def convert_step(
         link_iou=link_iou or None,
     )
     out_dir = stage_uri(
-        work_root, "tubes", mask_root=roots[0], img_root=img_root, **_options_key(options, skip_list)
+        work_root,
+        "tubes",
+        OUTPUT_VERSION,
+        mask_root=roots[0],
+        manifest=manifest_uri,
+        img_root=img_root,
+        **_options_key(options, skip_list),
     )
     out_json = storage.join(out_dir, "tubes.json")
     summary = convert(
@@ -48,6 +62,8 @@ def convert_step(
     )
     storage.download(out_json, tubes_path)
     storage.download(summary.skip_report, skip_report_path)
+    for name, value in summary.metrics().items():
+        log_metric(name, value)
     return out_json
 
 

@@ -12,6 +12,8 @@ from wsovvis.workspace import stage_uri
 
 log = logging.getLogger(__name__)
 
+OUTPUT_VERSION = 1  # bump when a change makes evaluate write different metrics or reports (wsovvis.workspace)
+
 
 def evaluate_step(
     *,
@@ -32,7 +34,13 @@ def evaluate_step(
     ``Metrics.log_metric`` in the component).
     """
     out_dir = stage_uri(
-        work_root, "evaluate", gt=gt_json, results=results_json, class_agnostic=class_agnostic, lvvis=lvvis
+        work_root,
+        "evaluate",
+        OUTPUT_VERSION,
+        gt=gt_json,
+        results=results_json,
+        class_agnostic=class_agnostic,
+        lvvis=lvvis,
     )
     metrics_uri = storage.join(out_dir, "metrics.json")
     report_uri = storage.join(out_dir, "report.html")

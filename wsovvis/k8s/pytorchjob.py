@@ -284,12 +284,16 @@ def _env(settings: PyTorchJobSettings) -> list[dict[str, Any]]:
 def load_settings(path: str, **overrides: Any) -> PyTorchJobSettings:
     """Settings from a YAML mapping (path or s3:// URI); unknown keys are rejected, naming them.
 
-    ``overrides`` (non-None values only) replace top-level keys of the file.
+    ``overrides`` (non-None values only) replace top-level keys of the file. Without ``image``, the job runs the
+    project's runtime image (:mod:`wsovvis.images`, the name ``make images`` builds).
     """
+    from wsovvis.images import RUNTIME_IMAGE
+
     data = yaml.safe_load(storage.read_text(path)) or {}
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping of PyTorchJob settings")
     data.update({key: value for key, value in overrides.items() if value is not None})
+    data.setdefault("image", RUNTIME_IMAGE)
     return config.from_mapping(PyTorchJobSettings, data, source=path)
 
 
@@ -348,7 +352,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_flag(
         parser, "--run_id", help="derive the job name from this pipeline run id (prefix: the settings' name)"
     )
-    add_flag(parser, "--image", help="override the settings' image")
+    add_flag(
+        parser,
+        "--image",
+        help="override the settings' image (default there: the runtime image of wsovvis.images)",
+    )
     add_flag(parser, "--namespace", help="override the settings' namespace")
     add_flag(parser, "--out", help="write here (path or s3:// URI) instead of stdout")
     parser.set_defaults(func=_run)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from wsovvis import storage
 from wsovvis.maskgen.cli import build_backend
 from wsovvis.maskgen.run import MaskGenConfig, mask_gen
 from wsovvis.workspace import stage_uri
+
+OUTPUT_VERSION = 1  # bump when a change makes mask-gen write different masks (see wsovvis.workspace)
 
 
 def masks_root(
@@ -15,6 +20,7 @@ def masks_root(
     return stage_uri(
         work_root,
         "masks",
+        OUTPUT_VERSION,
         frames_root=frames_root,
         backend=backend,
         config=config,
@@ -25,8 +31,7 @@ def masks_root(
 
 def mask_gen_step(
     *,
-    manifest_path: str,
-    shard: int,
+    shard: dict[str, Any],
     frames_root: str,
     work_root: str,
     backend: str,
@@ -36,8 +41,15 @@ def mask_gen_step(
     device: str,
     max_errors: float,
     report_path: str,
+    log_metric: Callable[[str, float], object],
 ) -> str:
-    """Masks for one shard under the masks root; the shard report also goes to the artifact. Returns the root."""
+    """Masks for one shard under the masks root; the shard report also goes to the artifact. Returns the root.
+
+    ``shard`` is one of plan-shards' items: ``{"index": k, "manifest_uri": URI}``.
+
+    The counts (videos done, empty, failed, skipped as done by an earlier run; frames per second) go to
+    ``log_metric(name, value)`` (KFP's ``Metrics.log_metric`` in the component).
+    """
     out_root = masks_root(
         work_root=work_root,
         frames_root=frames_root,
@@ -51,8 +63,8 @@ def mask_gen_step(
     )
     report = mask_gen(
         MaskGenConfig(
-            manifest=manifest_path,
-            shard=shard,
+            manifest=shard["manifest_uri"],
+            shard=int(shard["index"]),
             frames_root=frames_root,
             out_root=out_root,
             max_errors=max_errors,
@@ -60,4 +72,14 @@ def mask_gen_step(
         mask_backend,
     )
     storage.write_json(report_path, report.to_json())
+    earlier = sum(o.earlier_run for o in report.outcomes)
+    counts = {
+        "videos_done": len(report.ids("done")),
+        "videos_empty": len(report.ids("empty")),
+        "videos_failed": len(report.failed),
+        "videos_skipped": earlier,
+        "frames_per_second": round(report.frames_per_second, 2),
+    }
+    for name, value in counts.items():
+        log_metric(name, value)
     return out_root

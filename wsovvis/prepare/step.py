@@ -7,6 +7,7 @@ from typing import Any
 
 from wsovvis import storage
 from wsovvis.errors import RuntimeMissingError
+from wsovvis.k8s import in_kubernetes_pod
 from wsovvis.prepare import check
 from wsovvis.prepare.hook import installed_config
 from wsovvis.prepare.runtime import RuntimeSources
@@ -29,8 +30,9 @@ def prepare_step(*, mask_backend: str, train_launcher: str, report_path: str) ->
     """Fail when a stage that will run needs a missing piece of the runtime; write the check to the report.
 
     Returns whether SeqFormer can train here. Locally without the runtime, motion masks still run and the train
-    step skips with one clear line; on a cluster (PyTorchJob training) a broken runtime image fails here, before
-    any GPU pod starts.
+    step skips with one clear line; on a cluster (PyTorchJob training, or ``train_launcher=local``, which trains
+    in the train step's pod: the same runtime image as this one) a broken runtime image fails here, before any
+    GPU pod starts.
     """
     status = runtime_status()
     storage.write_json(report_path, status)
@@ -41,6 +43,7 @@ def prepare_step(*, mask_backend: str, train_launcher: str, report_path: str) ->
         for need, wanted in (
             ("mask_backend videocutler", mask_backend == "videocutler"),
             ("train_launcher pytorchjob", train_launcher == "pytorchjob"),
+            ("train_launcher local in a Kubernetes pod", train_launcher == "local" and in_kubernetes_pod()),
         )
         if wanted
     ]

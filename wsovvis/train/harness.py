@@ -4,6 +4,8 @@ In the launching process: validate the config and every input (a missing file fa
 process or GPU starts), work out the distributed layout, then launch one process per local device.
 In each process: stage inputs (local rank 0 of each machine; the rest wait), fetch the newest checkpoint when
 resuming, and run the trainer; the global main process does so inside the Sacred run and mirrors outputs.
+Training records the classes of its JSON beside the checkpoints (:mod:`wsovvis.train.classes`); an eval-only
+run whose val JSON has another number of categories is refused before any process starts.
 
 Local layout under the scratch folder (``scratch_dir``, else ``$WSOVVIS_SCRATCH``, else the system temp
 folder): ``data/`` staged inputs, ``output/<run key>/`` the trainer's output folder, ``sacred/<run key>/``
@@ -21,7 +23,7 @@ from pathlib import Path
 from wsovvis import storage, ytvis
 from wsovvis.errors import RuntimeMissingError
 from wsovvis.logs import setup_logging
-from wsovvis.train import distributed, staging, tracking
+from wsovvis.train import classes, distributed, staging, tracking
 from wsovvis.train.config import TrainConfig
 from wsovvis.train.datasets import StagedDataset
 from wsovvis.train.distributed import DistPlan, plan_distributed, stop_request
@@ -60,6 +62,8 @@ def check_inputs(config: TrainConfig, trainer: Trainer) -> str:
     trainer.check(config)
     weights = trainer.weights(config)
     staging.check_weights(weights)
+    if config.eval_only:
+        classes.check_eval_classes(data.val_json, config.output_uri, weights, config.resume)
     return weights
 
 
@@ -204,6 +208,8 @@ def worker_main(job: WorkerJob) -> None:
 def _run_stage(trainer: Trainer, ctx: RunContext, recorder: tracking.SacredRun | None) -> int | None:
     ctx.recorder = recorder
     if not ctx.config.eval_only:
+        if ctx.is_main:
+            classes.write_record(ctx.output_dir, ctx.train_data.json_path, ctx.config.data.train_json)
         trainer.train(ctx)
         ctx.sync_outputs()
         return None

@@ -1,7 +1,8 @@
 """SeqFormer (VNext's detectron2 project) as a harness :class:`~wsovvis.train.trainers.Trainer`.
 
 The detectron2 config is ``d2_cfg_path`` (a local file: ``_BASE_`` includes are resolved beside it) merged with
-``d2_opts``; the harness then sets what it owns: ``OUTPUT_DIR`` (the local output folder), ``MODEL.WEIGHTS``
+``d2_opts``; the harness then sets what it owns: ``OUTPUT_DIR`` (the local output folder; for eval-only its
+``eval/`` subfolder, so the run's ``config.yaml`` and ``log.txt`` do not overwrite training's), ``MODEL.WEIGHTS``
 (the staged weights), ``MODEL.DEVICE``, ``DATASETS.TRAIN``/``TEST`` (our registered names; the test list is
 never empty because SeqFormer reads ``DATASETS.TEST[0]`` when it builds the model) and
 ``MODEL.SeqFormer.NUM_CLASSES`` (the number of categories in the JSON: 1 for class-agnostic data; SeqFormer's
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 NUM_CLASSES_KEY = "MODEL.SeqFormer.NUM_CLASSES"
 METRICS_PERIOD = 20
+EVAL_SUBDIR = "eval"  # eval-only runs' own OUTPUT_DIR, inside the training output folder
 # Recorded in the Sacred run: the weighted total and the last decoder layer's terms (the _0.._n aux terms are
 # in detectron2's own metrics.json).
 RECORDED_SCALARS = ("total_loss", "loss_ce", "loss_bbox", "loss_giou", "loss_mask", "loss_dice", "lr")
@@ -105,7 +107,7 @@ def build_cfg(config: TrainConfig, ctx: RunContext | None = None) -> Any:
                 "from d2_opts (the harness takes it from the JSON)"
             )
         cfg.MODEL.SeqFormer.NUM_CLASSES = classes
-        cfg.OUTPUT_DIR = str(ctx.output_dir)
+        cfg.OUTPUT_DIR = str(ctx.output_dir / EVAL_SUBDIR if config.eval_only else ctx.output_dir)
         cfg.MODEL.WEIGHTS = ctx.weights
         cfg.MODEL.DEVICE = ctx.plan.device
         cfg.DATASETS.TRAIN = () if ctx.train_data is None else (ctx.train_data.name,)
@@ -265,7 +267,8 @@ class SeqFormerTrainer(Trainer):
 
         cfg, trainer_class = self._setup(ctx)
         model = trainer_class.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        # The checkpoints are in the training output folder, one level above this run's OUTPUT_DIR.
+        DetectionCheckpointer(model, save_dir=str(ctx.output_dir)).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=ctx.config.resume
         )
         dataset_name = cfg.DATASETS.TEST[0]

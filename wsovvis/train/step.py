@@ -12,19 +12,28 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from wsovvis import storage
-from wsovvis.errors import UsageError, WsovvisError
+from wsovvis.errors import InputError, RuntimeMissingError, UsageError, WsovvisError
+from wsovvis.k8s import in_kubernetes_pod
+from wsovvis.train import tracking
+from wsovvis.train.harness import RESULTS_FILE
+from wsovvis.train.staging import LAST_CHECKPOINT
 from wsovvis.workspace import stage_uri
 
 log = logging.getLogger(__name__)
 
 TRAIN_LAUNCHERS = ("pytorchjob", "local")
 FINAL_CHECKPOINT = "model_final.pth"  # what detectron2 writes when training reaches SOLVER.MAX_ITER
+# Bump when a change makes training (OUTPUT_VERSION) or the eval-only prediction (PREDICT_VERSION) write
+# different outputs: the rerun then trains or predicts afresh in a new location (see wsovvis.workspace).
+OUTPUT_VERSION = 1
+PREDICT_VERSION = 1
 
 
 def harness_config(
@@ -54,6 +63,23 @@ def harness_config(
     }
 
 
+def predictions_uri(output_uri: str, checkpoint: str, val_json: str, val_img_root: str) -> str:
+    """Where the eval-only run of ``checkpoint`` on the val data writes ``results.json``.
+
+    Keyed by the checkpoint's name and the val data, so the results evaluate is cached on are never rewritten
+    in place by a later prediction with another model or other data.
+    """
+    folder = stage_uri(
+        output_uri,
+        "eval",
+        PREDICT_VERSION,
+        checkpoint=checkpoint,
+        val_json=val_json,
+        val_img_root=val_img_root,
+    )
+    return storage.join(folder, RESULTS_FILE)
+
+
 def train_step(
     *,
     run_id: str,
@@ -70,22 +96,44 @@ def train_step(
     num_workers: int,
     gpus_per_worker: int,
     timeout_seconds: int,
+    runtime_image: str,
+    node_selector: dict[str, str],
+    tolerations: list[dict[str, Any]],
     s3_secret_name: str,
     s3_secret_keys: list[str],
     runtime_available: bool,
+    log_metric: Callable[[str, float], object],
+    results_json_path: str,
 ) -> str:
-    """Train SeqFormer on the tubes, then predict on val; return the results JSON URI ('' when skipped).
+    """Train SeqFormer on the tubes, then predict on val; return the checkpoint's URI and write the results JSON's
+    URI to ``results_json_path`` ('' for what was skipped).
 
     The output location is derived from the inputs and every run resumes, so a retried or rerun step continues
     from the newest checkpoint instead of starting again, and skips training once the final checkpoint is there.
-    ``launcher`` is ``pytorchjob`` (Master + num_workers Workers, created or attached by name from ``run_id``) or
-    ``local`` (the same harness in a subprocess).
+    ``launcher`` is ``pytorchjob`` (Master + num_workers Workers in ``runtime_image``, created or attached by name
+    from ``run_id``, on nodes matching ``node_selector``/``tolerations``) or ``local`` (the same harness in a
+    subprocess of this step, which must then run in the runtime image). ``val_json`` is the GT the model is
+    evaluated on: class-agnostic like the tubes (make-agnostic's output), else the harness refuses it. The final
+    training loss and the iterations go to ``log_metric(name, value)``.
     """
     if launcher not in TRAIN_LAUNCHERS:
         raise UsageError(f"train: launcher must be one of {', '.join(TRAIN_LAUNCHERS)}, got {launcher!r}")
+    if launcher == "local" and not runtime_available:
+        if in_kubernetes_pod():
+            raise RuntimeMissingError(
+                "train: train_launcher=local runs the harness in this step's pod, but the SeqFormer runtime is not "
+                "usable in its image; run the pipeline with the runtime image or use train_launcher=pytorchjob"
+            )
+        log.warning(
+            "train: skipped: the SeqFormer runtime (VNext's detectron2, set up by `wsovvis prepare`) is not "
+            "importable here; the pipeline goes on without a model"
+        )
+        storage.write_text(results_json_path, "")
+        return ""
     output_uri = stage_uri(
         work_root,
         "train",
+        OUTPUT_VERSION,
         train_json=train_json,
         d2_cfg_path=d2_cfg_path,
         d2_opts=list(d2_opts),
@@ -93,48 +141,74 @@ def train_step(
         num_workers=num_workers,
         gpus_per_worker=gpus_per_worker,
     )
-    common = {
-        "output_uri": output_uri,
-        "train_json": train_json,
-        "train_img_root": train_img_root,
-        "d2_cfg_path": d2_cfg_path,
-        "d2_opts": d2_opts,
-        "weights": weights,
+    common = {"train_json": train_json, "train_img_root": train_img_root, "d2_cfg_path": d2_cfg_path}
+    job = {
+        "run_id": run_id,
+        "namespace": namespace,
+        "gpus_per_worker": gpus_per_worker,
+        "timeout_seconds": timeout_seconds,
+        "runtime_image": runtime_image,
+        "node_selector": node_selector,
+        "tolerations": tolerations,
+        "s3_secret_name": s3_secret_name,
+        "s3_secret_keys": s3_secret_keys,
     }
-    configs = {"train": harness_config(**common, val_json="", val_img_root="", eval_only=False)}
     final_checkpoint = storage.join(output_uri, FINAL_CHECKPOINT)
     if storage.exists(final_checkpoint):
         # The step's cache key holds the run id (the job name comes from it), so KFP never reuses it; a finished
         # training for the same inputs is reused here instead.
         log.info("train: %s exists: training for these inputs is done; reusing it", final_checkpoint)
-        del configs["train"]
-    if val_json:
-        configs["eval"] = harness_config(
-            **common, val_json=val_json, val_img_root=val_img_root, eval_only=True
-        )
-    if launcher == "local":
-        if not runtime_available:
-            log.warning(
-                "train: skipped: the SeqFormer runtime (VNext's detectron2, set up by `wsovvis prepare`) is not "
-                "importable here; the pipeline goes on without a model"
-            )
-            return ""
-        for stage, config in configs.items():
-            _run_harness_locally(stage, config, output_uri)
     else:
-        for stage, config in configs.items():
-            _run_harness_as_pytorchjob(
-                stage,
-                config,
-                run_id=run_id,
-                namespace=namespace,
-                num_workers=num_workers if stage == "train" else 0,
-                gpus_per_worker=gpus_per_worker,
-                timeout_seconds=timeout_seconds,
-                s3_secret_name=s3_secret_name,
-                s3_secret_keys=s3_secret_keys,
-            )
-    return storage.join(output_uri, "results.json") if val_json else ""
+        config = harness_config(
+            **common,
+            output_uri=output_uri,
+            val_json="",
+            val_img_root="",
+            d2_opts=d2_opts,
+            weights=weights,
+            eval_only=False,
+        )
+        _run_harness(launcher, "train", config, num_workers=num_workers, **job)
+    checkpoint_uri = storage.join(output_uri, _last_checkpoint(output_uri))
+    for name, value in tracking.final_scalars(storage.join(output_uri, "sacred")).items():
+        log_metric(name, value)
+    if not val_json:
+        storage.write_text(results_json_path, "")
+        return checkpoint_uri
+    results_uri = predictions_uri(output_uri, storage.basename(checkpoint_uri), val_json, val_img_root)
+    if storage.exists(results_uri):
+        log.info(
+            "train: %s exists: this model's predictions on these val data are done; reusing them", results_uri
+        )
+    else:
+        config = harness_config(
+            **common,
+            output_uri=results_uri.rsplit("/", 1)[0],
+            val_json=val_json,
+            val_img_root=val_img_root,
+            d2_opts=d2_opts,
+            weights=checkpoint_uri,
+            eval_only=True,
+        )
+        _run_harness(launcher, "eval", config, num_workers=0, **job)
+    storage.write_text(results_json_path, results_uri)
+    return checkpoint_uri
+
+
+def _last_checkpoint(output_uri: str) -> str:
+    marker = storage.join(output_uri, LAST_CHECKPOINT)
+    if not storage.exists(marker):
+        raise InputError(
+            f"train: {output_uri} holds no checkpoint ({LAST_CHECKPOINT} is missing) after training"
+        )
+    return storage.read_text(marker).strip()
+
+
+def _run_harness(launcher: str, stage: str, config: dict[str, Any], **job: Any) -> None:
+    if launcher == "local":
+        _run_harness_locally(stage, config, config["output_uri"])
+    else:
+        _run_harness_as_pytorchjob(stage, config, **job)
 
 
 def _run_harness_locally(stage: str, config: dict[str, Any], output_uri: str) -> None:
@@ -160,19 +234,23 @@ def _run_harness_as_pytorchjob(
     num_workers: int,
     gpus_per_worker: int,
     timeout_seconds: int,
+    runtime_image: str,
+    node_selector: dict[str, str],
+    tolerations: list[dict[str, Any]],
     s3_secret_name: str,
     s3_secret_keys: list[str],
 ) -> None:
-    from wsovvis.images import RUNTIME_IMAGE
     from wsovvis.k8s.launcher import LaunchSettings, launch_pytorchjob
     from wsovvis.k8s.pytorchjob import DEFAULT_JOB_PREFIX, PyTorchJobSettings, render_manifest
 
     settings = PyTorchJobSettings(
         name=f"{DEFAULT_JOB_PREFIX}-{stage}" if stage != "train" else DEFAULT_JOB_PREFIX,
-        image=RUNTIME_IMAGE,
+        image=runtime_image,
         namespace=namespace,
         num_workers=num_workers,
         gpus_per_worker=gpus_per_worker,
+        node_selector=dict(node_selector),
+        tolerations=tuple(tolerations),
         s3=storage.S3Settings(
             secret_name=s3_secret_name,
             access_key_key=s3_secret_keys[0],

@@ -70,6 +70,27 @@ def provenance(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     }
 
 
+def final_scalars(runs_uri: str) -> dict[str, float]:
+    """The last value of each scalar the newest run with metrics recorded, and ``iterations`` (last step + 1).
+
+    Empty when no run under ``runs_uri`` recorded a metric.
+    """
+    try:
+        dirs, _ = storage.listdir(runs_uri)
+    except storage.StorageNotFoundError:
+        return {}
+    for run_id in sorted((int(name) for name in dirs if name.isdigit()), reverse=True):
+        metrics_uri = storage.join(runs_uri, str(run_id), "metrics.json")
+        if not storage.exists(metrics_uri):
+            continue
+        series = {name: s for name, s in storage.read_json(metrics_uri).items() if s.get("steps")}
+        if series:
+            scalars = {name: float(s["values"][-1]) for name, s in sorted(series.items())}
+            scalars["iterations"] = max(s["steps"][-1] for s in series.values()) + 1
+            return scalars
+    return {}
+
+
 def next_run_id(runs_uri: str) -> int:
     """One more than the largest numeric run folder under ``runs_uri`` (1 for a new location)."""
     try:

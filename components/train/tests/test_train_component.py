@@ -4,9 +4,21 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kfp import dsl
 
 from components.train.component import train
 from wsovvis.k8s import launcher
+
+
+def _launch(launched: list, docs: list, settings, run_id: str) -> None:
+    """Records the launch and leaves what the job would: the final checkpoint of a training run."""
+    launched.append((docs, settings, run_id))
+    config = yaml.safe_load(next(iter(docs[0]["data"].values())))
+    if not config["eval_only"]:
+        output = Path(config["output_uri"])
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "model_final.pth").write_bytes(b"weights")
+        (output / "last_checkpoint").write_text("model_final.pth")
 
 
 def test_parameters_reach_the_training_and_eval_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -14,11 +26,12 @@ def test_parameters_reach_the_training_and_eval_jobs(tmp_path: Path, monkeypatch
     monkeypatch.setattr(
         launcher,
         "launch_pytorchjob",
-        lambda docs, settings, run_id: launched.append((docs, settings, run_id)),
+        lambda docs, settings, run_id: _launch(launched, docs, settings, run_id),
     )
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://s3.test:9000")
+    results_path = tmp_path / "results_json"
 
-    results = train.python_func(
+    checkpoint = train.python_func(
         run_id="run-7",
         launcher="pytorchjob",
         train_json="s3://d/tubes.json",
@@ -33,11 +46,18 @@ def test_parameters_reach_the_training_and_eval_jobs(tmp_path: Path, monkeypatch
         num_workers=3,
         gpus_per_worker=4,
         timeout_seconds=600,
+        runtime_image="registry.example.com/runtime:t",
+        node_selector={"pool": "gpu"},
+        tolerations=[{"key": "gpu", "operator": "Exists"}],
         s3_secret_name="s3-creds",
         s3_secret_keys=["id", "key"],
         runtime_available=False,
+        metrics=dsl.Metrics(name="metrics", uri=str(tmp_path / "metrics")),
+        results_json=str(results_path),
     )
 
+    results = results_path.read_text()
+    assert checkpoint.startswith(str(tmp_path / "work" / "train")) and checkpoint.endswith("/model_final.pth")
     assert results.startswith(str(tmp_path / "work" / "train")) and results.endswith("/results.json")
     (train_docs, train_launch, train_run), (eval_docs, eval_launch, _) = launched
     assert train_run == "run-7" and (train_launch.namespace, train_launch.timeout_s) == ("team-a", 600)
@@ -50,11 +70,16 @@ def test_parameters_reach_the_training_and_eval_jobs(tmp_path: Path, monkeypatch
     assert job["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 3
     container = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    assert container["image"] == "registry.example.com/runtime:t"
+    pod = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "gpu"} and pod["tolerations"] == [
+        {"key": "gpu", "operator": "Exists"}
+    ]
     env = {e["name"]: e for e in container["env"]}
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "s3-creds", "key": "key"}
     assert env["AWS_ENDPOINT_URL"]["value"] == "http://s3.test:9000"
     eval_config = yaml.safe_load(next(iter(eval_docs[0]["data"].values())))
-    assert eval_config["eval_only"] is True
+    assert eval_config["eval_only"] is True and eval_config["d2_opts"][-1] == checkpoint
     assert (eval_config["data"]["val_json"], eval_config["data"]["val_img_root"]) == (
         "s3://d/val.json",
         "s3://d/val-frames",

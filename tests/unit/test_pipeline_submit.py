@@ -1,0 +1,89 @@
+"""`wsovvis pipeline submit` against a stand-in KFP API server: what the kfp client posts is what the backend runs."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from wsovvis.cli import main
+
+pytest.importorskip("kfp", reason="submitting needs kfp (pip install 'wsovvis[pipeline]')")
+pytestmark = pytest.mark.filterwarnings("ignore:This client only works with Kubeflow Pipeline:FutureWarning")
+
+
+class FakeKfpApi(BaseHTTPRequestHandler):
+    """The few KFP v2beta1 endpoints `create_run_from_pipeline_package` calls; records the runs created."""
+
+    runs: list[dict] = []
+
+    def _reply(self, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path.startswith("/apis/v2beta1/healthz"):
+            self._reply({"multi_user": False})
+        elif self.path.startswith("/apis/v2beta1/experiments"):
+            self._reply(
+                {"experiments": [{"experiment_id": "exp-1", "display_name": "Default"}], "total_size": 1}
+            )
+        else:
+            self.send_error(404)
+
+    def do_POST(self) -> None:  # noqa: N802
+        if self.path.startswith("/apis/v2beta1/runs"):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            type(self).runs.append(body)
+            self._reply({"run_id": f"run-{len(self.runs)}", "experiment_id": body.get("experiment_id")})
+        else:
+            self.send_error(404)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def kfp_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[str, list[dict]]]:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no kfp context file of the user's
+    FakeKfpApi.runs = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeKfpApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", FakeKfpApi.runs
+    server.shutdown()
+    server.server_close()
+
+
+def _caching(run: dict) -> dict[str, bool]:
+    tasks = run["pipeline_spec"]["pipeline_spec"]["root"]["dag"]["tasks"]
+    return {name: task.get("cachingOptions", {}).get("enableCache", False) for name, task in tasks.items()}
+
+
+def test_submit_keeps_each_tasks_caching_as_compiled(kfp_api) -> None:
+    host, runs = kfp_api
+
+    assert main(["pipeline", "submit", "--host", host, "--param", "frames_root=s3://b/f"]) == 0
+
+    (run,) = runs
+    caching = _caching(run)
+    assert caching["prepare"] is False and caching["plan-shards"] is False  # they always run
+    assert caching["convert"] is True and caching["train"] is True
+    assert run["runtime_config"]["parameters"]["frames_root"] == "s3://b/f"
+
+
+def test_submit_no_cache_turns_caching_off_for_every_task(kfp_api) -> None:
+    host, runs = kfp_api
+
+    assert main(["pipeline", "submit", "--host", host, "--no-cache"]) == 0
+
+    (run,) = runs
+    assert set(_caching(run).values()) == {False}
