@@ -1,0 +1,49 @@
+"""available_cpus: a pool sized from the container's CPU quota and affinity, never the host's core count."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from wsovvis.resources import available_cpus, cgroup_cpu_limit
+
+
+@pytest.fixture
+def eight_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [("150000 100000", 2), ("200000 100000", 2), ("50000 100000", 1), ("max 100000", 8), ("junk", 8)],
+)
+def test_cgroup_v2_quota_rounds_up_and_max_means_unlimited(
+    tmp_path: Path, eight_cores: None, cpu_max: str, expected: int
+) -> None:
+    _write(tmp_path / "cpu.max", cpu_max)
+    assert available_cpus(tmp_path) == expected
+
+
+@pytest.mark.parametrize(("quota", "expected"), [("300000", 3), ("-1", 8)])
+def test_cgroup_v1_cfs_quota(tmp_path: Path, eight_cores: None, quota: str, expected: int) -> None:
+    _write(tmp_path / "cpu" / "cpu.cfs_quota_us", quota)
+    _write(tmp_path / "cpu" / "cpu.cfs_period_us", "100000")
+    assert available_cpus(tmp_path) == expected
+
+
+def test_affinity_smaller_than_quota_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    _write(tmp_path / "cpu.max", "400000 100000")
+    assert available_cpus(tmp_path) == 1
+
+
+def test_no_cgroup_files_means_no_limit(tmp_path: Path, eight_cores: None) -> None:
+    assert cgroup_cpu_limit(tmp_path) is None
+    assert available_cpus(tmp_path) == 8
