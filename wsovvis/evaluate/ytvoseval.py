@@ -159,12 +159,12 @@ def video_ious(
     frames = np.flatnonzero(det_on.any(0) & gt_on.any(0))
     chunk: list[int] = []
     rows = cols = 0
-    for frame in frames:
-        d_count, g_count = int(det_on[:, frame].sum()), int(gt_on[:, frame].sum())
+    d_counts, g_counts = det_on[:, frames].sum(0).tolist(), gt_on[:, frames].sum(0).tolist()
+    for frame, d_count, g_count in zip(frames.tolist(), d_counts, g_counts, strict=True):
         if chunk and (rows + d_count) * (cols + g_count) > _MAX_IOU_CELLS:
             _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, chunk)
             chunk, rows, cols = [], 0, 0
-        chunk.append(int(frame))
+        chunk.append(frame)
         rows, cols = rows + d_count, cols + g_count
     if chunk:
         _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, chunk)
@@ -454,9 +454,11 @@ def _evaluate_videos(
         ious = video_ious(kept, gts, det_areas, gt_mask_areas, same_group)
 
         det_base, gt_base = len(part.det_rows), len(part.gt_rows)
-        for (k, rank), det, areas in zip(group_of_det, kept, det_areas, strict=True):
-            nonzero = areas[areas > 0]
-            part.det_rows.append((k, v, rank, det.score, float(nonzero.mean()) if nonzero.size else 0.0))
+        # Mean of the nonzero areas (0 if none); integer sums, so the same value np.mean gives.
+        present = (det_areas > 0).sum(1)
+        mean_area = np.where(present > 0, det_areas.sum(1) / np.maximum(present, 1), 0.0).tolist()
+        for (k, rank), det, area in zip(group_of_det, kept, mean_area, strict=True):
+            part.det_rows.append((k, v, rank, det.score, area))
         for gt, mask_areas in zip(gts, gt_mask_areas, strict=True):
             # The official averages the GT's 'areas' field; without one, the mask areas stand in.
             areas = gt.areas if gt.areas is not None else mask_areas.tolist()
