@@ -123,6 +123,22 @@ def test_gt_without_categories_is_refused(tmp_path):
         evaluate(gt, res)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_bad_gt_is_reported_before_a_missing_results_file(tmp_path, workers):
+    # With workers the GT loads in another process while the results are read; the GT's error still comes first.
+    data = gt_data()
+    data["categories"] = []
+    data["annotations"] = []
+    gt, res = write(tmp_path, data, [])
+    res.unlink()
+    with pytest.raises(InputError, match="no 'categories'"):
+        evaluate(gt, res, workers=workers)
+    gt, res = write(tmp_path, gt_data(), [])
+    res.unlink()
+    with pytest.raises(InputError, match=str(res)):
+        evaluate(gt, res, workers=workers)
+
+
 # --------------------------------------------------------------------------------------------------- datasets
 
 

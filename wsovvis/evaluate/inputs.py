@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import os
 import posixpath
 import re
@@ -432,14 +433,19 @@ def _results_from_dataset(
 
 
 def load_results(
-    uri: str | os.PathLike[str], videos: dict[int, Video], warnings: Counter[str], workers: int = 1
+    uri: str | os.PathLike[str],
+    videos: dict[int, Video],
+    warnings: Counter[str],
+    workers: int = 1,
+    data: Any = None,
 ) -> list[Detection]:
     """Detections from a YTVIS results list or a YTVIS dataset JSON, mapped onto the GT videos.
 
-    A results list is checked by ``workers`` processes.
+    A results list is checked by ``workers`` processes. ``data``: the file's parsed JSON, if already read.
     """
     source = os.fspath(uri)
-    data = storage.read_json(uri)
+    if data is None:
+        data = storage.read_json(uri)
     if isinstance(data, dict) and "videos" in data and "annotations" in data:
         detections = _results_from_dataset(data, videos, source, warnings)
     elif isinstance(data, list):
@@ -456,7 +462,21 @@ def load_results(
 
 
 def load(gt: str | os.PathLike[str], results: str | os.PathLike[str], workers: int = 1) -> EvalInputs:
-    videos, categories, gts = load_gt(gt)
+    """GT and results, loaded and checked; with ``workers`` > 1 the GT loads in another process while the
+    results file is parsed here. Errors come as a serial load gives them: the GT's first."""
     warnings: Counter[str] = Counter()
-    detections = load_results(results, videos, warnings, workers)
+    if workers <= 1:
+        videos, categories, gts = load_gt(gt)
+        return EvalInputs(videos, categories, gts, load_results(results, videos, warnings), warnings)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        loading_gt = pool.apply_async(load_gt, (gt,))
+        try:
+            data = storage.read_json(results)
+        except Exception:
+            loading_gt.wait()
+            if not loading_gt.successful():
+                loading_gt.get()  # raises the GT's error, which a serial load would have met first
+            raise
+        videos, categories, gts = loading_gt.get()
+    detections = load_results(results, videos, warnings, workers, data)
     return EvalInputs(videos, categories, gts, detections, warnings)
