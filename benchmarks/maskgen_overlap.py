@@ -1,6 +1,6 @@
 """Benchmark: how long `mask-gen` keeps its backend (the GPU) waiting, serial loop against the pipelined one.
 
-    PYTHONPATH=$PWD python benchmarks/maskgen_overlap.py [--videos 8] [--frames 30] [--ms-per-frame 60]
+    PYTHONPATH=$PWD python benchmarks/maskgen_overlap.py [--videos 24] [--frames 30] [--ms-per-frame 60] [--prefetch 2]
 
 Starts a real S3 server (scripts/s3-server.sh, as the tests do), uploads generated 1280x720 JPEG videos to it,
 then runs the same shard twice in the same run, reading frames from and writing tars to that server: once with
@@ -141,7 +141,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--videos", type=int, default=8)
+    parser.add_argument("--videos", type=int, default=24, help="a real shard holds hundreds")
     parser.add_argument("--frames", type=int, default=30, help="frames per video")
     parser.add_argument("--ms-per-frame", type=float, default=60.0, help="backend compute time per frame")
     parser.add_argument("--prefetch", type=int, default=MaskGenConfig.prefetch, help="for the pipelined loop")
