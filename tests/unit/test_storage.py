@@ -9,7 +9,7 @@ import pytest
 from urllib3.exceptions import ProtocolError
 
 from wsovvis import storage
-from wsovvis.errors import InputError, UsageError
+from wsovvis.errors import InputError, StorageError, UsageError
 
 
 def test_uri_forms() -> None:
@@ -86,7 +86,7 @@ def test_transient_errors_are_retried_with_backoff_then_surface(monkeypatch: pyt
     def broken() -> None:
         raise ProtocolError("connection refused")
 
-    with pytest.raises(InputError, match="read s3://b/k: cannot reach S3 endpoint"):
+    with pytest.raises(StorageError, match="read s3://b/k: cannot reach S3 endpoint"):
         storage.with_retries(broken, "read s3://b/k", attempts=2)
 
     def not_transient() -> None:

@@ -127,6 +127,16 @@ def evaluate(
         raise UsageError(f"--workers must be >= 1, got {workers}")
     workers = workers or available_cpus()
     options = EvalOptions(class_agnostic=class_agnostic, lvvis=lvvis)
+    if report is not None:
+        from wsovvis.evaluate.report import markdown_path
+
+        report_md: str | None = markdown_path(report)
+    else:
+        report_md = None
+    storage.check_outputs(
+        {"--out": out, "--report": report, "report.md": report_md},
+        {"--gt": gt, "--results": results, "--img_root": img_root},
+    )
     loaded = eval_inputs.load(gt, results, workers)
     evaluation = run(loaded, options, workers)
     metrics = metrics_of(evaluation, loaded.categories, options, gt)

@@ -427,6 +427,7 @@ class _Part:
     det_rows: list[tuple[int, int, int, float, float]]  # category index, video, rank, score, avg area
     groups: list[_Group]
     per_video: list[dict[str, Any]]
+    left_out: int = 0  # results past the 100 per video and category
 
 
 def _evaluate_videos(
@@ -444,6 +445,7 @@ def _evaluate_videos(
         video = inputs.videos[video_id]
         gts = _official_gt_order(gts_by_video.get(video_id, []), options.class_agnostic)
         kept, group_of_det = _top_results(dets_by_video.get(video_id, []), cat_index, options.class_agnostic)
+        part.left_out += len(dets_by_video.get(video_id, [])) - len(kept)
         det_areas = _frame_areas(kept, video.length)
         gt_mask_areas = _frame_areas(gts, video.length)
         det_group = np.array([k for k, _ in group_of_det], dtype=np.int64)
@@ -538,8 +540,16 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
         gt_rows += part.gt_rows
         groups += [_Group(g.dets + det_base, g.gts + gt_base, g.ious) for g in part.groups]
         per_video += part.per_video
+        warnings["results_left_out_over_100_per_video_and_category"] += part.left_out
         log.info("evaluate: %d/%d videos", len(per_video), len(video_ids))
 
+    if warnings["results_left_out_over_100_per_video_and_category"]:
+        log.warning(
+            "%d results are left out: the official evaluator keeps the 100 best-scoring per video and category",
+            warnings["results_left_out_over_100_per_video_and_category"],
+        )
+    else:
+        del warnings["results_left_out_over_100_per_video_and_category"]
     gt_cat = np.array([r[0] for r in gt_rows], dtype=np.int64)
     gt_area = np.array([r[1] for r in gt_rows], dtype=np.float64)
     gt_flag = np.array([r[2] for r in gt_rows], dtype=bool)
