@@ -1,4 +1,4 @@
-"""How many CPUs this process may use: the container's CPU quota and affinity, not the host's core count.
+"""CPUs this process may use, and a way to spread work over them.
 
 ``os.cpu_count()`` reports the host's cores; in a pod limited to 2 CPUs on a 64-core node a pool of 64 workers
 would be throttled into running slower than one. The quota lives in the cgroup (v2 ``cpu.max``, v1
@@ -7,9 +7,16 @@ would be throttled into running slower than one. The quota lives in the cgroup (
 
 from __future__ import annotations
 
+import gc
 import math
+import multiprocessing
 import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -82,3 +89,41 @@ def available_cpus(root: Path = CGROUP_ROOT) -> int:
     if limit is not None:
         cpus = min(cpus, math.ceil(limit))
     return max(1, cpus)
+
+
+def slices(count: int, pieces: int) -> list[tuple[int, int]]:
+    """``pieces`` (at most ``count``, at least 1) [start, stop) ranges of nearly equal size covering range(count)."""
+    pieces = max(1, min(count, pieces))
+    bounds = [round(i * count / pieces) for i in range(pieces + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+_forked_func: Callable[[Any], Any] | None = None
+
+
+def _call_forked(item: Any) -> Any:
+    assert _forked_func is not None
+    return _forked_func(item)
+
+
+def fork_map(func: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
+    """``func(item)`` for every item, yielded in order, computed by ``workers`` forked processes.
+
+    ``func`` reaches the workers through fork, not pickle, so it may be a closure over large data (shared
+    copy-on-write); only the items and the results are pickled. With ``workers <= 1`` or a single item it runs
+    inline. An exception in ``func`` is raised here when its item's turn comes.
+    """
+    global _forked_func
+    if workers <= 1 or len(items) <= 1:
+        yield from map(func, items)
+        return
+    _forked_func = func
+    # Objects that exist before the fork stay out of the workers' garbage collections, whose traversals would
+    # otherwise touch (and so copy) every page of the shared data.
+    gc.freeze()
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(items))) as pool:
+            yield from pool.imap(_call_forked, items, chunksize=1)
+    finally:
+        gc.unfreeze()
+        _forked_func = None

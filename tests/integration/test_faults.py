@@ -18,7 +18,6 @@ import pytest
 
 from wsovvis import shards, storage
 from wsovvis.cli import main
-from wsovvis.maskgen.motion import MotionBackend
 from wsovvis.synth import make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,26 +207,29 @@ def test_wrong_credentials_on_the_real_server_are_one_line(s3_bucket, tmp_path, 
 
 
 @pytest.mark.s3
+@pytest.mark.parametrize(
+    "prefetch", ["0", "2"]
+)  # the serial loop, and the pipelined one (writes in a thread)
 def test_the_s3_server_killed_mid_shard_and_restarted(
-    synth, manifest, s3_server, monkeypatch, caplog
+    synth, manifest, s3_server, monkeypatch, caplog, prefetch
 ) -> None:
     out_root = "s3://masks/run"
     storage.ensure_bucket(out_root)
     monkeypatch.setattr(storage, "RETRY_BASE_DELAY", 0.01)
-    predict = MotionBackend.predict
-    calls = []
-
-    def predict_then_kill(self, frames):
-        calls.append(1)
-        if len(calls) == 2:
-            s3_server.kill()  # the server dies while the shard's second video is being predicted
-        return predict(self, frames)
-
-    monkeypatch.setattr(MotionBackend, "predict", predict_then_kill)
-    caplog.set_level(logging.INFO)
-    assert main(_mask_gen_args(manifest, synth.frames_root, out_root)) == STORAGE_FAULT
-    (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     second = synth.videos[1].video_id
+    write_bytes = storage.write_bytes
+
+    def kill_then_write(uri, data):
+        if uri.endswith(f"/{second}.tar"):
+            s3_server.kill()  # the server dies as the shard's second video is uploaded
+        return write_bytes(uri, data)
+
+    monkeypatch.setattr(storage, "write_bytes", kill_then_write)
+    caplog.set_level(logging.INFO)
+    assert (
+        main(_mask_gen_args(manifest, synth.frames_root, out_root, "--prefetch", prefetch)) == STORAGE_FAULT
+    )
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert line.startswith(
         f"write {out_root}/{second}.tar: cannot reach S3 endpoint 127.0.0.1:{s3_server.port}"
     )
@@ -236,8 +238,8 @@ def test_the_s3_server_killed_mid_shard_and_restarted(
     first = synth.videos[0].video_id
     kept = storage.read_bytes(f"{out_root}/{first}.tar")
     caplog.clear()
-    monkeypatch.setattr(MotionBackend, "predict", predict)
-    assert main(_mask_gen_args(manifest, synth.frames_root, out_root)) == 0
+    monkeypatch.setattr(storage, "write_bytes", write_bytes)
+    assert main(_mask_gen_args(manifest, synth.frames_root, out_root, "--prefetch", prefetch)) == 0
     assert "1 done earlier, 2 to do" in caplog.text
     assert storage.read_bytes(f"{out_root}/{first}.tar") == kept
     report = storage.read_json(f"{out_root}/_reports/shard-0.json")

@@ -199,3 +199,103 @@ def test_frames_manifest_and_masks_on_s3(dataset, reference, s3_bucket) -> None:
 
     rerun = mask_gen(MaskGenConfig(manifest, 0, frames_root, out_root), MotionBackend())
     assert all(o.earlier_run for o in rerun.outcomes)
+
+
+def test_pipelined_and_serial_loops_write_the_same_output(dataset, manifest, reference, tmp_path) -> None:
+    for prefetch in (0, 1, 3):
+        out = tmp_path / f"prefetch-{prefetch}"
+        report = mask_gen(
+            MaskGenConfig(manifest, 0, dataset.frames_root, str(out), prefetch=prefetch), MotionBackend()
+        )
+        assert _files(out) == _files(reference), f"prefetch {prefetch}"
+        assert [o.video_id for o in report.outcomes] == shards.load_shard(manifest, 0)
+
+
+def test_a_background_write_failure_is_the_right_videos_and_is_retried(
+    dataset, manifest, reference, tmp_path, monkeypatch, caplog
+) -> None:
+    videos = shards.load_shard(manifest, 0)
+    flaky, broken = videos[1], videos[4]
+    real_write = storage.write_bytes
+    failures = {flaky: 1, broken: 99}
+
+    def write_bytes(uri: str, data: bytes) -> None:
+        video_id = Path(uri).name[: -len(".tar")]
+        if uri.endswith(".tar") and failures.get(video_id, 0) > 0:
+            failures[video_id] -= 1
+            raise ConnectionError(f"injected: the store dropped the upload of {video_id}")
+        real_write(uri, data)
+
+    monkeypatch.setattr(storage, "write_bytes", write_bytes)
+    caplog.set_level(logging.WARNING)
+    out = tmp_path / "masks"
+    report = mask_gen(
+        MaskGenConfig(manifest, 0, dataset.frames_root, str(out), max_errors=0.5), MotionBackend()
+    )
+
+    warnings = [r.getMessage() for r in caplog.records if "failed (attempt" in r.getMessage()]
+    assert warnings == [
+        f"video {flaky} failed (attempt 1/2): ConnectionError: injected: the store dropped the upload of {flaky}",
+        f"video {broken} failed (attempt 1/2): ConnectionError: injected: the store dropped the upload of {broken}",
+        f"video {broken} failed (attempt 2/2): ConnectionError: injected: the store dropped the upload of {broken}",
+    ]
+    assert [o.video_id for o in report.outcomes] == videos
+    assert [o.video_id for o in report.failed] == [broken] and broken in report.failed[0].reason
+    expected = {rel: data for rel, data in _files(reference).items() if broken not in rel}
+    assert _files(out) == expected  # the flaky video retried to the same bytes; no marker without its tar
+
+
+SIGTERM_RUNNER = """
+import sys, time
+from pathlib import Path
+from wsovvis import storage
+from wsovvis.cli import main
+
+flag = Path(sys.argv[1])
+real_write = storage.write_bytes
+
+def slow_write(uri, data):
+    # A slow upload, so that SIGTERM lands while a tar is in flight in the background.
+    if uri.endswith(".tar"):
+        flag.write_text(uri)
+        time.sleep(1.0)
+    real_write(uri, data)
+
+storage.write_bytes = slow_write
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_sigterm_lets_the_write_in_flight_finish_and_leaves_no_marker_without_its_tar(
+    dataset, manifest, reference, tmp_path
+) -> None:
+    out = tmp_path / "masks"
+    flag = tmp_path / "writing"
+    command = [sys.executable, "-c", SIGTERM_RUNNER, str(flag)] + _mask_gen_command(
+        manifest, dataset.frames_root, out
+    )[3:]
+    process = subprocess.Popen(
+        command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not flag.exists():
+        assert process.poll() is None, f"mask-gen ended before any write: {process.stderr.read()}"
+        assert time.monotonic() < deadline, "no tar write started within 60 s"
+        time.sleep(0.01)
+    in_flight = Path(flag.read_text()).name
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped by SIGTERM" in stderr
+
+    stopped_with = _files(out)
+    assert sorted(p.name for p in out.rglob(".*")) == []  # no temporary, no partial object
+    assert in_flight in stopped_with, "the write in flight when SIGTERM came was finished"
+    markers = {rel[len("_done/") : -len(".json")] for rel in stopped_with if rel.startswith("_done/")}
+    tars = {rel[: -len(".tar")] for rel in stopped_with if rel.endswith(".tar")}
+    assert markers == tars and 0 < len(markers) < len(dataset.videos)
+    for rel, data in stopped_with.items():
+        assert data == (reference / rel).read_bytes()
+
+    assert main(_mask_gen_command(manifest, dataset.frames_root, out)[3:]) == 0
+    assert _files(out) == _files(reference)

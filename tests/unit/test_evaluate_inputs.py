@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.evaluate_helpers import annotation, categories, rect, result, video, write
+from tests.unit.evaluate_helpers import (
+    annotation,
+    categories,
+    perfect_results,
+    random_dataset,
+    rect,
+    result,
+    video,
+    write,
+)
 from wsovvis import rle
 from wsovvis.errors import InputError, UsageError
 from wsovvis.evaluate import evaluate
@@ -114,6 +123,22 @@ def test_gt_without_categories_is_refused(tmp_path):
         evaluate(gt, res)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_bad_gt_is_reported_before_a_missing_results_file(tmp_path, workers):
+    # With workers the GT loads in another process while the results are read; the GT's error still comes first.
+    data = gt_data()
+    data["categories"] = []
+    data["annotations"] = []
+    gt, res = write(tmp_path, data, [])
+    res.unlink()
+    with pytest.raises(InputError, match="no 'categories'"):
+        evaluate(gt, res, workers=workers)
+    gt, res = write(tmp_path, gt_data(), [])
+    res.unlink()
+    with pytest.raises(InputError, match=str(res)):
+        evaluate(gt, res, workers=workers)
+
+
 # --------------------------------------------------------------------------------------------------- datasets
 
 
@@ -164,3 +189,46 @@ def test_rle_areas_past_pycocotools_uint8_limit():
     # pycocotools' area() fails for more than 255 masks under numpy 2; rle.areas chunks the call.
     masks = [rect(H, W, (0, 1 + i % 9), (0, 10)) for i in range(600)]
     assert rle.areas(masks).tolist() == [10 * (1 + i % 9) for i in range(600)]
+
+
+@pytest.mark.parametrize("class_agnostic", [False, True])
+def test_metrics_do_not_depend_on_the_number_of_workers(tmp_path, class_agnostic):
+    data = random_dataset(seed=11, num_videos=9)
+    other = random_dataset(seed=12, num_videos=10)  # video 10 is not in the GT: a counted warning
+    results = (
+        perfect_results(data)
+        + [
+            result(ann["video_id"], ann["category_id"], 0.5, ann["segmentations"])
+            for ann in other["annotations"]
+            if ann["video_id"] <= 9
+            and len(ann["segmentations"]) == len(data["videos"][ann["video_id"] - 1]["file_names"])
+        ]
+        + [result(10, 1, 0.3, [None] * 4)]
+    )
+    gt, res = write(tmp_path, data, results)
+    serial = evaluate(gt, res, class_agnostic=class_agnostic, workers=1)
+    assert serial["warnings"]["results_for_unknown_videos"] == 1
+    for workers in (2, 3):
+        assert evaluate(gt, res, class_agnostic=class_agnostic, workers=workers) == serial
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_malformed_result_is_reported_before_any_oversized_mask(tmp_path, workers):
+    # Checked in slices by several processes, the errors still come as one pass over the list gives them.
+    oversized = {"size": [H, W], "counts": "0o"}
+    results = [result(2, 2, 0.8, [TOP4]) for _ in range(12)]
+    results[1] = result(1, 1, 0.9, [TOP5, oversized])
+    results[10] = result(1, 1, 0.9, [TOP5, oversized])
+    gt, res = write(tmp_path, gt_data(), results)
+    with pytest.raises(InputError, match=r"result 1 \(video 1\): segmentations\[1\] is a malformed RLE"):
+        evaluate(gt, res, workers=workers)
+    results[11] = result(1, 1, 0.9, [TOP5])
+    gt, res = write(tmp_path, gt_data(), results)
+    with pytest.raises(InputError, match="result 11 .*'segmentations' has 1 entries"):
+        evaluate(gt, res, workers=workers)
+
+
+def test_workers_below_one_is_a_usage_error(tmp_path):
+    gt, res = write(tmp_path, gt_data(), [])
+    with pytest.raises(UsageError, match="--workers must be >= 1"):
+        evaluate(gt, res, workers=0)

@@ -28,6 +28,7 @@ from wsovvis.evaluate.ytvoseval import (
     summarize,
     summarize_one,
 )
+from wsovvis.resources import available_cpus
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +113,19 @@ def evaluate(
     out: str | os.PathLike[str] | None = None,
     report: str | os.PathLike[str] | None = None,
     img_root: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Score ``results`` (a YTVIS results list or dataset JSON) against the ``gt`` dataset; paths or s3:// URIs.
 
     Writes ``out`` (metrics JSON) and ``report`` (self-contained HTML, with ``report.md`` beside it) when given;
-    ``img_root`` (frames as ``<img_root>/<file_name>``) adds frame strips with masks to the report.
+    ``img_root`` (frames as ``<img_root>/<file_name>``) adds frame strips with masks to the report. ``workers``
+    processes share the work (default: the CPUs the container may use); the numbers do not depend on it.
     """
     if lvvis and class_agnostic:
         raise UsageError("--lvvis needs per-category evaluation; it cannot be combined with --class-agnostic")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {workers}")
+    workers = workers or available_cpus()
     options = EvalOptions(class_agnostic=class_agnostic, lvvis=lvvis)
     if report is not None:
         from wsovvis.evaluate.report import markdown_path
@@ -131,8 +137,8 @@ def evaluate(
         {"--out": out, "--report": report, "report.md": report_md},
         {"--gt": gt, "--results": results, "--img_root": img_root},
     )
-    loaded = eval_inputs.load(gt, results)
-    evaluation = run(loaded, options)
+    loaded = eval_inputs.load(gt, results, workers)
+    evaluation = run(loaded, options, workers)
     metrics = metrics_of(evaluation, loaded.categories, options, gt)
     metrics["gt"] = os.fspath(gt)
     metrics["results"] = os.fspath(results)

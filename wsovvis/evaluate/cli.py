@@ -40,6 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_flag(
         parser, "--img_root", help="frames root (<img_root>/<file_name>): adds frame strips to the report"
     )
+    add_flag(
+        parser,
+        "--workers",
+        type=int,
+        help="processes to spread the work over (default: the CPUs of the container's quota and affinity)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -54,5 +60,6 @@ def _run(args: argparse.Namespace) -> int:
         out=args.out,
         report=args.report,
         img_root=args.img_root,
+        workers=args.workers,
     )
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import os
 import posixpath
 import re
@@ -23,12 +24,19 @@ from pycocotools import mask as mask_utils
 
 from wsovvis import rle, storage, ytvis
 from wsovvis.errors import InputError
+from wsovvis.resources import fork_map, slices
 
 log = logging.getLogger(__name__)
 
 RLE = dict[str, Any]
 # Characters of COCO's compressed RLE strings: 6-bit groups offset by 48 ('0').
 _NOT_RLE_CHAR = re.compile(r"[^0-o]")
+_RLE_BYTES = bytes(range(ord("0"), ord("o") + 1))
+
+
+def _all_rle_chars(text: str) -> bool:
+    # bytes.translate deleting the valid characters runs several times faster than the regex over many MB.
+    return text.isascii() and not text.encode("ascii").translate(None, _RLE_BYTES)
 
 
 @dataclass(frozen=True)
@@ -179,7 +187,7 @@ def _check_result_rle(seg: Any, video: Video, source: str, where: str, frame: in
 
 def _check_rle_strings(segs: list[RLE | None], source: str, where: str) -> None:
     """Compressed RLE strings hold only '0'..'o'; one regex pass over all frames of a result."""
-    if _NOT_RLE_CHAR.search("".join(seg["counts"] for seg in segs if seg is not None)):
+    if not _all_rle_chars("".join(seg["counts"] for seg in segs if seg is not None)):
         frame = next(
             f for f, seg in enumerate(segs) if seg is not None and _NOT_RLE_CHAR.search(seg["counts"])
         )
@@ -247,20 +255,92 @@ def _result(
         raise InputError(
             f"{source}: {where}: 'segmentations' has {count} entries, the GT video has {video.length} frames"
         )
-    checked = [_check_result_rle(seg, video, source, where, frame) for frame, seg in enumerate(segs)]
+    size = [video.height, video.width]
+    # The common cases (absent, or a compressed RLE of the right size) inline: this runs once per frame.
+    checked = [
+        None
+        if seg is None
+        else seg
+        if type(seg) is dict and type(seg.get("counts")) is str and seg.get("size") == size
+        else _check_result_rle(seg, video, source, where, frame)
+        for frame, seg in enumerate(segs)
+    ]
     _check_rle_strings(checked, source, where)
     return Detection(index, video.id, category_id, float(score), checked)
 
 
-def _results_from_list(
-    results: list[Any], videos: dict[int, Video], source: str, warnings: Counter[str]
-) -> list[Detection]:
+@dataclass
+class _CheckedSlice:
+    """What checking results[start:stop] found; only what the parent lacks travels back from a worker."""
+
+    # index, video id, category id, score, the checked segmentations where they differ from the entry's
+    found: list[tuple[int, int, int, float, list[RLE | None] | None]]
+    mask_areas: list[np.ndarray]
+    unknown_videos: int
+    error: InputError | None = None
+    area_error: InputError | None = None
+
+
+def _check_slice(
+    results: list[Any], bounds: tuple[int, int], videos: dict[int, Video], source: str
+) -> _CheckedSlice:
+    warnings: Counter[str] = Counter()
     detections = []
-    for index, entry in enumerate(results):
-        det = _result(entry, index, videos, source, warnings)
-        if det is not None:
-            detections.append(det)
-    _check_areas(detections, videos, source)
+    try:
+        for index in range(*bounds):
+            det = _result(results[index], index, videos, source, warnings)
+            if det is not None:
+                detections.append(det)
+    except InputError as exc:
+        return _CheckedSlice([], [], 0, error=exc)
+    area_error = None
+    try:
+        _check_areas(detections, videos, source)
+    except InputError as exc:
+        area_error = exc
+    entries = [results[det.index]["segmentations"] for det in detections]
+    return _CheckedSlice(
+        [
+            (
+                det.index,
+                det.video_id,
+                det.category_id,
+                det.score,
+                None
+                if all(a is b for a, b in zip(det.segmentations, segs, strict=True))
+                else det.segmentations,
+            )
+            for det, segs in zip(detections, entries, strict=True)
+        ],
+        [det.mask_areas for det in detections],
+        warnings["results_for_unknown_videos"],
+        area_error=area_error,
+    )
+
+
+def _results_from_list(
+    results: list[Any], videos: dict[int, Video], source: str, warnings: Counter[str], workers: int
+) -> list[Detection]:
+    # The checks and the mask areas run over slices of the list in parallel; errors are raised as one pass
+    # over the whole list would raise them: the first malformed result, else the first oversized mask.
+    pieces = slices(len(results), 4 * workers if workers > 1 else 1)
+    checked_slices = list(fork_map(lambda b: _check_slice(results, b, videos, source), pieces, workers))
+    for checked in checked_slices:
+        if checked.error is not None:
+            raise checked.error
+    for checked in checked_slices:
+        if checked.area_error is not None:
+            raise checked.area_error
+    detections = []
+    for checked in checked_slices:
+        if checked.unknown_videos:
+            warnings["results_for_unknown_videos"] += checked.unknown_videos
+        for (index, video_id, category_id, score, segs), areas in zip(
+            checked.found, checked.mask_areas, strict=True
+        ):
+            if segs is None:
+                segs = results[index]["segmentations"]
+            detections.append(Detection(index, video_id, category_id, score, segs, areas))
     if warnings["results_for_unknown_videos"]:
         log.warning(
             "%s: %d results are for videos not in the GT; they are left out (the official evaluator refuses them)",
@@ -369,15 +449,23 @@ def _results_from_dataset(
 
 
 def load_results(
-    uri: str | os.PathLike[str], videos: dict[int, Video], warnings: Counter[str]
+    uri: str | os.PathLike[str],
+    videos: dict[int, Video],
+    warnings: Counter[str],
+    workers: int = 1,
+    data: Any = None,
 ) -> list[Detection]:
-    """Detections from a YTVIS results list or a YTVIS dataset JSON, mapped onto the GT videos."""
+    """Detections from a YTVIS results list or a YTVIS dataset JSON, mapped onto the GT videos.
+
+    A results list is checked by ``workers`` processes. ``data``: the file's parsed JSON, if already read.
+    """
     source = os.fspath(uri)
-    data = storage.read_json(uri, finite=True)
+    if data is None:
+        data = storage.read_json(uri, finite=True)
     if isinstance(data, dict) and "videos" in data and "annotations" in data:
         detections = _results_from_dataset(data, videos, source, warnings)
     elif isinstance(data, list):
-        detections = _results_from_list(data, videos, source, warnings)
+        detections = _results_from_list(data, videos, source, warnings, workers)
     else:
         raise InputError(
             f"{source}: neither a YTVIS results list nor a YTVIS dataset (an object with 'videos' and 'annotations')"
@@ -389,8 +477,22 @@ def load_results(
     return detections
 
 
-def load(gt: str | os.PathLike[str], results: str | os.PathLike[str]) -> EvalInputs:
-    videos, categories, gts = load_gt(gt)
+def load(gt: str | os.PathLike[str], results: str | os.PathLike[str], workers: int = 1) -> EvalInputs:
+    """GT and results, loaded and checked; with ``workers`` > 1 the GT loads in another process while the
+    results file is parsed here. Errors come as a serial load gives them: the GT's first."""
     warnings: Counter[str] = Counter()
-    detections = load_results(results, videos, warnings)
+    if workers <= 1:
+        videos, categories, gts = load_gt(gt)
+        return EvalInputs(videos, categories, gts, load_results(results, videos, warnings), warnings)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        loading_gt = pool.apply_async(load_gt, (gt,))
+        try:
+            data = storage.read_json(results, finite=True)
+        except Exception:
+            loading_gt.wait()
+            if not loading_gt.successful():
+                loading_gt.get()  # raises the GT's error, which a serial load would have met first
+            raise
+        videos, categories, gts = loading_gt.get()
+    detections = load_results(results, videos, warnings, workers, data)
     return EvalInputs(videos, categories, gts, detections, warnings)

@@ -31,6 +31,7 @@ from pycocotools import mask as mask_utils
 
 from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject
 from wsovvis.logs import progress
+from wsovvis.resources import fork_map, slices
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ STAT_SPECS = (
     (False, None, "medium", 100),
     (False, None, "large", 100),
 )
-_LOG_EVERY = 200
+_PIECES_PER_WORKER = 8
 
 
 @dataclass(frozen=True)
@@ -158,12 +159,12 @@ def video_ious(
     frames = np.flatnonzero(det_on.any(0) & gt_on.any(0))
     chunk: list[int] = []
     rows = cols = 0
-    for frame in frames:
-        d_count, g_count = int(det_on[:, frame].sum()), int(gt_on[:, frame].sum())
+    d_counts, g_counts = det_on[:, frames].sum(0).tolist(), gt_on[:, frames].sum(0).tolist()
+    for frame, d_count, g_count in zip(frames.tolist(), d_counts, g_counts, strict=True):
         if chunk and (rows + d_count) * (cols + g_count) > _MAX_IOU_CELLS:
             _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, chunk)
             chunk, rows, cols = [], 0, 0
-        chunk.append(int(frame))
+        chunk.append(frame)
         rows, cols = rows + d_count, cols + g_count
     if chunk:
         _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, chunk)
@@ -418,8 +419,83 @@ def _top_results(
     return kept, group_of_det
 
 
-def run(inputs: EvalInputs, options: EvalOptions) -> Evaluation:
-    """Evaluate loaded inputs; returns the accumulated arrays and per-video details."""
+@dataclass
+class _Part:
+    """The per-video work of a run of consecutive videos; row indices in ``groups`` are local to the part."""
+
+    gt_rows: list[tuple[int, float, bool, bool, int]]  # category index, avg area, ignore, crowd, id
+    det_rows: list[tuple[int, int, int, float, float]]  # category index, video, rank, score, avg area
+    groups: list[_Group]
+    per_video: list[dict[str, Any]]
+    left_out: int = 0  # results past the 100 per video and category
+
+
+def _evaluate_videos(
+    inputs: EvalInputs,
+    options: EvalOptions,
+    cat_index: dict[int, int],
+    gts_by_video: dict[int, list[GtObject]],
+    dets_by_video: dict[int, list[Detection]],
+    first: int,
+    video_ids: list[int],
+) -> _Part:
+    """IoUs, rows and groups of ``video_ids``, the videos numbered from ``first`` in the evaluation's order."""
+    part = _Part([], [], [], [])
+    for v, video_id in enumerate(video_ids, start=first):
+        video = inputs.videos[video_id]
+        gts = _official_gt_order(gts_by_video.get(video_id, []), options.class_agnostic)
+        kept, group_of_det = _top_results(dets_by_video.get(video_id, []), cat_index, options.class_agnostic)
+        part.left_out += len(dets_by_video.get(video_id, [])) - len(kept)
+        det_areas = _frame_areas(kept, video.length)
+        gt_mask_areas = _frame_areas(gts, video.length)
+        det_group = np.array([k for k, _ in group_of_det], dtype=np.int64)
+        gt_group = np.array(
+            [0 if options.class_agnostic else cat_index[g.category_id] for g in gts], dtype=np.int64
+        )
+        same_group = det_group[:, None] == gt_group[None, :]
+        ious = video_ious(kept, gts, det_areas, gt_mask_areas, same_group)
+
+        det_base, gt_base = len(part.det_rows), len(part.gt_rows)
+        # Mean of the nonzero areas (0 if none); integer sums, so the same value np.mean gives.
+        present = (det_areas > 0).sum(1)
+        mean_area = np.where(present > 0, det_areas.sum(1) / np.maximum(present, 1), 0.0).tolist()
+        for (k, rank), det, area in zip(group_of_det, kept, mean_area, strict=True):
+            part.det_rows.append((k, v, rank, det.score, area))
+        for gt, mask_areas in zip(gts, gt_mask_areas, strict=True):
+            # The official averages the GT's 'areas' field; without one, the mask areas stand in.
+            areas = gt.areas if gt.areas is not None else mask_areas.tolist()
+            part.gt_rows.append(
+                (
+                    0 if options.class_agnostic else cat_index[gt.category_id],
+                    _mean_nonzero(areas, options.lvvis),
+                    gt.iscrowd and not options.lvvis,
+                    gt.iscrowd,
+                    gt.id,
+                )
+            )
+        for k in sorted(set(det_group.tolist()) | set(gt_group.tolist())):
+            d_local = np.flatnonzero(det_group == k)
+            g_local = np.flatnonzero(gt_group == k)
+            part.groups.append(_Group(det_base + d_local, gt_base + g_local, ious[np.ix_(d_local, g_local)]))
+        best = np.where(same_group, ious, 0.0).max(axis=0) if len(kept) else np.zeros(len(gts))
+        part.per_video.append(
+            {
+                "video_id": video_id,
+                "num_gt": len(gts),
+                "num_results": len(kept),
+                "mean_best_iou": float(best.mean()) if len(gts) else None,
+                "gt_found_at_50": int((best >= 0.5).sum()),
+            }
+        )
+    return part
+
+
+def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluation:
+    """Evaluate loaded inputs; returns the accumulated arrays and per-video details.
+
+    The per-video work (IoUs, ranks, areas) is spread over ``workers`` forked processes; the result does not
+    depend on their number.
+    """
     started = time.monotonic()
     warnings = Counter(inputs.warnings)
     category_ids = sorted({c["id"] for c in inputs.categories})
@@ -444,59 +520,28 @@ def run(inputs: EvalInputs, options: EvalOptions) -> Evaluation:
     for det in detections:
         dets_by_video[det.video_id].append(det)
 
-    gt_rows: list[tuple[int, float, bool, bool, int]] = []  # category index, avg area, ignore, crowd, id
-    det_rows: list[tuple[int, int, int, float, float]] = []  # category index, video, rank, score, avg area
+    video_ids = sorted(inputs.videos)
+    pieces = slices(len(video_ids), max(1, workers) * _PIECES_PER_WORKER)
+
+    def evaluate_slice(bounds: tuple[int, int]) -> _Part:
+        first, stop = bounds
+        return _evaluate_videos(
+            inputs, options, cat_index, gts_by_video, dets_by_video, first, video_ids[first:stop]
+        )
+
+    gt_rows: list[tuple[int, float, bool, bool, int]] = []
+    det_rows: list[tuple[int, int, int, float, float]] = []
     groups: list[_Group] = []
     per_video: list[dict[str, Any]] = []
-    video_ids = sorted(inputs.videos)
-    for v, video_id in enumerate(progress(video_ids, desc="evaluate", unit="video")):
-        video = inputs.videos[video_id]
-        gts = _official_gt_order(gts_by_video.get(video_id, []), options.class_agnostic)
-        kept, group_of_det = _top_results(dets_by_video.get(video_id, []), cat_index, options.class_agnostic)
-        warnings["results_left_out_over_100_per_video_and_category"] += len(dets_by_video[video_id]) - len(
-            kept
-        )
-        det_areas = _frame_areas(kept, video.length)
-        gt_mask_areas = _frame_areas(gts, video.length)
-        det_group = np.array([k for k, _ in group_of_det], dtype=np.int64)
-        gt_group = np.array(
-            [0 if options.class_agnostic else cat_index[g.category_id] for g in gts], dtype=np.int64
-        )
-        same_group = det_group[:, None] == gt_group[None, :]
-        ious = video_ious(kept, gts, det_areas, gt_mask_areas, same_group)
-
+    parts = fork_map(evaluate_slice, pieces, workers)
+    for part in progress(parts, total=len(pieces), desc="evaluate", unit="part"):
         det_base, gt_base = len(det_rows), len(gt_rows)
-        for (k, rank), det, areas in zip(group_of_det, kept, det_areas, strict=True):
-            nonzero = areas[areas > 0]
-            det_rows.append((k, v, rank, det.score, float(nonzero.mean()) if nonzero.size else 0.0))
-        for gt, mask_areas in zip(gts, gt_mask_areas, strict=True):
-            # The official averages the GT's 'areas' field; without one, the mask areas stand in.
-            areas = gt.areas if gt.areas is not None else mask_areas.tolist()
-            gt_rows.append(
-                (
-                    0 if options.class_agnostic else cat_index[gt.category_id],
-                    _mean_nonzero(areas, options.lvvis),
-                    gt.iscrowd and not options.lvvis,
-                    gt.iscrowd,
-                    gt.id,
-                )
-            )
-        for k in sorted(set(det_group.tolist()) | set(gt_group.tolist())):
-            d_local = np.flatnonzero(det_group == k)
-            g_local = np.flatnonzero(gt_group == k)
-            groups.append(_Group(det_base + d_local, gt_base + g_local, ious[np.ix_(d_local, g_local)]))
-        best = np.where(same_group, ious, 0.0).max(axis=0) if len(kept) else np.zeros(len(gts))
-        per_video.append(
-            {
-                "video_id": video_id,
-                "num_gt": len(gts),
-                "num_results": len(kept),
-                "mean_best_iou": float(best.mean()) if len(gts) else None,
-                "gt_found_at_50": int((best >= 0.5).sum()),
-            }
-        )
-        if (v + 1) % _LOG_EVERY == 0:
-            log.info("evaluate: %d/%d videos", v + 1, len(video_ids))
+        det_rows += part.det_rows
+        gt_rows += part.gt_rows
+        groups += [_Group(g.dets + det_base, g.gts + gt_base, g.ious) for g in part.groups]
+        per_video += part.per_video
+        warnings["results_left_out_over_100_per_video_and_category"] += part.left_out
+        log.info("evaluate: %d/%d videos", len(per_video), len(video_ids))
 
     if warnings["results_left_out_over_100_per_video_and_category"]:
         log.warning(

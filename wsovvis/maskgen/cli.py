@@ -89,6 +89,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_flag(parser, "--max_errors", type=fraction, default=0.05, help="fraction of videos allowed to fail")
     add_flag(parser, "--scratch", help="local folder for downloaded frames (default: the system temp dir)")
+    add_flag(
+        parser,
+        "--prefetch",
+        type=int,
+        default=2,
+        help="videos fetched and decoded ahead of the one being predicted, while the last one is written "
+        "(memory: this many videos' frames + 2); 0 runs the videos one after another",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -111,6 +119,7 @@ def _run(args: argparse.Namespace) -> int:
             out_root=args.out_root,
             max_errors=args.max_errors,
             scratch=args.scratch,
+            prefetch=args.prefetch,
         ),
         backend,
     )

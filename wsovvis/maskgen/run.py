@@ -14,16 +14,30 @@ marker vouches for the tar there (size and SHA-256: a deleted or damaged tar is 
 outcome: its tar holds only ``scores.json`` with ``num_instances`` 0 (status empty). A failing video is tried
 twice, recorded with its reason and gets no marker (so a rerun tries it again); the shard fails only when more
 than ``max_errors`` of its videos failed.
+
+The loop is a pipeline that keeps the backend (the GPU) busy: while video i is predicted, the frames of the
+next ``prefetch`` videos are downloaded and decoded by background threads, and the masks of video i-1 are
+encoded, packed and written by another (one video at a time, tar before marker). Memory holds at most
+``prefetch`` + 2 videos (frames ahead, the frames being predicted, the index maps being written). A failure in
+the background counts as that video's first attempt; its retry runs in the foreground. On SIGTERM no new video
+starts, the write in flight finishes (or, killed, leaves only a temporary that the next run removes) and the
+command exits 143. ``prefetch`` 0 runs the videos one after another.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +62,12 @@ class ShardFailedError(WsovvisError):
     """More than ``max_errors`` of a shard's videos failed."""
 
 
+class ShardInterruptedError(WsovvisError):
+    """SIGTERM (a pod being stopped): the shard stopped between videos; a rerun resumes it."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
 @dataclass(frozen=True)
 class MaskGenConfig:
     manifest: str
@@ -57,6 +77,7 @@ class MaskGenConfig:
     max_errors: float = 0.05  # fraction of the shard's videos allowed to fail
     scratch: str | None = None  # local folder for downloaded frames (default: the system temp dir)
     log_every_seconds: float = 30.0
+    prefetch: int = 2  # videos fetched and decoded ahead of the one being predicted; 0: no overlap
 
 
 @dataclass
@@ -166,15 +187,25 @@ def _pack(
     return masks.pack_tar(video_id, pngs, sidecar)
 
 
-def _process_video(video_id: str, config: MaskGenConfig, backend: Backend, scratch: Path) -> VideoOutcome:
-    start = time.perf_counter()
+def _load_video(video_id: str, config: MaskGenConfig, scratch: Path) -> tuple[list[str], list[np.ndarray]]:
+    """Frame names and decoded frames of one video (downloaded into ``scratch`` and removed again)."""
     try:
         folder, names = _fetch_frames(config.frames_root, video_id, scratch)
-        frames = read_frames(folder, names)
-        prediction = backend.predict(frames)
-        data = _pack(video_id, names, prediction, frames[0].shape[:2])
+        return names, read_frames(folder, names)
     finally:
         shutil.rmtree(scratch / video_id, ignore_errors=True)
+
+
+def _store_video(
+    video_id: str,
+    names: list[str],
+    prediction: VideoPrediction,
+    frame_shape: tuple[int, int],
+    config: MaskGenConfig,
+    settings: dict[str, Any],
+) -> str:
+    """Pack and write the video's tar, then its marker; returns the status (done or empty)."""
+    data = _pack(video_id, names, prediction, frame_shape)
     status = "done" if prediction.num_instances else "empty"
     storage.write_bytes(storage.join(config.out_root, f"{video_id}{masks.TAR_SUFFIX}"), data)
     marker = {
@@ -182,10 +213,18 @@ def _process_video(video_id: str, config: MaskGenConfig, backend: Backend, scrat
         "status": status,
         "num_instances": prediction.num_instances,
         "frames": len(names),
-        "settings": backend.settings(),
+        "settings": settings,
         "tar": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
     }
     storage.write_json(storage.join(config.out_root, DONE_DIR, f"{video_id}.json"), marker)
+    return status
+
+
+def _process_video(video_id: str, config: MaskGenConfig, backend: Backend, scratch: Path) -> VideoOutcome:
+    start = time.perf_counter()
+    names, frames = _load_video(video_id, config, scratch)
+    prediction = backend.predict(frames)
+    status = _store_video(video_id, names, prediction, frames[0].shape[:2], config, backend.settings())
     return VideoOutcome(video_id, status, len(names), prediction.num_instances, time.perf_counter() - start)
 
 
@@ -264,6 +303,8 @@ def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
     """
     if not 0.0 <= config.max_errors <= 1.0:
         raise UsageError(f"max_errors must be a fraction in [0, 1], got {config.max_errors}")
+    if config.prefetch < 0:
+        raise UsageError(f"prefetch must be >= 0, got {config.prefetch}")
     storage.check_outputs(
         {"--out_root": config.out_root}, {"--frames_root": config.frames_root, "--manifest": config.manifest}
     )
@@ -303,11 +344,19 @@ def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
         return report
     started = time.perf_counter()
     last_log = started
-    with tempfile.TemporaryDirectory(dir=config.scratch, prefix="wsovvis-maskgen-") as tmp:
-        for video_id in progress(todo, total=len(todo), desc=f"shard {config.shard}", unit="video"):
-            report.outcomes.append(_attempt(video_id, config, backend, Path(tmp)))
+    with (
+        tempfile.TemporaryDirectory(dir=config.scratch, prefix="wsovvis-maskgen-") as tmp,
+        _sigterm_stops_the_shard(config.shard),
+        contextlib.closing(
+            _pipelined(todo, config, backend, Path(tmp))
+            if config.prefetch > 0
+            else (_attempt(video_id, config, backend, Path(tmp)) for video_id in todo)
+        ) as outcomes,
+    ):
+        for outcome in progress(outcomes, total=len(todo), desc=f"shard {config.shard}", unit="video"):
+            report.outcomes.append(outcome)
             now = time.perf_counter()
-            if now - last_log >= config.log_every_seconds or video_id == todo[-1]:
+            if now - last_log >= config.log_every_seconds or outcome.video_id == todo[-1]:
                 last_log = now
                 _log_progress(report, len(videos))
     report.seconds = time.perf_counter() - started
@@ -333,21 +382,134 @@ def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
     return report
 
 
-def _attempt(video_id: str, config: MaskGenConfig, backend: Backend, scratch: Path) -> VideoOutcome:
+def _attempt(
+    video_id: str, config: MaskGenConfig, backend: Backend, scratch: Path, first_attempt: int = 1
+) -> VideoOutcome:
     reason = ""
     start = time.perf_counter()
     if problem := video_id_problem(video_id):
         log.warning("video skipped: invalid video id %s", problem)
         return VideoOutcome(video_id, "failed", reason=f"invalid video id {problem}")
-    for attempt in range(1, ATTEMPTS + 1):
+    for attempt in range(first_attempt, ATTEMPTS + 1):
         try:
             return _process_video(video_id, config, backend, scratch)
-        except (RuntimeMissingError, UsageError, StorageError):
+        except _FATAL:
             raise
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            log.warning("video %s failed (attempt %d/%d): %s", video_id, attempt, ATTEMPTS, reason)
+            reason = _failed_attempt(video_id, attempt, exc)
     return VideoOutcome(video_id, "failed", 0, 0, time.perf_counter() - start, reason)
+
+
+# What no retry can fix, and SIGTERM: they stop the shard.
+_FATAL = (RuntimeMissingError, UsageError, StorageError, ShardInterruptedError)
+
+
+def _failed_attempt(video_id: str, attempt: int, exc: BaseException) -> str:
+    reason = f"{type(exc).__name__}: {exc}"
+    log.warning("video %s failed (attempt %d/%d): %s", video_id, attempt, ATTEMPTS, reason)
+    return reason
+
+
+@dataclass
+class _Stored:
+    """A video whose masks are being written in the background."""
+
+    video_id: str
+    frames: int
+    num_instances: int
+    seconds: float  # foreground time so far: waiting for its frames, and predicting
+    write: Future[str]
+
+
+def _pipelined(
+    todo: list[str], config: MaskGenConfig, backend: Backend, scratch: Path
+) -> Iterator[VideoOutcome]:
+    """The outcome of every video of ``todo``, in order, with fetching and writing overlapping prediction.
+
+    Each video's first attempt is pipelined; when any part of it fails (in whichever thread), the retries run
+    in the foreground through :func:`_attempt`, after the video before it is written.
+    """
+    settings = backend.settings()
+    fetcher = ThreadPoolExecutor(max_workers=config.prefetch, thread_name_prefix="mask-gen-fetch")
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mask-gen-write")
+    fetches: deque[Future[tuple[list[str], list[np.ndarray]]]] = deque()
+    # An invalid id is never fetched: _attempt records it as failed without touching storage.
+    upcoming = iter([v for v in todo if not video_id_problem(v)])
+    writing: _Stored | None = None
+    try:
+        for video_id in todo:
+            if video_id_problem(video_id):
+                if writing is not None:
+                    yield _written(writing, config, backend, scratch)
+                    writing = None
+                yield _attempt(video_id, config, backend, scratch)
+                continue
+            for ahead in upcoming:
+                fetches.append(fetcher.submit(_load_video, ahead, config, scratch))
+                if len(fetches) > config.prefetch:
+                    break
+            start = time.perf_counter()
+            try:
+                names, frames = fetches.popleft().result()
+                prediction = backend.predict(frames)
+            except _FATAL:
+                raise
+            except Exception as exc:
+                failure: BaseException | None = exc
+            else:
+                failure = None
+                frame_shape = frames[0].shape[:2]
+                del frames
+            predicted = time.perf_counter() - start
+            if writing is not None:
+                yield _written(writing, config, backend, scratch)
+                writing = None
+            if failure is not None:
+                _failed_attempt(video_id, 1, failure)
+                yield _attempt(video_id, config, backend, scratch, first_attempt=2)
+                continue
+            write = writer.submit(_store_video, video_id, names, prediction, frame_shape, config, settings)
+            writing = _Stored(video_id, len(names), prediction.num_instances, predicted, write)
+        if writing is not None:
+            yield _written(writing, config, backend, scratch)
+    finally:
+        # On an error or SIGTERM: start no new fetch, let the write in flight finish (tar, then marker).
+        fetcher.shutdown(wait=False, cancel_futures=True)
+        writer.shutdown(wait=True)
+        fetcher.shutdown(wait=True)
+
+
+def _written(stored: _Stored, config: MaskGenConfig, backend: Backend, scratch: Path) -> VideoOutcome:
+    """Wait for a background write; its failure was the video's first attempt, and the retry runs here."""
+    start = time.perf_counter()
+    try:
+        status = stored.write.result()
+    except _FATAL:
+        raise
+    except Exception as exc:
+        _failed_attempt(stored.video_id, 1, exc)
+        return _attempt(stored.video_id, config, backend, scratch, first_attempt=2)
+    seconds = stored.seconds + time.perf_counter() - start
+    return VideoOutcome(stored.video_id, status, stored.frames, stored.num_instances, seconds)
+
+
+@contextlib.contextmanager
+def _sigterm_stops_the_shard(shard: int) -> Iterator[None]:
+    """Turn SIGTERM into ShardInterruptedError in the main thread, so that the loop winds down in order."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise ShardInterruptedError(
+            f"shard {shard}: stopped by SIGTERM; videos without a done marker are made by the next run"
+        )
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _log_progress(report: ShardReport, total: int) -> None:
