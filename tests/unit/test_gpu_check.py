@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from wsovvis.gpucheck import audit, bundle, run
+from wsovvis.gpucheck import audit, bundle, guard, run
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gpu-check.sh"
@@ -66,10 +66,11 @@ def test_out_defaults_to_the_device_tools_out_folder(monkeypatch: pytest.MonkeyP
     assert run.parse_args([]).out == "gpu-check-out"
 
 
-def test_a_dry_run_gets_a_longer_budget_than_the_gpu_run() -> None:
-    assert run.parse_args([]).budget == run.DEFAULT_BUDGET_S
-    assert run.parse_args(["--dry-run"]).budget == run.DRY_RUN_BUDGET_S
-    assert run.parse_args(["--budget", "300"]).budget == 300
+def test_a_dry_run_gets_a_longer_budget_and_fewer_iterations_than_the_gpu_run() -> None:
+    gpu, dry = run.parse_args([]), run.parse_args(["--dry-run"])
+    assert (gpu.budget, gpu.iterations) == (run.DEFAULT_BUDGET_S, 20)
+    assert (dry.budget, dry.iterations) == (run.DRY_RUN_BUDGET_S, 2)
+    assert run.parse_args(["--budget", "300", "--iterations", "5"]).budget == 300
 
 
 def write(path: Path, text: str = "x") -> None:
@@ -159,11 +160,33 @@ def test_audit_flags_what_neither_the_gpu_machine_nor_the_bundle_has(tmp_path: P
         "kfp": kfp.__file__,  # not on the GPU machine, not in the bundle
         "wsovvis_runtime": str(own / "site" / "wsovvis_runtime" / "__init__.py"),
     }
-    found = audit.classify(imports, [own])
+    allowed = audit.allowed_distributions()
+    assert {"pyyaml", "sacred", "pycocotools"} <= allowed and "kfp" not in allowed
+    found = audit.classify(imports, allowed, [own])
     assert found["stdlib"] == ["json"]
-    assert found["device"] == ["yaml"]
+    assert found["allowed"] == ["yaml"]
     assert found["own"] == ["wsovvis_runtime"]
     assert [entry.split()[0] for entry in found["missing"]] == ["kfp"]
+
+
+def test_the_dry_runs_guard_refuses_what_the_gpu_machine_lacks(tmp_path: Path) -> None:
+    allowed = tmp_path / "allowed.json"
+    allowed.write_text(json.dumps({"distributions": ["pyyaml"], "own_roots": [str(ROOT)]}))
+    probe = (
+        "from wsovvis.gpucheck import guard; guard.install('/nowhere')\n"
+        "import yaml, wsovvis\n"
+        "try:\n    import kfp\nexcept ModuleNotFoundError as exc:\n    print('refused', exc.name)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), guard.ALLOWED_ENV: str(allowed)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "refused kfp"
 
 
 def test_script_passes_shellcheck() -> None:

@@ -1,10 +1,11 @@
-"""Which distributions the dry run imported that the GPU machine lacks and the bundle does not bring.
+"""What the dry run may import, and the audit of what it did import.
 
-Each interpreter of the dry run records its top-level modules and their files at exit (the check's
-``sitecustomize``). A module is fine when it is part of the standard library, lies under the check's own folders
-(the bundle's sources and wheels, the project), or belongs to a distribution that the GPU machine's python has
-(``DEVICE_PACKAGES``) or the bundle brings (``bundle.WHEELS``; in a dry run on another Python the binary ones are
-this environment's build of the same version). Anything else would be missing there: the audit fails naming it.
+The GPU machine's python has ``DEVICE_PACKAGES`` (and, being a consistent environment, whatever those require);
+the bundle brings ``bundle.WHEELS``. ``allowed_distributions`` turns that into the set of distribution names the
+dry run's import guard (``guard.py``) lets through: the device packages installed here and their requirements as
+installed here, plus the bundle's. After the dry run, ``main`` reads every interpreter's record of its top-level
+modules and fails when one came from anywhere else (the guard should have refused it), and lists the optional
+imports the guard refused, as they would fail on the GPU machine.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import importlib.metadata
 import json
 import re
 import sys
+import sysconfig
 from pathlib import Path
 
 from wsovvis.gpucheck.bundle import WHEELS
+from wsovvis.gpucheck.guard import normalize, site_package_top
 
 # The GPU machine's python packages ("nvidia-h200" in the device notes' KINDS.md, read 2026-11-17).
 _DEVICE_PACKAGE_LIST = """
@@ -46,31 +49,52 @@ _DEVICE_PACKAGE_LIST = """
 DEVICE_PACKAGES = frozenset(_DEVICE_PACKAGE_LIST.split())
 
 
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
-def classify(imports: dict[str, str], allowed_roots: list[Path]) -> dict[str, list[str]]:
-    """Top-level module -> where it comes from: ``own``, ``stdlib``, ``device``, ``bundle`` or ``missing``."""
+def allowed_distributions() -> set[str]:
+    """Normalized names of the distributions the GPU machine has or the bundle brings (see the module doc)."""
+    installed = {
+        normalize(d.metadata["Name"]): d for d in importlib.metadata.distributions() if d.metadata["Name"]
+    }
+    allowed = {normalize(name) for name in DEVICE_PACKAGES}
+    todo = [name for name in allowed if name in installed]
+    while todo:
+        for requirement in installed[todo.pop()].requires or []:
+            match = _REQUIREMENT_NAME.match(requirement)
+            if not match or "extra" in requirement.partition(";")[2]:
+                continue
+            name = normalize(match.group(1))
+            if name not in allowed:
+                allowed.add(name)
+                if name in installed:
+                    todo.append(name)
+    return allowed | {normalize(name) for name in WHEELS}
+
+
+def classify(imports: dict[str, str], allowed: set[str], own_roots: list[Path]) -> dict[str, list[str]]:
+    """Top-level module -> ``own``, ``stdlib``, ``allowed``, ``host`` (this machine's tooling) or ``missing``."""
     distributions = importlib.metadata.packages_distributions()
-    device = {normalize(n) for n in DEVICE_PACKAGES}
-    bundled = {normalize(n) for n in WHEELS}
-    stdlib_dirs = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix)}
-    found: dict[str, list[str]] = {"own": [], "stdlib": [], "device": [], "bundle": [], "missing": []}
+    paths = sysconfig.get_paths()
+    stdlib_dirs = {Path(paths["stdlib"]).resolve(), Path(paths["platstdlib"]).resolve()}
+    found: dict[str, list[str]] = {"own": [], "stdlib": [], "allowed": [], "host": [], "missing": []}
     for name, file in sorted(imports.items()):
         path = Path(file).resolve()
-        if any(path.is_relative_to(root) for root in allowed_roots):
+        top = site_package_top(file)
+        if top is None and any(path.is_relative_to(root) for root in own_roots):
             found["own"].append(name)
         elif name in sys.stdlib_module_names or (
-            "site-packages" not in path.parts and any(path.is_relative_to(d) for d in stdlib_dirs)
+            top is None and any(path.is_relative_to(d) for d in stdlib_dirs)
         ):
             found["stdlib"].append(name)
+        elif name.startswith("__editable__"):  # the finder of an editable install here, not imported code
+            found["host"].append(name)
+        elif top is None:
+            found["missing"].append(f"{name} (outside every environment: {path})")
         else:
-            dists = {normalize(d) for d in distributions.get(name, [])}
-            if dists & device:
-                found["device"].append(name)
-            elif dists & bundled:
-                found["bundle"].append(name)
+            dists = {normalize(d) for d in distributions.get(name) or distributions.get(top) or []}
+            if dists & allowed:
+                found["allowed"].append(name)
             else:
                 found["missing"].append(f"{name} ({', '.join(sorted(dists)) or 'no distribution'}: {path})")
     return found
@@ -79,20 +103,24 @@ def classify(imports: dict[str, str], allowed_roots: list[Path]) -> dict[str, li
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--imports", required=True, help="folder of the per-process import records")
+    parser.add_argument("--allowed", required=True, help="the JSON file the guard was given")
     parser.add_argument("--result", required=True, help="where to write the JSON result")
-    parser.add_argument(
-        "--allowed-root", action="append", default=[], help="folder whose modules are the check's own"
-    )
     args = parser.parse_args(argv)
+    config = json.loads(Path(args.allowed).read_text(encoding="utf-8"))
     imports: dict[str, str] = {}
+    refused: set[str] = set()
     records = sorted(Path(args.imports).glob("*.json"))
     for record in records:
-        imports.update(json.loads(record.read_text(encoding="utf-8")))
-    found = classify(imports, [Path(root).resolve() for root in args.allowed_root])
+        data = json.loads(record.read_text(encoding="utf-8"))
+        imports.update(data["imported"])
+        refused.update(data["refused"])
+    own_roots = [Path(root).resolve() for root in config["own_roots"]]
+    found = classify(imports, set(config["distributions"]), own_roots)
     result = {
         "processes": len(records),
         "modules": len(imports),
-        **{k: v for k, v in found.items() if k != "stdlib"},
+        "refused_optional_imports": sorted(refused),
+        **{key: value for key, value in found.items() if key != "stdlib"},
     }
     result["ok"] = bool(records) and not found["missing"]
     if not records:

@@ -342,7 +342,7 @@ def part_maskgen(args: argparse.Namespace) -> dict[str, Any]:
         "frame_sizes": sorted({f"{v.height}x{v.width}" for v in data.videos}),
         "videos_done": len(done),
         "seconds_total": round(seconds, 2),
-        "maskgen_frames_per_s_end_to_end": round(report.frames_per_second(), 2),
+        "maskgen_frames_per_s_end_to_end": round(report.frames_per_second, 2),
         "maskgen_frames_per_s_model": round(model_fps, 2),
         "predict_calls": [{"frames": n, "seconds": round(s, 3)} for n, s in backend.calls],
         "msda_calls": calls,
@@ -451,7 +451,8 @@ def part_nccl(args: argparse.Namespace) -> dict[str, Any]:
         dist.destroy_process_group()
     result = {"backend": backend, "world_size": 1, "ok": ok, "seconds": round(time.perf_counter() - start, 3)}
     if cuda:
-        result["nccl_version"] = ".".join(map(str, torch.cuda.nccl.version()))
+        version = torch.cuda.nccl.version()
+        result["nccl_version"] = ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
     print(f"nccl: {json.dumps(result)}", flush=True)
     return result
 

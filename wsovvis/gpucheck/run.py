@@ -16,14 +16,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from wsovvis.cliutil import positive_int
 from wsovvis.errors import WsovvisError
+from wsovvis.gpucheck import audit, guard
 from wsovvis.gpucheck import bundle as bundles
 from wsovvis.prepare.runtime import RuntimeSources
 
@@ -37,40 +39,12 @@ DRY_RUN_BUDGET_S = 3600
 DRY_RUN_SLOWDOWN = 8
 SUMMARY = "summary.json"
 LOG = "gpu-check.log"
-SITECUSTOMIZE = '''"""Written by wsovvis.gpucheck: the check's site folder becomes a site directory, so its .pth files run."""
-import importlib.util
+SITECUSTOMIZE = '''"""Written by wsovvis.gpucheck for the interpreters of one check: see wsovvis/gpucheck/guard.py."""
 import os
-import site
-import sys
 
-if os.environ.get("WSOVVIS_GPUCHECK_SITE"):
-    site.addsitedir(os.environ["WSOVVIS_GPUCHECK_SITE"])
-# Run the interpreter's own sitecustomize, if any, which this one shadows.
-_here = os.path.dirname(os.path.abspath(__file__))
-for _entry in sys.path:
-    _other = os.path.join(_entry or ".", "sitecustomize.py")
-    if os.path.abspath(_entry or ".") != _here and os.path.isfile(_other):
-        _spec = importlib.util.spec_from_file_location("_shadowed_sitecustomize", _other)
-        _spec.loader.exec_module(importlib.util.module_from_spec(_spec))
-        break
-if os.environ.get("WSOVVIS_GPUCHECK_IMPORT_LOG"):
-    import atexit
+from wsovvis.gpucheck import guard
 
-    def _record_imports():
-        import json
-
-        found = {}
-        for name, module in list(sys.modules.items()):
-            if "." in name or module is None:
-                continue
-            path = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", None) or []), None)
-            if path:
-                found[name] = path
-        target = os.path.join(os.environ["WSOVVIS_GPUCHECK_IMPORT_LOG"], f"{os.getpid()}.json")
-        with open(target, "w", encoding="utf-8") as handle:
-            json.dump(found, handle)
-
-    atexit.register(_record_imports)
+guard.install(os.path.dirname(os.path.abspath(__file__)))
 '''
 # Time limits per part (seconds); each is also cut to what is left of the whole check's budget.
 LIMITS = {
@@ -116,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--work", help="scratch folder (default: a new temporary folder, removed at the end)")
     parser.add_argument("--arch", help="CUDA arch list for the op, e.g. '9.0' (default: the GPU's own)")
-    parser.add_argument("--iterations", type=positive_int, default=20, help="SeqFormer training iterations")
+    parser.add_argument(
+        "--iterations", type=positive_int, help="SeqFormer training iterations (default 20; a dry run 2)"
+    )
     parser.add_argument(
         "--budget",
         type=positive_int,
@@ -150,6 +126,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--arch only goes with a GPU run (not --bundle or --dry-run)")
     args.out = args.out or os.environ.get("OUT") or "gpu-check-out"
     args.budget = args.budget or (DRY_RUN_BUDGET_S if args.dry_run else DEFAULT_BUDGET_S)
+    args.iterations = args.iterations or (2 if args.dry_run else 20)
     return args
 
 
@@ -167,6 +144,21 @@ class PartOutcome:
         if self.details:
             out["details"] = self.details
         return out
+
+
+@dataclass
+class Running:
+    """A started part."""
+
+    proc: subprocess.Popen
+    handle: IO[str]
+    began: float
+    limit: float
+    ended: float | None = None
+
+    def watch(self) -> None:
+        self.proc.wait()
+        self.ended = time.monotonic()
 
 
 class Check:
@@ -188,6 +180,7 @@ class Check:
         self.logs = self.work / "logs"
         self.logs.mkdir(exist_ok=True)
         self.imports = self.work / "imports"
+        self.allowed = self.work / "allowed.json"
         self.started = time.monotonic()
         self.deadline = self.started + args.budget
         self.outcomes: dict[str, PartOutcome] = {}
@@ -204,7 +197,7 @@ class Check:
         env = dict(os.environ)
         paths = [self.work / "boot", self.site, self.src / "VNext", ROOT]
         env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), *filter(None, [os.environ.get("PYTHONPATH")])])
-        env["WSOVVIS_GPUCHECK_SITE"] = str(self.site)
+        env[guard.SITE_ENV] = str(self.site)
         env["PYTHONUNBUFFERED"] = "1"
         # The interpreter's own bin folder first: pip-installed ninja lives there, and torch builds with it.
         env["PATH"] = os.pathsep.join([os.path.dirname(self.python), env.get("PATH", "")])
@@ -214,7 +207,8 @@ class Check:
         if self.cuda_home:
             env["CUDA_HOME"] = self.cuda_home
         if self.dry_run:
-            env["WSOVVIS_GPUCHECK_IMPORT_LOG"] = str(self.imports)
+            env[guard.IMPORT_LOG_ENV] = str(self.imports)
+            env[guard.ALLOWED_ENV] = str(self.allowed)
         env.update(extra)
         return env
 
@@ -241,10 +235,13 @@ class Check:
             cwd=cwd,
             start_new_session=True,
         )
-        return proc, handle, time.monotonic(), limit
+        running = Running(proc, handle, time.monotonic(), limit)
+        # Notes when the part ends, so that a part waited for after another one still gets its own duration.
+        threading.Thread(target=running.watch, daemon=True).start()
+        return running
 
-    def finish(self, name: str, running: tuple, result_file: Path | None = None) -> PartOutcome:
-        proc, handle, began, limit = running
+    def finish(self, name: str, running: Running, result_file: Path | None = None) -> PartOutcome:
+        proc, handle, began, limit = running.proc, running.handle, running.began, running.limit
         try:
             returncode = proc.wait(timeout=max(0.0, began + limit - time.monotonic()))
             timed_out = False
@@ -253,7 +250,7 @@ class Check:
             returncode = proc.wait()
             timed_out = True
         handle.close()
-        seconds = time.monotonic() - began
+        seconds = (running.ended or time.monotonic()) - began
         text = (self.logs / f"{name}.log").read_text(encoding="utf-8", errors="replace")
         self.log_file.write(f"\n===== {name} (exit {returncode}, {seconds:.1f} s) =====\n{text}\n")
         details: dict[str, Any] = {}
@@ -357,6 +354,12 @@ class Check:
         boot.mkdir(exist_ok=True)
         (boot / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
         self.imports.mkdir(exist_ok=True)
+        if self.dry_run:
+            own_roots = [str(self.work), str(ROOT)]
+            allowed = sorted(audit.allowed_distributions())
+            self.allowed.write_text(
+                json.dumps({"distributions": allowed, "own_roots": own_roots}), encoding="utf-8"
+            )
         wheels = sorted(str(p) for p in (self.bundle / "wheels").glob("*.whl"))
         pip = [self.python, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--no-compile"]
         pip += ["--disable-pip-version-check"]
@@ -403,17 +406,10 @@ class Check:
 
     def step_audit(self) -> None:
         result = self.work / "audit.json"
-        cmd = [
-            self.python,
-            "-m",
-            "wsovvis.gpucheck.audit",
-            "--imports",
-            str(self.imports),
-            "--result",
-            str(result),
-        ]
-        cmd += ["--allowed-root", str(self.work), "--allowed-root", str(ROOT)]
-        self.run("audit", cmd, env=self.env(WSOVVIS_GPUCHECK_IMPORT_LOG=""), result_file=result)
+        cmd = [self.python, "-m", "wsovvis.gpucheck.audit", "--imports", str(self.imports)]
+        cmd += ["--allowed", str(self.allowed), "--result", str(result)]
+        env = self.env(**{guard.IMPORT_LOG_ENV: "", guard.ALLOWED_ENV: ""})
+        self.run("audit", cmd, env=env, result_file=result)
 
     def execute(self) -> None:
         self.say(
@@ -435,8 +431,8 @@ class Check:
         self.part("maskgen")
         self.part("train", "--iterations", str(self.args.iterations))
         self.part("nccl")
-        smoke_extra = () if self.dry_run else ("--build-ops", "--cuda-arch-list", self.arch or "")
-        self.run("smoke", self.prepare_cmd(*smoke_extra))
+        # Without --build-ops: the hook finds the op built above in the site folder; a failed build is not retried.
+        self.run("smoke", self.prepare_cmd())
         if self.dry_run:
             self.step_audit()
 
