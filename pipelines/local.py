@@ -33,7 +33,28 @@ def run_local(
     # kfp.local indents task output by swapping builtins.print per task; parallel ParallelFor iterations restore
     # each other's swaps, which can leave every later print of this process indented. Put the real one back.
     print_function = builtins.print
+    saved_env = {key: os.environ.get(key) for key in _STEP_ENV}
+    os.environ.update(_step_env())
     try:
         build_pipeline(parallelism)(**params)
     finally:
         builtins.print = print_function
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+_STEP_ENV = ("PYTHONSAFEPATH", "PYTHONPATH")
+
+
+def _step_env() -> dict[str, str]:
+    """The steps run ``python -m kfp.dsl.executor_main`` in this process's folder, and ``-m`` puts that folder first
+    on sys.path: a folder named ``wsovvis`` there would be imported instead of the package. Keep the folder off
+    sys.path (Python >= 3.11) and put this process's wsovvis first on PYTHONPATH."""
+    import wsovvis
+
+    package_parent = str(Path(wsovvis.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+    return {"PYTHONSAFEPATH": "1", "PYTHONPATH": path}

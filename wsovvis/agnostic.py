@@ -25,6 +25,7 @@ def make_agnostic(
     The original categories are kept under ``info.original_categories`` so per-category numbers can still be
     traced back; ``categories`` becomes the single agnostic category.
     """
+    storage.check_outputs({"--out_json": out_json}, {"--in_json": in_json})
     data = ytvis.load_dataset(in_json)
     before = Counter(ann["category_id"] for ann in data.get("annotations", []))
     for ann in data.get("annotations", []):

@@ -1,5 +1,8 @@
 """The ``wsovvis`` command: one argparse subcommand per stage, each a thin front door onto a stage function.
 
+Errors end with one line and an exit code (tracebacks only with ``--log-level DEBUG``): 1 unusable input,
+2 usage, 3 runtime missing, 5 storage or other infrastructure fault (see docs/robustness.md).
+
 Each module named in ``SUBCOMMANDS`` exposes ``add_parser(subparsers)``, which registers its parser and sets
 ``func`` to a callable taking the parsed namespace and returning an exit code.
 """
@@ -13,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from wsovvis import __version__
-from wsovvis.errors import WsovvisError
+from wsovvis.errors import StorageError, WsovvisError
 from wsovvis.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -53,8 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except WsovvisError as exc:
+        log.debug("traceback", exc_info=True)
         log.error("%s", exc)
         return exc.exit_code
+    except OSError as exc:  # a local fault nothing nearer to it translated: one line, the infrastructure code
+        log.debug("traceback", exc_info=True)
+        where = f"{exc.filename}: " if exc.filename else ""
+        log.error("%s%s", where, exc.strerror or exc)
+        return StorageError.exit_code
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130

@@ -21,3 +21,11 @@ class RuntimeMissingError(WsovvisError):
     """A third-party runtime (CutLER, VNext, detectron2, torch) that a stage needs is not importable."""
 
     exit_code = 3
+
+
+class StorageError(WsovvisError):
+    """A storage location that cannot be used as a whole: S3 unreachable, not S3, refusing the credentials; a
+    local folder missing, read-only or full (exit 5, as infrastructure faults of the launcher). Stages stop at
+    once instead of failing every video; what they wrote before stays, and a rerun resumes."""
+
+    exit_code = 5

@@ -14,16 +14,21 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from wsovvis import storage
+from wsovvis import names, storage
+from wsovvis.errors import InputError
+
+log = logging.getLogger(__name__)
 
 MASK_PREFIX = "mask_"
 MASK_SUFFIX = ".png"
@@ -76,12 +81,49 @@ class NotAnIndexMapError(ValueError):
     pass
 
 
-def decode_png(data: bytes) -> np.ndarray:
-    """The index map of a palette or L PNG; other modes raise NotAnIndexMapError."""
+class MaskSizeError(ValueError):
+    pass
+
+
+def decode_png(data: bytes, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The index map of a palette or L PNG of ``size`` (height, width) when given.
+
+    The format, mode and size are checked from the header before any pixel is decoded, so a file that is no PNG
+    (a JPEG named ``.png``) or claims another size (a decompression bomb) costs nothing. Raises
+    NotAnIndexMapError or MaskSizeError; Pillow's own errors for damaged files pass through.
+    """
     with Image.open(io.BytesIO(data)) as image:
+        if image.format != "PNG":
+            raise NotAnIndexMapError(
+                f"the file is {image.format or 'not an image format Pillow knows'}, not a PNG"
+            )
         if image.mode not in ("P", "L"):
             raise NotAnIndexMapError(f"PNG mode {image.mode} is not an index map (8-bit palette or L)")
+        if size is not None and image.size != (size[1], size[0]):
+            raise MaskSizeError(f"mask is {image.size[0]}x{image.size[1]}, frames are {size[1]}x{size[0]}")
         return np.asarray(image)
+
+
+class UnsafeArchiveError(ValueError):
+    """A mask tar over the limits of its video (too many members, a member too big): the video is skipped."""
+
+
+@dataclass(frozen=True)
+class TarLimits:
+    """What one video's mask tar may hold: a little more than one index-map PNG per frame and a sidecar."""
+
+    max_members: int
+    max_member_bytes: int
+
+    @classmethod
+    def for_video(cls, frames: int, height: int, width: int) -> TarLimits:
+        # An 8-bit PNG of the frame stored without compression, plus headers and chunk overhead.
+        png_bound = height * (width + 1) + (height * width) // 100 + 65536
+        return cls(max_members=2 * frames + 16, max_member_bytes=png_bound)
+
+    @property
+    def max_total_bytes(self) -> int:
+        return self.max_members * (self.max_member_bytes + 1024)
 
 
 @dataclass
@@ -102,7 +144,7 @@ class VideoMasks:
 def pack_tar(video_id: str, pngs: Mapping[str, bytes], sidecar: dict[str, Any] | None) -> bytes:
     """A deterministic tar (sorted members, zero mtimes and owners) of a video's masks and sidecar."""
     buffer = io.BytesIO()
-    members: list[tuple[str, bytes]] = [(mask_name(frame), pngs[frame]) for frame in sorted(pngs)]
+    members = [(mask_name(frame), pngs[frame]) for frame in names.sorted_names(list(pngs))]
     if sidecar is not None:
         members.append((SCORES_NAME, (json.dumps(sidecar, sort_keys=True) + "\n").encode()))
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -114,13 +156,68 @@ def pack_tar(video_id: str, pngs: Mapping[str, bytes], sidecar: dict[str, Any] |
     return buffer.getvalue()
 
 
-def unpack_tar(video_id: str, data: bytes) -> VideoMasks:
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"))
+
+
+def _member_problem(member: tarfile.TarInfo, video_id: str) -> str | None:
+    """Why a tar member is not used (None: it is a mask or sidecar candidate). Folders are not reported."""
+    if not member.isfile():
+        kinds = {
+            tarfile.SYMTYPE: "symbolic link",
+            tarfile.LNKTYPE: "hard link",
+            tarfile.CHRTYPE: "device",
+            tarfile.BLKTYPE: "device",
+            tarfile.FIFOTYPE: "FIFO",
+        }
+        return f"a {kinds.get(member.type, 'special file')}, not a regular file"
+    path = PurePosixPath(member.name)
+    if path.is_absolute():
+        return "an absolute path"
+    parts = [p for p in path.parts if p != "."]
+    if ".." in parts:
+        return "a path that climbs out ('..')"
+    if not parts or len(parts) > 2 or (len(parts) == 2 and parts[0] != video_id):
+        return f"neither at the top nor under '{video_id}/'"
+    try:
+        names.check_name(parts[-1])
+    except names.InvalidNameError as exc:
+        return f"an unusable name ({exc})"
+    return None
+
+
+def unpack_tar(
+    video_id: str, data: bytes, limits: TarLimits | None = None, source: str | None = None
+) -> VideoMasks:
+    """The masks of one video's tar; members that are not plain files where they belong are skipped with a warning.
+
+    A compressed tar, and with ``limits`` a tar with more members or a bigger member than the video can need,
+    raise UnsafeArchiveError before anything is decompressed or that member is read.
+    """
+    source = source or f"{video_id}{TAR_SUFFIX}"
+    for magic, kind in _COMPRESSED:
+        if data.startswith(magic):
+            raise UnsafeArchiveError(
+                f"a {kind}-compressed tar; mask tars are plain, and a compressed one could expand without bound"
+            )
     masks = VideoMasks(video_id)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-        for member in tar:
-            if not member.isfile():
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for count, member in enumerate(tar, start=1):
+            if limits is not None and count > limits.max_members:
+                raise UnsafeArchiveError(
+                    f"more than {limits.max_members} members, more than this video's masks can need"
+                )
+            if member.isdir():
                 continue
-            name = os.path.basename(member.name)
+            problem = _member_problem(member, video_id)
+            if problem:
+                log.warning("%s: member %s skipped: it is %s", source, names.shown(member.name), problem)
+                continue
+            if limits is not None and member.size > limits.max_member_bytes:
+                raise UnsafeArchiveError(
+                    f"member {names.shown(member.name)} claims {member.size} bytes, over the "
+                    f"{limits.max_member_bytes} a mask of this video's frame size can take"
+                )
+            name = PurePosixPath(member.name).name
             handle = tar.extractfile(member)
             assert handle is not None
             if name == SCORES_NAME:
@@ -147,21 +244,57 @@ def list_mask_videos(mask_root: str) -> dict[str, str]:
     return dict(sorted(sources.items()))
 
 
-def read_video_masks(video_id: str, source: str) -> VideoMasks:
-    """Load one video's masks from a folder or a tar, local or S3."""
+def read_video_masks(video_id: str, source: str, limits: TarLimits | None = None) -> VideoMasks:
+    """Load one video's masks from a folder or a tar, local or S3 (a tar over ``limits`` is refused unread)."""
     if source.endswith(TAR_SUFFIX):
-        return unpack_tar(video_id, storage.read_bytes(source))
+        if limits is not None and (size := storage.size(source)) > limits.max_total_bytes:
+            raise UnsafeArchiveError(
+                f"{size} bytes, over the {limits.max_total_bytes} this video's masks can take"
+            )
+        return unpack_tar(video_id, storage.read_bytes(source), limits, source)
     masks = VideoMasks(video_id)
     _, files = storage.listdir(source)
+    if limits is not None and len(files) > limits.max_members:
+        raise UnsafeArchiveError(
+            f"{len(files)} files, more than the {limits.max_members} this video's masks can need"
+        )
     for name in files:
-        if name == SCORES_NAME:
-            masks.sidecar = storage.read_json(storage.join(source, name))
-        elif (frame := frame_of(name)) is not None:
-            masks.pngs[frame] = storage.read_bytes(storage.join(source, name))
+        frame = frame_of(name)
+        if name != SCORES_NAME and frame is None:
+            continue
+        path = storage.join(source, name)
+        if limits is not None and (size := storage.size(path)) > limits.max_member_bytes:
+            raise UnsafeArchiveError(
+                f"{name} has {size} bytes, over the {limits.max_member_bytes} a mask of this video's frame size "
+                "can take"
+            )
+        if frame is None:
+            masks.sidecar = storage.read_json(path)
+        else:
+            masks.pngs[frame] = storage.read_bytes(path)
     return masks
 
 
 def list_frames(frames_dir: str) -> list[str]:
-    """Sorted frame file names (jpg/jpeg/png) of one video folder, local or S3."""
+    """Frame file names (jpg/jpeg/png) of one video folder, local or S3, in numeric-aware order.
+
+    Names that cannot travel through every stage (not UTF-8, holding a '\\') are skipped with a warning;
+    two files for one frame (``00001.jpg`` and ``00001.png``) raise InputError naming both.
+    """
     _, files = storage.listdir(frames_dir)
-    return [f for f in files if f.lower().endswith(FRAME_SUFFIXES)]
+    frames: dict[str, str] = {}
+    for name in files:
+        if not name.lower().endswith(FRAME_SUFFIXES):
+            continue
+        try:
+            names.check_name(name)
+        except names.InvalidNameError as exc:
+            log.warning("%s: frame skipped: %s", frames_dir, exc)
+            continue
+        stem = os.path.splitext(name)[0]
+        if stem in frames:
+            raise InputError(
+                f"{frames_dir}: {frames[stem]} and {name} are both frame '{stem}'; keep one of them"
+            )
+        frames[stem] = name
+    return [frames[stem] for stem in names.sorted_names(list(frames))]

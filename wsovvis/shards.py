@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wsovvis import storage
+from wsovvis import names, storage
 from wsovvis.cliutil import add_flag, positive_int
 from wsovvis.errors import InputError, UsageError
 from wsovvis.masks import FRAME_SUFFIXES
@@ -71,10 +71,21 @@ class ShardPlan:
 def count_frames(frames_root: str, videos: list[str] | None = None) -> dict[str, int]:
     """Video id -> number of frame files under ``<frames_root>/<video_id>/`` (one recursive listing)."""
     counts: dict[str, int] = {}
+    unusable: dict[str, str] = {}
     for rel in storage.walk_files(frames_root):
         video_id, sep, name = rel.partition("/")
-        if sep and "/" not in name and name.lower().endswith(FRAME_SUFFIXES):
-            counts[video_id] = counts.get(video_id, 0) + 1
+        if not (sep and "/" not in name and name.lower().endswith(FRAME_SUFFIXES)) or names.name_problem(
+            name
+        ):
+            continue  # not a frame every stage can use (list_frames says why when the video is read)
+        try:
+            names.check_video_id(video_id)
+        except names.InvalidNameError as exc:
+            unusable[video_id] = str(exc)
+            continue
+        counts[video_id] = counts.get(video_id, 0) + 1
+    for reason in unusable.values():
+        log.warning("%s: folder skipped: invalid video id %s", frames_root, reason)
     if videos is not None:
         missing = sorted(set(videos) - set(counts))
         if missing:
@@ -155,10 +166,13 @@ def manifest(plan_: ShardPlan, frames_root: str) -> dict[str, Any]:
 def read_videos_list(uri: str) -> list[str]:
     """Video ids, one a line (blank lines and ``#`` comments ignored)."""
     ids = []
-    for line in storage.read_text(uri).splitlines():
+    for number, line in enumerate(storage.read_text(uri).splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if line:
-            ids.append(line)
+            try:
+                ids.append(names.check_video_id(line))
+            except names.InvalidNameError as exc:
+                raise InputError(f"{uri}: line {number}: invalid video id {exc}") from exc
     if not ids:
         raise InputError(f"{uri}: no video ids (one a line)")
     return list(dict.fromkeys(ids))
@@ -173,6 +187,10 @@ def plan_shards(
     out_indices: str | None = None,
 ) -> ShardPlan:
     """List and count the videos, plan the shards, write the manifest (and the index list)."""
+    storage.check_outputs(
+        {"--out_manifest": out_manifest, "--out_indices": out_indices},
+        {"--frames_root": frames_root, "--videos_list": videos_list},
+    )
     videos = read_videos_list(videos_list) if videos_list else None
     counts = count_frames(frames_root, videos)
     result = plan(counts, num_shards)
@@ -206,7 +224,12 @@ def load_shard(manifest_uri: str, index: int) -> list[str]:
         )
     for shard in shards:
         if isinstance(shard, dict) and shard.get("index") == index:
-            return list(shard.get("videos", []))
+            videos = shard.get("videos", [])
+            if not isinstance(videos, list) or not all(isinstance(v, str) for v in videos):
+                raise InputError(
+                    f"{manifest_uri}: shard {index}: 'videos' must be a list of video id strings"
+                )
+            return list(dict.fromkeys(videos))
     raise UsageError(f"{manifest_uri}: no shard {index} (the manifest has {len(shards)} shards)")
 
 

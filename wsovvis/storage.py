@@ -8,25 +8,36 @@ stores are; ``https://`` selects TLS.
 Writes are atomic: a local file is written beside its destination and renamed into place; an S3 object is
 uploaded from a finished local file in one PUT (or one completed multipart upload), so readers see the whole
 object or none. Transient S3 errors are retried with exponential backoff.
+
+Why not fsspec (with s3fs): it gives the same calls on both kinds of path, but brings botocore and aiobotocore
+into every image for the handful of operations used here, while the atomic writes, the ``minio://`` alias, the
+retry policy and the errors naming the URI would still be this module's; the MinIO client is all it needs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import io
 import json
 import logging
+import math
 import os
+import re
+import secrets
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
+from xml.etree import ElementTree
 
-from wsovvis.errors import InputError, UsageError
+from wsovvis import names
+from wsovvis.errors import InputError, StorageError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -48,30 +59,74 @@ class StorageNotFoundError(InputError, FileNotFoundError):
     """The object or file does not exist."""
 
 
+# The environment variables every process of the project reads S3 from (``S3_ENDPOINT`` is also read, as a fallback).
+ENDPOINT_ENV = "AWS_ENDPOINT_URL"
+ACCESS_KEY_ENV = "AWS_ACCESS_KEY_ID"
+SECRET_KEY_ENV = "AWS_SECRET_ACCESS_KEY"
+REGION_ENV = "AWS_REGION"
+
+
 @dataclass(frozen=True)
 class S3Settings:
-    endpoint: str
-    secure: bool
-    access_key: str | None
-    secret_key: str | None
-    region: str | None
+    """Where S3 is and where its keys come from.
+
+    This process reads them from its environment (:meth:`from_env`: the key values). The pods a step starts get the
+    same variables (:meth:`pod_env`): the endpoint as a plain value and the keys from the Kubernetes Secret
+    ``secret_name`` under its keys ``access_key_key`` and ``secret_key_key``. The Secret defaults are those of the
+    Secret a Kubeflow Pipelines install has in each user namespace.
+    """
+
+    endpoint: str = ""  # as given: http(s)://host[:port], or host[:port] for plain HTTP; "" for AWS
+    access_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    region: str | None = None
+    secret_name: str = "mlpipeline-minio-artifact"
+    access_key_key: str = "accesskey"
+    secret_key_key: str = "secretkey"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> S3Settings:
         env = dict(os.environ if env is None else env)
-        url = env.get("AWS_ENDPOINT_URL") or env.get("S3_ENDPOINT") or "https://s3.amazonaws.com"
+        return cls(
+            endpoint=env.get(ENDPOINT_ENV) or env.get("S3_ENDPOINT") or "",
+            access_key=env.get(ACCESS_KEY_ENV) or None,
+            secret_key=env.get(SECRET_KEY_ENV) or None,
+            region=env.get(REGION_ENV) or env.get("AWS_DEFAULT_REGION") or None,
+        )
+
+    def __post_init__(self) -> None:
+        self._parsed()
+
+    @property
+    def host(self) -> str:
+        """``host[:port]`` of the endpoint."""
+        return self._parsed().netloc
+
+    @property
+    def secure(self) -> bool:
+        """Whether the endpoint speaks TLS (``https://``, and AWS)."""
+        return self._parsed().scheme == "https"
+
+    def _parsed(self) -> ParseResult:
+        url = self.endpoint or "https://s3.amazonaws.com"
         parsed = urlparse(url if "://" in url else f"http://{url}")
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise UsageError(
-                f"S3 endpoint {url!r} (AWS_ENDPOINT_URL / S3_ENDPOINT) is not http(s)://host[:port]"
+                f"S3 endpoint {url!r} ({ENDPOINT_ENV} / S3_ENDPOINT, or s3.endpoint) is not http(s)://host[:port]"
             )
-        return cls(
-            endpoint=parsed.netloc,
-            secure=parsed.scheme == "https",
-            access_key=env.get("AWS_ACCESS_KEY_ID") or None,
-            secret_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-        )
+        return parsed
+
+    def pod_env(self) -> list[dict[str, Any]]:
+        """A container's ``env`` entries giving it these settings: the keys as ``secretKeyRef``, never values."""
+        env: list[dict[str, Any]] = [
+            {"name": name, "valueFrom": {"secretKeyRef": {"name": self.secret_name, "key": key}}}
+            for name, key in ((ACCESS_KEY_ENV, self.access_key_key), (SECRET_KEY_ENV, self.secret_key_key))
+        ]
+        if self.endpoint:
+            env.append({"name": ENDPOINT_ENV, "value": self.endpoint})
+        if self.region:
+            env.append({"name": REGION_ENV, "value": self.region})
+        return env
 
 
 @dataclass(frozen=True)
@@ -88,6 +143,9 @@ def is_remote(uri: str | os.PathLike[str]) -> bool:
     return isinstance(uri, str) and uri.split("://", 1)[0] in REMOTE_SCHEMES and "://" in uri
 
 
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
 def parse_s3(uri: str) -> S3Location:
     scheme, _, rest = uri.partition("://")
     if scheme not in REMOTE_SCHEMES:
@@ -95,6 +153,11 @@ def parse_s3(uri: str) -> S3Location:
     bucket, _, key = rest.partition("/")
     if not bucket:
         raise UsageError(f"{uri}: no bucket name")
+    if not _BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
+        raise UsageError(
+            f"{uri}: {bucket!r} is not an S3 bucket name (3-63 characters: a-z, 0-9, '.', '-'; a letter or digit "
+            "at both ends)"
+        )
     return S3Location(bucket, key.strip("/"))
 
 
@@ -113,6 +176,35 @@ def join(base: str | os.PathLike[str], *parts: str) -> str:
     if is_remote(base):
         return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts if p)])
     return os.path.join(base, *parts)
+
+
+def _location(uri: str | os.PathLike[str]) -> str:
+    if is_remote(uri):
+        loc = parse_s3(os.fspath(uri))
+        return f"s3://{loc.bucket}/{loc.key}"
+    return os.path.realpath(local_path(uri))
+
+
+def check_outputs(
+    outputs: dict[str, str | os.PathLike[str] | None], inputs: dict[str, str | os.PathLike[str] | None]
+) -> None:
+    """Refuse, before any work, an output on the path of an input or of another output (flag -> path)."""
+    given_inputs = {_location(uri): flag for flag, uri in inputs.items() if uri}
+    seen: dict[str, str] = {}
+    for flag, uri in outputs.items():
+        if not uri:
+            continue
+        where = _location(uri)
+        if where in given_inputs:
+            raise UsageError(
+                f"{flag} {os.fspath(uri)} is also the input {given_inputs[where]}; writing it would destroy the "
+                "input: give the output another path"
+            )
+        if where in seen:
+            raise UsageError(
+                f"{seen[where]} and {flag} are both {os.fspath(uri)}; give each output its own path"
+            )
+        seen[where] = flag
 
 
 def basename(uri: str) -> str:
@@ -144,7 +236,7 @@ def s3_client(settings: S3Settings | None = None) -> Any:
             ca_certs=certifi.where(),
         )
         _clients[key] = Minio(
-            settings.endpoint,
+            settings.host,
             access_key=settings.access_key,
             secret_key=settings.secret_key,
             region=settings.region,
@@ -177,16 +269,30 @@ def with_retries(action: Callable[[], T], what: str, attempts: int = RETRY_ATTEM
     raise AssertionError("unreachable")
 
 
-def _translate(exc: BaseException, what: str) -> BaseException:
-    from minio.error import S3Error
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken"}
 
+
+def _translate(exc: BaseException, what: str) -> BaseException:
+    from minio.error import InvalidResponseError, S3Error
+
+    endpoint = S3Settings.from_env().host
     if isinstance(exc, S3Error) and exc.code in ("NoSuchKey", "NoSuchBucket"):
         return StorageNotFoundError(f"{what}: does not exist ({exc.code})")
+    if isinstance(exc, S3Error) and exc.code in _CREDENTIAL_CODES:
+        return StorageError(
+            f"{what}: S3 endpoint {endpoint} refused the credentials ({exc.code}: {exc.message}); "
+            f"check {ACCESS_KEY_ENV} and {SECRET_KEY_ENV}"
+        )
     if isinstance(exc, S3Error):
         return InputError(f"{what}: S3 error {exc.code}: {exc.message}")
+    # A web server that is not S3 answers HTML: minio reports it as a non-XML response or a missing XML element.
+    not_xml = isinstance(exc, ElementTree.ParseError) or str(exc).startswith("XML element")
+    if isinstance(exc, InvalidResponseError) or not_xml:
+        return StorageError(
+            f"{what}: endpoint {endpoint} did not answer as an S3 server ({str(exc)[:200]}); check {ENDPOINT_ENV}"
+        )
     if _is_transient(exc):
-        endpoint = S3Settings.from_env().endpoint
-        return InputError(f"{what}: cannot reach S3 endpoint {endpoint} ({exc}); check AWS_ENDPOINT_URL")
+        return StorageError(f"{what}: cannot reach S3 endpoint {endpoint} ({exc}); check {ENDPOINT_ENV}")
     return exc
 
 
@@ -211,6 +317,46 @@ def exists(uri: str | os.PathLike[str]) -> bool:
     return with_retries(stat, f"stat {uri}")
 
 
+def size(uri: str | os.PathLike[str]) -> int:
+    """Size in bytes of one file or object."""
+    if not is_remote(uri):
+        path = local_path(uri)
+        try:
+            return path.stat().st_size
+        except FileNotFoundError as exc:
+            raise StorageNotFoundError(f"{path}: does not exist") from exc
+    loc = parse_s3(uri)
+    return with_retries(lambda: int(s3_client().stat_object(loc.bucket, loc.key).size), f"stat {uri}")
+
+
+def sha256(uri: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of one file or object, read in chunks."""
+    digest = hashlib.sha256()
+    if not is_remote(uri):
+        path = local_path(uri)
+        try:
+            with open(path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        except FileNotFoundError as exc:
+            raise StorageNotFoundError(f"{path}: does not exist") from exc
+        return digest.hexdigest()
+    loc = parse_s3(uri)
+
+    def get() -> str:
+        partial = hashlib.sha256()
+        response = s3_client().get_object(loc.bucket, loc.key)
+        try:
+            for chunk in response.stream(1 << 20):
+                partial.update(chunk)
+        finally:
+            response.close()
+            response.release_conn()
+        return partial.hexdigest()
+
+    return with_retries(get, f"read {uri}")
+
+
 def read_bytes(uri: str | os.PathLike[str]) -> bytes:
     if not is_remote(uri):
         path = local_path(uri)
@@ -232,14 +378,38 @@ def read_bytes(uri: str | os.PathLike[str]) -> bytes:
 
 
 def read_text(uri: str | os.PathLike[str]) -> str:
-    return read_bytes(uri).decode("utf-8")
-
-
-def read_json(uri: str | os.PathLike[str]) -> Any:
-    data = read_bytes(uri)
     try:
-        return json.loads(data)
-    except json.JSONDecodeError as exc:
+        return read_bytes(uri).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{os.fspath(uri)}: not UTF-8 text ({exc})") from exc
+
+
+class _NotFiniteError(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFiniteError(f"{text} overflows to {value}")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise _NotFiniteError(name)
+
+
+def read_json(uri: str | os.PathLike[str], *, finite: bool = False) -> Any:
+    """Parse a JSON file; with ``finite``, NaN, Infinity and numbers that overflow are an InputError."""
+    data = read_bytes(uri)
+    strict: dict[str, Any] = {"parse_constant": _no_constant, "parse_float": _finite_float} if finite else {}
+    try:
+        return json.loads(data, **strict)
+    except _NotFiniteError as exc:
+        raise InputError(
+            f"{os.fspath(uri)}: holds a number that is not finite ({exc}); JSON allows finite numbers only"
+        ) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{os.fspath(uri)}: not valid JSON ({exc})") from exc
 
 
@@ -338,24 +508,55 @@ def local_file(uri: str | os.PathLike[str], scratch: str | os.PathLike[str] | No
 # --------------------------------------------------------------------------------------------------- writing
 
 
+# ".<name>.<8 hex>.tmp": the temporary of a long name is cut so that it is no longer than the name may be.
+_TMP_STEM_MAX = names.NAME_MAX - len("..01234567.tmp")
+# Errors of a write that say the location is unusable (full, read-only, over a size limit), not the data.
+_LOCATION_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _temporary_stem(name: str) -> str:
+    return names.truncate_bytes(name, _TMP_STEM_MAX)
+
+
+def _open_temporary(path: Path) -> tuple[int, Path]:
+    """A new file beside ``path``, created with mode 0666 so the umask applies as to any other tool's files."""
+    while True:
+        tmp = path.parent / f".{_temporary_stem(path.name)}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def _write_fault(path: Path, exc: OSError) -> StorageError:
+    return StorageError(
+        f"{path}: cannot write ({exc.strerror or exc}); earlier outputs are left as they were"
+    )
+
+
 @contextlib.contextmanager
 def _atomic_local(path: Path, mode: str) -> Iterator[IO[Any]]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _open_temporary(path)
+    except OSError as exc:
+        raise _write_fault(path, exc) from exc
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _LOCATION_ERRNOS:
+            raise _write_fault(path, exc) from exc
         raise
 
 
-def remove_partial_writes(folder: str | os.PathLike[str], names: Iterable[str]) -> int:
-    """Delete what interrupted atomic writes of ``names`` left in a local folder; returns how many.
+def remove_partial_writes(folder: str | os.PathLike[str], targets: Iterable[str]) -> int:
+    """Delete what interrupted atomic writes of ``targets`` left in a local folder; returns how many.
 
     Only the temporaries of the given names are touched, so writers of other names in the same folder are
     safe. S3 never holds partial objects, so a remote folder is left alone.
@@ -365,7 +566,7 @@ def remove_partial_writes(folder: str | os.PathLike[str], names: Iterable[str]) 
     path = local_path(folder)
     if not path.is_dir():
         return 0
-    wanted = set(names)
+    wanted = {_temporary_stem(name) for name in targets}
     removed = 0
     for entry in os.scandir(path):
         leftover = entry.name.startswith(".") and entry.name.endswith(".tmp")

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from wsovvis import storage
 from wsovvis.errors import InputError
+from wsovvis.names import name_problem
 
 AGNOSTIC_CATEGORY: dict[str, Any] = {"id": 1, "name": "object"}
 
@@ -76,6 +77,14 @@ def validate_video(video: Any, source: str) -> dict[str, Any]:
     if length != len(names):
         raise _fail(source, where, f"field 'length' is {length} but 'file_names' has {len(names)} entries")
     video["file_names"] = [normalise_file_name(n) for n in names]
+    for index, name in enumerate(video["file_names"]):
+        problem = next(filter(None, (name_problem(part) for part in name.split("/"))), None)
+        if problem:
+            raise _fail(
+                source,
+                where,
+                f"file_names[{index}] {name!r} is not a plain relative path below the image root ({problem})",
+            )
     return video
 
 
@@ -184,7 +193,7 @@ def validate_results(
 
 
 def load_dataset(uri: str | os.PathLike[str], *, validate: bool = True) -> dict[str, Any]:
-    data = storage.read_json(uri)
+    data = storage.read_json(uri, finite=True)
     source = os.fspath(uri)
     if validate:
         return validate_dataset(data, source)
@@ -197,7 +206,7 @@ def load_dataset(uri: str | os.PathLike[str], *, validate: bool = True) -> dict[
 def load_results(
     uri: str | os.PathLike[str], videos: dict[int, dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
-    return validate_results(storage.read_json(uri), os.fspath(uri), videos)
+    return validate_results(storage.read_json(uri, finite=True), os.fspath(uri), videos)
 
 
 def _write_list(handle: IO[str], items: Iterable[Any]) -> int:

@@ -16,12 +16,28 @@ from wsovvis.pipeline_cli import parse_params
 
 def test_demo_runs_the_pipeline_end_to_end_and_reports_where_the_metrics_are(tmp_path: Path) -> None:
     out = tmp_path / "demo"
+    # Run from a folder holding a folder named wsovvis: the steps must still import the package.
+    here = tmp_path / "here"
+    (here / "wsovvis").mkdir(parents=True)
+    (here / "wsovvis" / "__init__.py").write_text(
+        "raise ImportError('the folder wsovvis of the cwd, not the package')\n"
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "wsovvis", "demo", "--out", str(out), "--videos", "6", "--shards", "2"],
+        [
+            str(Path(sys.executable).with_name("wsovvis")),
+            "demo",
+            "--out",
+            str(out),
+            "--videos",
+            "6",
+            "--shards",
+            "2",
+        ],
         capture_output=True,
         text=True,
         check=False,
         timeout=600,
+        cwd=here,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "finished with status \x1b[92mSUCCESS" in proc.stdout + proc.stderr

@@ -46,5 +46,5 @@ def test_missing_objects_and_failed_writes(s3_bucket: str) -> None:
 def test_unreachable_endpoint_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setattr(storage, "RETRY_BASE_DELAY", 0.0)
-    with pytest.raises(storage.InputError, match="cannot reach S3 endpoint 127.0.0.1:9"):
+    with pytest.raises(storage.StorageError, match="cannot reach S3 endpoint 127.0.0.1:9"):
         storage.read_bytes("s3://bucket/key")

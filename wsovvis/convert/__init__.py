@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from wsovvis import __version__, masks, rle, storage, ytvis
+from wsovvis import __version__, masks, names, rle, storage, ytvis
 from wsovvis.convert.linker import link_tracks
 from wsovvis.errors import InputError, UsageError
 from wsovvis.logs import progress
@@ -118,7 +118,7 @@ def _frame_size(frames_dir: str, frame_file: str) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(storage.read_bytes(path))) as image:
             width, height = image.size
-    except (OSError, SyntaxError) as exc:
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise _SkipVideo(f"unreadable frame: {exc}", path) from exc
     return height, width
 
@@ -127,19 +127,17 @@ def _decode_masks(
     task: _Task, video_masks: masks.VideoMasks, size: tuple[int, int]
 ) -> dict[str, dict[int, rle.RLE]]:
     encoded = {}
-    for frame, data in sorted(video_masks.pngs.items()):
+    for frame in names.sorted_names(list(video_masks.pngs)):
+        data = video_masks.pngs[frame]
         where = storage.join(task.mask_source, masks.mask_name(frame))
         try:
-            index_map = masks.decode_png(data)
+            index_map = masks.decode_png(data, size)
         except masks.NotAnIndexMapError as exc:
             raise _SkipVideo(f"not an index map: {exc}", where) from exc
-        except (OSError, SyntaxError, ValueError) as exc:
+        except masks.MaskSizeError as exc:
+            raise _SkipVideo(f"size mismatch: {exc}", where) from exc
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise _SkipVideo(f"unreadable mask PNG: {exc}", where) from exc
-        if index_map.shape != size:
-            raise _SkipVideo(
-                f"size mismatch: mask is {index_map.shape[1]}x{index_map.shape[0]}, frames are {size[1]}x{size[0]}",
-                where,
-            )
         encoded[frame] = rle.encode_index_map(index_map)
     return encoded
 
@@ -153,6 +151,11 @@ def _convert_video(task: _Task) -> ConvertedVideo | Skip:
         return Skip(task.video_id, f"missing input: {exc}")
     except InputError as exc:
         return Skip(task.video_id, f"unreadable input: {exc}")
+    except MemoryError:
+        raise
+    except Exception as exc:  # one bad video never ends the run; the reason goes to the skip report
+        log.debug("video %s", task.video_id, exc_info=True)
+        return Skip(task.video_id, f"unexpected error: {type(exc).__name__}: {exc}")
 
 
 def _convert_video_or_raise(task: _Task) -> ConvertedVideo:
@@ -163,8 +166,12 @@ def _convert_video_or_raise(task: _Task) -> ConvertedVideo:
         raise _SkipVideo("no frames folder", task.frames_dir) from exc
     if not frame_files:
         raise _SkipVideo("no frames folder: it holds no .jpg/.png frames", task.frames_dir)
+    height, width = _frame_size(task.frames_dir, frame_files[0])
+    limits = masks.TarLimits.for_video(len(frame_files), height, width)
     try:
-        video_masks = masks.read_video_masks(task.video_id, task.mask_source)
+        video_masks = masks.read_video_masks(task.video_id, task.mask_source, limits)
+    except masks.UnsafeArchiveError as exc:
+        raise _SkipVideo(f"unsafe mask archive: {exc}", task.mask_source) from exc
     except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
         raise _SkipVideo(f"unreadable mask archive: {exc}", task.mask_source) from exc
     if not video_masks.pngs:
@@ -189,7 +196,6 @@ def _convert_video_or_raise(task: _Task) -> ConvertedVideo:
             f"low coverage: {num_pngs}/{num_frames} = {coverage:.3f} < min_coverage {options.min_coverage}",
             task.mask_source,
         )
-    height, width = _frame_size(task.frames_dir, frame_files[0])
     encoded = _decode_masks(task, video_masks, (height, width))
 
     tracks: dict[int, dict[int, rle.RLE]] = {}
@@ -237,6 +243,26 @@ def _convert_video_or_raise(task: _Task) -> ConvertedVideo:
     return ConvertedVideo(task.video_id, video, annotations, num_pngs)
 
 
+def _unaccounted(sources: dict[str, str], img_root: str) -> list[Skip]:
+    """Videos of the frames root that mask generation left no output for: skipped, so every video is accounted."""
+    try:
+        folders, _ = storage.listdir(img_root)
+    except storage.StorageNotFoundError:
+        return []
+    skips = []
+    for video_id in folders:
+        if video_id in sources or video_id.startswith("."):
+            continue
+        problem = names.video_id_problem(video_id)
+        reason = (
+            f"invalid video id {problem}"
+            if problem
+            else "no mask output: mask generation made nothing for it"
+        )
+        skips.append(Skip(video_id, reason, storage.join(img_root, video_id)))
+    return skips
+
+
 def read_skip_list(uri: str | None) -> frozenset[str]:
     """Video ids to skip: one per line, '#' comments and blank lines ignored."""
     if not uri:
@@ -266,12 +292,20 @@ def convert(
     """
     options = options or ConvertOptions()
     skip_report = skip_report or f"{out_json}.skipped.json"
+    storage.check_outputs(
+        {"--out_json": out_json, "--skip_report": skip_report},
+        {"--mask_root": mask_root, "--img_root": img_root},
+    )
     started = time.monotonic()
     try:
         sources = masks.list_mask_videos(mask_root)
     except storage.StorageNotFoundError as exc:
         raise UsageError(f"--mask_root {mask_root}: not a folder or prefix with masks") from exc
-    skipped = [Skip(v, "skip list: listed in --skip_list") for v in sources if v in options.skip_list]
+    skipped = _unaccounted(sources, img_root)
+    for video_id in list(sources):
+        if problem := names.video_id_problem(video_id):
+            skipped.append(Skip(video_id, f"invalid video id {problem}", sources.pop(video_id)))
+    skipped += [Skip(v, "skip list: listed in --skip_list") for v in sources if v in options.skip_list]
     tasks = [
         _Task(v, source, storage.join(img_root, v), v, options)
         for v, source in sources.items()
@@ -279,8 +313,8 @@ def convert(
     ]
     workers = options.workers or os.cpu_count() or 1
     log.info(
-        "convert: %d videos under %s (%d in skip list), %d workers",
-        len(sources),
+        "convert: %d videos under %s, %d skipped before conversion, %d workers",
+        len(tasks) + len(skipped),
         mask_root,
         len(skipped),
         workers,
@@ -313,7 +347,7 @@ def convert(
         summary = ConvertSummary(
             out_json=out_json,
             skip_report=skip_report,
-            videos_seen=len(sources),
+            videos_seen=converted + len(skipped),
             videos_converted=converted,
             annotations=num_annotations,
             skipped=sorted(skipped, key=lambda s: s.video_id),

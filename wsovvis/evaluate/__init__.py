@@ -121,6 +121,16 @@ def evaluate(
     if lvvis and class_agnostic:
         raise UsageError("--lvvis needs per-category evaluation; it cannot be combined with --class-agnostic")
     options = EvalOptions(class_agnostic=class_agnostic, lvvis=lvvis)
+    if report is not None:
+        from wsovvis.evaluate.report import markdown_path
+
+        report_md: str | None = markdown_path(report)
+    else:
+        report_md = None
+    storage.check_outputs(
+        {"--out": out, "--report": report, "report.md": report_md},
+        {"--gt": gt, "--results": results, "--img_root": img_root},
+    )
     loaded = eval_inputs.load(gt, results)
     evaluation = run(loaded, options)
     metrics = metrics_of(evaluation, loaded.categories, options, gt)

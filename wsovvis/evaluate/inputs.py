@@ -82,15 +82,21 @@ def _warn(warnings: Counter[str], key: str, count: int, message: str, *args: Any
 # --------------------------------------------------------------------------------------------------- GT
 
 
-def _gt_rle(seg: Any, video: Video) -> RLE | None:
-    """The official ``annToRLE``: polygons and uncompressed RLE become compressed RLE; falsy means absent."""
+def _gt_rle(seg: Any, video: Video, source: str, where: str, frame: int) -> RLE | None:
+    """The official ``annToRLE``: polygons and uncompressed RLE become compressed RLE; falsy means absent.
+
+    RLEs get the checks results get (size, counts), so a GT that does not decode is an error naming it."""
     if not seg:
         return None
     if isinstance(seg, list):
         return mask_utils.merge(mask_utils.frPyObjects(seg, video.height, video.width))
-    if isinstance(seg["counts"], list):
-        return mask_utils.frPyObjects(seg, video.height, video.width)
-    return seg
+    checked = _check_result_rle(seg, video, source, where, frame)
+    if isinstance(checked["counts"], str) and _NOT_RLE_CHAR.search(checked["counts"]):
+        raise InputError(
+            f"{source}: {where}: segmentations[{frame}].counts is not a compressed RLE string "
+            f"(expected characters '0'..'o', as pycocotools encodes)"
+        )
+    return checked
 
 
 def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject]]:
@@ -105,8 +111,11 @@ def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[st
     gts = []
     for ann in data.get("annotations", []):
         video = videos[ann["video_id"]]
+        where = f"annotation {ann['id']} (video {video.id})"
         try:
-            segmentations = [_gt_rle(seg, video) for seg in ann["segmentations"]]
+            segmentations = [
+                _gt_rle(seg, video, source, where, frame) for frame, seg in enumerate(ann["segmentations"])
+            ]
         except (TypeError, ValueError, KeyError) as exc:
             raise InputError(
                 f"{source}: annotation {ann['id']} (video {video.id}): a segmentation is not a polygon or RLE ({exc})"
@@ -118,6 +127,8 @@ def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[st
             )
         )
     fill_mask_areas(gts, {vid: v.length for vid, v in videos.items()})
+    for gt in gts:
+        _check_area_limit(gt.mask_areas, videos[gt.video_id], source, f"annotation {gt.id}")
     return videos, data["categories"], gts
 
 
@@ -196,14 +207,17 @@ def _check_areas(detections: list[Detection], videos: dict[int, Video], source: 
     """A compressed RLE whose area exceeds the frame is malformed (its runs do not add up to the frame)."""
     fill_mask_areas(detections, {vid: v.length for vid, v in videos.items()})
     for det in detections:
-        video = videos[det.video_id]
-        limit = video.height * video.width
-        if det.mask_areas.size and det.mask_areas.max() > limit:
-            frame = int(np.argmax(det.mask_areas))
-            raise InputError(
-                f"{source}: result {det.index} (video {video.id}): segmentations[{frame}] is a malformed RLE "
-                f"(area {int(det.mask_areas[frame])} exceeds the frame's {limit} pixels)"
-            )
+        _check_area_limit(det.mask_areas, videos[det.video_id], source, f"result {det.index}")
+
+
+def _check_area_limit(mask_areas: np.ndarray, video: Video, source: str, what: str) -> None:
+    limit = video.height * video.width
+    if mask_areas.size and mask_areas.max() > limit:
+        frame = int(np.argmax(mask_areas))
+        raise InputError(
+            f"{source}: {what} (video {video.id}): segmentations[{frame}] is a malformed RLE "
+            f"(area {int(mask_areas[frame])} exceeds the frame's {limit} pixels)"
+        )
 
 
 def _result(
@@ -211,7 +225,7 @@ def _result(
 ) -> Detection | None:
     if not isinstance(entry, dict):
         raise InputError(f"{source}: result {index} is not an object")
-    where = f"result {index} (video {entry.get('video_id')!r})"
+    where = f"result {index} (video {entry.get('video_id')!r:.80})"
     for name in ("video_id", "score", "category_id", "segmentations"):
         if name not in entry:
             raise InputError(f"{source}: {where}: missing field '{name}'")
@@ -221,6 +235,8 @@ def _result(
     category_id = entry["category_id"]
     if not isinstance(category_id, int) or isinstance(category_id, bool):
         raise InputError(f"{source}: {where}: 'category_id' must be an integer, got {category_id!r}")
+    if not isinstance(entry["video_id"], int) or isinstance(entry["video_id"], bool):
+        raise InputError(f"{source}: {where}: 'video_id' must be an integer, got {entry['video_id']!r:.80}")
     video = videos.get(entry["video_id"])
     if video is None:
         warnings["results_for_unknown_videos"] += 1
@@ -357,7 +373,7 @@ def load_results(
 ) -> list[Detection]:
     """Detections from a YTVIS results list or a YTVIS dataset JSON, mapped onto the GT videos."""
     source = os.fspath(uri)
-    data = storage.read_json(uri)
+    data = storage.read_json(uri, finite=True)
     if isinstance(data, dict) and "videos" in data and "annotations" in data:
         detections = _results_from_dataset(data, videos, source, warnings)
     elif isinstance(data, list):

@@ -152,7 +152,7 @@ def _frame_image(video: Video, frame: int, img_root: str | None) -> np.ndarray:
                 if image.size != (video.width, video.height):
                     image = image.resize((video.width, video.height))
                 return np.asarray(image).copy()
-        except (OSError, ValueError, WsovvisError) as exc:
+        except (OSError, ValueError, WsovvisError, Image.DecompressionBombError) as exc:
             log.warning("report: frame %s not readable (%s); drawing on grey", video.file_names[frame], exc)
     return np.full((video.height, video.width, 3), 96, dtype=np.uint8)
 

@@ -453,6 +453,9 @@ def run(inputs: EvalInputs, options: EvalOptions) -> Evaluation:
         video = inputs.videos[video_id]
         gts = _official_gt_order(gts_by_video.get(video_id, []), options.class_agnostic)
         kept, group_of_det = _top_results(dets_by_video.get(video_id, []), cat_index, options.class_agnostic)
+        warnings["results_left_out_over_100_per_video_and_category"] += len(dets_by_video[video_id]) - len(
+            kept
+        )
         det_areas = _frame_areas(kept, video.length)
         gt_mask_areas = _frame_areas(gts, video.length)
         det_group = np.array([k for k, _ in group_of_det], dtype=np.int64)
@@ -495,6 +498,13 @@ def run(inputs: EvalInputs, options: EvalOptions) -> Evaluation:
         if (v + 1) % _LOG_EVERY == 0:
             log.info("evaluate: %d/%d videos", v + 1, len(video_ids))
 
+    if warnings["results_left_out_over_100_per_video_and_category"]:
+        log.warning(
+            "%d results are left out: the official evaluator keeps the 100 best-scoring per video and category",
+            warnings["results_left_out_over_100_per_video_and_category"],
+        )
+    else:
+        del warnings["results_left_out_over_100_per_video_and_category"]
     gt_cat = np.array([r[0] for r in gt_rows], dtype=np.int64)
     gt_area = np.array([r[1] for r in gt_rows], dtype=np.float64)
     gt_flag = np.array([r[2] for r in gt_rows], dtype=bool)

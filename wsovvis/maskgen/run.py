@@ -3,19 +3,22 @@
 Output layout (local folder or S3 prefix)::
 
     <out_root>/<video_id>.tar              index-map PNGs + scores.json (wsovvis.masks.pack_tar, deterministic)
-    <out_root>/_done/<video_id>.json       the video's marker: status done|empty, num_instances, frames, settings
+    <out_root>/_done/<video_id>.json       the video's marker: status done|empty, num_instances, frames, settings,
+                                           the tar's size and SHA-256
     <out_root>/_reports/shard-<K>.json     what this shard's last run did: done / empty / failed with reasons, fps
 
 Order per video: the tar is written atomically, then the marker. A kill at any moment leaves either nothing,
-a whole tar without a marker (the rerun makes it again, byte for byte), or both. A rerun skips videos with a
-marker; it refuses an ``out_root`` whose markers were made with other backend settings. A video with no
-instances is a normal outcome: its tar holds only ``scores.json`` with ``num_instances`` 0 (status empty).
-A failing video is tried twice, recorded with its reason and gets no marker (so a rerun tries it again);
-the shard fails only when more than ``max_errors`` of its videos failed.
+a whole tar without a marker (the rerun makes it again, byte for byte), or both. A rerun skips videos whose
+marker vouches for the tar there (size and SHA-256: a deleted or damaged tar is made again); it refuses an
+``out_root`` whose markers were made with other backend settings. A video with no instances is a normal
+outcome: its tar holds only ``scores.json`` with ``num_instances`` 0 (status empty). A failing video is tried
+twice, recorded with its reason and gets no marker (so a rerun tries it again); the shard fails only when more
+than ``max_errors`` of its videos failed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -29,9 +32,10 @@ import numpy as np
 from PIL import Image
 
 from wsovvis import masks, shards, storage
-from wsovvis.errors import InputError, RuntimeMissingError, UsageError, WsovvisError
+from wsovvis.errors import InputError, RuntimeMissingError, StorageError, UsageError, WsovvisError
 from wsovvis.logs import progress
 from wsovvis.maskgen.backend import Backend, VideoPrediction
+from wsovvis.names import video_id_problem
 
 log = logging.getLogger(__name__)
 
@@ -179,21 +183,49 @@ def _process_video(video_id: str, config: MaskGenConfig, backend: Backend, scrat
         "num_instances": prediction.num_instances,
         "frames": len(names),
         "settings": backend.settings(),
+        "tar": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
     }
     storage.write_json(storage.join(config.out_root, DONE_DIR, f"{video_id}.json"), marker)
     return VideoOutcome(video_id, status, len(names), prediction.num_instances, time.perf_counter() - start)
 
 
-def _done_markers(out_root: str) -> dict[str, str]:
+def _done_markers(out_root: str, videos: list[str]) -> dict[str, str]:
+    """Video id -> marker URI of the shard's videos whose marker vouches for the tar that is there now."""
     try:
         _, files = storage.listdir(storage.join(out_root, DONE_DIR))
     except storage.StorageNotFoundError:
         return {}
-    return {
-        name[: -len(".json")]: storage.join(out_root, DONE_DIR, name)
-        for name in files
-        if name.endswith(".json")
-    }
+    listed = set(files)
+    done = {}
+    for video_id in videos:
+        marker_uri = storage.join(out_root, DONE_DIR, f"{video_id}.json")
+        if f"{video_id}.json" not in listed:
+            continue
+        problem = _tar_problem(marker_uri, storage.join(out_root, f"{video_id}{masks.TAR_SUFFIX}"))
+        if problem:
+            log.warning("video %s was marked done but %s; making it again", video_id, problem)
+        else:
+            done[video_id] = marker_uri
+    return done
+
+
+def _tar_problem(marker_uri: str, tar_uri: str) -> str | None:
+    """Why the marker does not vouch for the tar (None: it does): size and SHA-256 as the marker recorded."""
+    try:
+        marker = storage.read_json(marker_uri)
+        recorded = marker["tar"]
+        size, digest = int(recorded["bytes"]), str(recorded["sha256"])
+    except (InputError, KeyError, TypeError, ValueError) as exc:
+        return f"its marker {marker_uri} is unreadable or records no tar size and digest ({exc})"
+    try:
+        actual_size = storage.size(tar_uri)
+    except storage.StorageNotFoundError:
+        return f"its tar {tar_uri} is missing"
+    if actual_size != size:
+        return f"its tar {tar_uri} has {actual_size} bytes, the marker recorded {size}"
+    if storage.sha256(tar_uri) != digest:
+        return f"its tar {tar_uri} differs from what the marker recorded (SHA-256)"
+    return None
 
 
 def _resumed(
@@ -232,10 +264,15 @@ def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
     """
     if not 0.0 <= config.max_errors <= 1.0:
         raise UsageError(f"max_errors must be a fraction in [0, 1], got {config.max_errors}")
+    storage.check_outputs(
+        {"--out_root": config.out_root}, {"--frames_root": config.frames_root, "--manifest": config.manifest}
+    )
+    if config.scratch is not None and not os.path.isdir(config.scratch):
+        raise UsageError(f"--scratch {config.scratch}: no such folder; create it or leave --scratch out")
     videos = shards.load_shard(config.manifest, config.shard)
     settings = backend.settings()
     report = ShardReport(config.shard, settings)
-    done = _done_markers(config.out_root)
+    done = _done_markers(config.out_root, [v for v in videos if not video_id_problem(v)])
     todo = [v for v in videos if v not in done]
     log.info(
         "mask-gen shard %d (%s): %d videos, %d done earlier, %d to do -> %s",
@@ -299,10 +336,13 @@ def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
 def _attempt(video_id: str, config: MaskGenConfig, backend: Backend, scratch: Path) -> VideoOutcome:
     reason = ""
     start = time.perf_counter()
+    if problem := video_id_problem(video_id):
+        log.warning("video skipped: invalid video id %s", problem)
+        return VideoOutcome(video_id, "failed", reason=f"invalid video id {problem}")
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return _process_video(video_id, config, backend, scratch)
-        except (RuntimeMissingError, UsageError):
+        except (RuntimeMissingError, UsageError, StorageError):
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
