@@ -1,7 +1,9 @@
 """Start-up code of every interpreter the GPU check runs (its generated ``sitecustomize`` calls :func:`install`).
 
 * The check's site folder (the bundle's wheels, the runtime hook) becomes a site directory, so its ``.pth`` files
-  run: ``wsovvis_runtime.pth`` installs the hook as in a prepared runtime.
+  run, and the runtime hook that ``wsovvis prepare --site-packages`` wrote there is installed, as in a prepared
+  runtime (an interpreter whose environment was prepared before keeps its own hook off: the check sets
+  ``WSOVVIS_RUNTIME_HOOK=0``).
 * The interpreter's own ``sitecustomize``, which the generated one shadows, still runs.
 * In a dry run (``WSOVVIS_GPUCHECK_ALLOWED`` names a JSON file) the machine is made to look like the GPU machine:
   a top-level import from an installed distribution that the GPU machine lacks (and the bundle does not bring)
@@ -99,8 +101,13 @@ def _run_shadowed_sitecustomize(here: str) -> None:
 
 
 def install(sitecustomize_dir: str) -> None:
-    if os.environ.get(SITE_ENV):
-        site.addsitedir(os.environ[SITE_ENV])
+    site_dir = os.environ.get(SITE_ENV)
+    if site_dir:
+        site.addsitedir(site_dir)
+        # The check's own runtime hook, never one installed into the interpreter's environment earlier: the check
+        # runs with WSOVVIS_RUNTIME_HOOK=0, which every hook's .pth line obeys, and installs this one itself.
+        if os.path.isfile(os.path.join(site_dir, "wsovvis_runtime", "runtime.json")):
+            importlib.import_module("wsovvis_runtime").install()
     _run_shadowed_sitecustomize(os.path.abspath(sitecustomize_dir))
     if os.environ.get(ALLOWED_ENV):
         with open(os.environ[ALLOWED_ENV], encoding="utf-8") as handle:

@@ -198,6 +198,7 @@ class Check:
         paths = [self.work / "boot", self.site, self.src / "VNext", ROOT]
         env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), *filter(None, [os.environ.get("PYTHONPATH")])])
         env[guard.SITE_ENV] = str(self.site)
+        env["WSOVVIS_RUNTIME_HOOK"] = "0"  # see guard.install: only the check's own hook runs
         env["PYTHONUNBUFFERED"] = "1"
         # The interpreter's own bin folder first: pip-installed ninja lives there, and torch builds with it.
         env["PATH"] = os.pathsep.join([os.path.dirname(self.python), env.get("PATH", "")])
