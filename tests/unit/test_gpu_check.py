@@ -194,3 +194,18 @@ def test_script_passes_shellcheck() -> None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
     out = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout
+
+
+def test_a_failed_prerequisite_skips_the_rest_and_the_summary_says_why(tmp_path: Path) -> None:
+    """Here there is no GPU, so the environment probe fails: nothing after it runs, and summary.json says so."""
+    out = tmp_path / "out"
+    ran = gpu_check("--bundle-dir", str(fake_bundle(tmp_path / "b")), "--out", str(out), "--budget", "120")
+    assert ran.returncode == 1, ran.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "gpu" and summary["ok"] is False
+    parts = summary["parts"]
+    assert parts["env"]["status"] == "fail" and parts["env"]["reason"]
+    assert list(parts) == list(run.PART_ORDER)
+    assert all(parts[name]["status"] == "skipped" for name in run.PART_ORDER[1:])
+    assert parts["smoke"]["reason"] == "prerequisite env failed"
+    assert "===== env (exit 1" in (out / "gpu-check.log").read_text()

@@ -46,6 +46,7 @@ from wsovvis.gpucheck import guard
 
 guard.install(os.path.dirname(os.path.abspath(__file__)))
 '''
+PART_ORDER = ("env", "install", "detectron2", "ops", "msda", "maskgen", "train", "nccl", "smoke")
 # Time limits per part (seconds); each is also cut to what is left of the whole check's budget.
 LIMITS = {
     "env": 60,
@@ -423,8 +424,7 @@ class Check:
         )
         for name, step in prerequisites:
             if not step():
-                later = ["install", "detectron2", "ops", "msda", "maskgen", "train", "nccl", "smoke"]
-                for rest in later[later.index(name) + 1 if name in later else 0 :]:
+                for rest in PART_ORDER + (("audit",) if self.dry_run else ()):
                     if rest not in self.outcomes:
                         self.skip(rest, f"prerequisite {name} failed")
                 return
@@ -488,9 +488,7 @@ class Check:
 
     def close(self) -> dict[str, Any]:
         summary = self.summary()
-        (self.out / SUMMARY).write_text(
-            json.dumps(summary, indent=1, sort_keys=True) + "\n", encoding="utf-8"
-        )
+        (self.out / SUMMARY).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
         self.say("summary: " + ", ".join(f"{n} {o.status}" for n, o in self.outcomes.items()))
         for key, value in summary["figures"].items():
             self.say(f"  {key}: {value}")
