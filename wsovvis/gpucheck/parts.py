@@ -29,26 +29,6 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CUTLER_MSDA_MODULE = "mask2former.modeling.pixel_decoder.ops.functions.ms_deform_attn_func"
-# A SeqFormer small enough to train anywhere (as tests/runtime/test_train_seqformer.py): ResNet-18, one encoder
-# and one decoder layer, 2-frame clips at 64 px; SeqFormer's inference hard-codes its 300 queries.
-TINY_SEQFORMER = {
-    "MODEL.WEIGHTS": "",
-    "SEED": 0,
-    "MODEL.RESNETS.DEPTH": 18,
-    "MODEL.RESNETS.RES2_OUT_CHANNELS": 64,
-    "MODEL.SeqFormer.ENC_LAYERS": 1,
-    "MODEL.SeqFormer.DEC_LAYERS": 1,
-    "MODEL.SeqFormer.HIDDEN_DIM": 64,
-    "MODEL.SeqFormer.DIM_FEEDFORWARD": 64,
-    "INPUT.SAMPLING_FRAME_NUM": 2,
-    "INPUT.MIN_SIZE_TRAIN": "(64,)",
-    "INPUT.MAX_SIZE_TRAIN": 96,
-    "INPUT.MIN_SIZE_TEST": 64,
-    "INPUT.MAX_SIZE_TEST": 96,
-    "SOLVER.IMS_PER_BATCH": 1,
-    "SOLVER.CHECKPOINT_PERIOD": 100000,
-    "DATALOADER.NUM_WORKERS": 0,
-}
 TRAIN_SPEED = re.compile(r"Overall training speed: (\d+) iterations in \S+ \(([\d.]+) s / it\)")
 
 
@@ -373,6 +353,7 @@ class _Capture(logging.Handler):
 def part_train(args: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
+    from wsovvis.demo import CPU_SEQFORMER_OPTS
     from wsovvis.synth import make_dataset
     from wsovvis.train.config import load_config
     from wsovvis.train.harness import train
@@ -380,7 +361,8 @@ def part_train(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.work) / "train"
     data = make_dataset(work / "data", 2, seed=4, min_frames=4, max_frames=4)
     vnext = Path(args.vnext)
-    opts = {**TINY_SEQFORMER, "SOLVER.MAX_ITER": args.iterations}
+    # The demo's tiny SeqFormer (ResNet-18, one encoder and one decoder layer, 2-frame clips at 96 px).
+    opts = {**CPU_SEQFORMER_OPTS, "SOLVER.MAX_ITER": args.iterations, "SOLVER.CHECKPOINT_PERIOD": 100000}
     config = work / "seqformer.yaml"
     config.write_text(
         yaml.safe_dump(
