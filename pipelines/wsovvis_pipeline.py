@@ -1,4 +1,5 @@
-"""The WS-OVVIS pipeline: prepare -> plan-shards -> ParallelFor(mask-gen) -> convert -> train -> evaluate.
+"""The WS-OVVIS pipeline: prepare -> plan-shards -> ParallelFor(mask-gen) -> convert -> train -> evaluate, and
+with CLIP weights, attribute -> evaluate --lvvis beside each class-agnostic evaluation.
 
 Compiled to ``pipelines/wsovvis_pipeline.yaml`` (a test keeps it in sync): ``wsovvis pipeline compile``.
 Big data moves as storage URIs (strings); small outputs are KFP artifacts. S3 credentials reach every pod from a
@@ -7,6 +8,7 @@ Secret and the endpoint from a ConfigMap (kfp-kubernetes), never as literals in 
 
 from kfp import dsl, kubernetes
 
+from components.attribute.component import attribute
 from components.convert.component import convert
 from components.evaluate.component import evaluate
 from components.make_agnostic.component import make_agnostic
@@ -14,6 +16,7 @@ from components.mask_gen.component import mask_gen
 from components.plan_shards.component import plan_shards
 from components.prepare.component import prepare
 from components.train.component import train
+from wsovvis.images import RUNTIME_SEQFORMER_CONFIG
 from wsovvis.storage import ACCESS_KEY_ENV, ENDPOINT_ENV, SECRET_KEY_ENV, S3Settings
 
 PIPELINE_NAME = "wsovvis"
@@ -22,7 +25,9 @@ MASK_GEN_PARALLELISM = (
 )
 # One GPU per mask-gen pod. Constants: kfp.local cannot resolve pipeline parameters here inside a ParallelFor.
 MASK_GEN_ACCELERATOR = "nvidia.com/gpu"
-# The Secret's key names (those of KFP's own `mlpipeline-minio-artifact`); the Secret's name is a parameter.
+ATTRIBUTE_ACCELERATOR = MASK_GEN_ACCELERATOR
+# The Secret's key names (those of KFP's own `mlpipeline-minio-artifact`); the Secret's name is a parameter. The
+# default names are the ones manifests/object-store creates and reads (tests/integration/test_object_store_defaults.py).
 S3_SECRET_KEYS = (S3Settings.access_key_key, S3Settings.secret_key_key)
 S3_CONFIG_MAP_KEYS = {"endpoint": ENDPOINT_ENV}
 
@@ -71,7 +76,7 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tupl
         min_masks: int = 3,
         min_coverage: float = 0.2,
         link_iou: float = 0.0,
-        d2_cfg_path: str = "/opt/src/VNext/projects/SeqFormer/configs/base_ytvis.yaml",
+        d2_cfg_path: str = RUNTIME_SEQFORMER_CONFIG,
         d2_opts: list = [],  # noqa: B006
         train_weights: str = "",
         train_launcher: str = "pytorchjob",
@@ -79,6 +84,11 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tupl
         train_workers: int = 0,
         gpus_per_worker: int = 1,
         train_timeout_seconds: int = 7 * 24 * 3600,
+        clip_model: str = "ViT-B-32",
+        clip_weights: str = "",
+        topk: int = 5,
+        alpha: float = 0.5,
+        clip_device: str = "cpu",
         s3_secret_name: str = S3Settings.secret_name,
         s3_config_map_name: str = "wsovvis-s3",
     ):
@@ -133,10 +143,46 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tupl
             task.set_display_name(display_name).set_retry(3)
             _with_storage_env(task, s3_secret_keys, s3_secret_name, s3_config_map_name)
 
+        def attribute_and_evaluate(name: str, gt_json, results_json, img_root) -> None:
+            """CLIP labels for the tubes (one GPU with clip_device=cuda), scored with LV-VIS AP/APb/APn."""
+
+            def label(device: str) -> dsl.PipelineTask:
+                task = attribute(
+                    results_json=results_json,
+                    img_root=img_root,
+                    vocab_json=gt_json,
+                    work_root=work_root,
+                    clip_model=clip_model,
+                    clip_weights=clip_weights,
+                    topk=topk,
+                    alpha=alpha,
+                    device=device,
+                )
+                task.set_display_name(f"attribute-{name}").set_retry(2)
+                _with_storage_env(task, s3_secret_keys, s3_secret_name, s3_config_map_name)
+                scored = evaluate(
+                    gt_json=gt_json,
+                    results_json=task.outputs["Output"],
+                    img_root=img_root,
+                    work_root=work_root,
+                    class_agnostic=False,
+                    lvvis=True,
+                )
+                scored.set_display_name(f"evaluate-{name}-lvvis").set_retry(3)
+                _with_storage_env(scored, s3_secret_keys, s3_secret_name, s3_config_map_name)
+                return task
+
+            with dsl.If(clip_weights != "", name=f"clip-weights-given-{name}"):
+                with dsl.If(clip_device == "cuda", name=f"attribute-{name}-on-gpu"):
+                    label("cuda").set_accelerator_type(ATTRIBUTE_ACCELERATOR).set_accelerator_limit(1)
+                with dsl.Else(name=f"attribute-{name}-on-cpu"):
+                    label("cpu")
+
         with dsl.If(train_gt_json != "", name="pseudo-tube-gt-given"):
             evaluate_class_agnostic(
                 "evaluate-pseudo-tubes", train_gt_json, convert_task.outputs["Output"], frames_root
             )
+            attribute_and_evaluate("pseudo-tubes", train_gt_json, convert_task.outputs["Output"], frames_root)
 
         train_task = train(
             run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
@@ -170,6 +216,7 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tupl
                     train_task.outputs["Output"],
                     val_frames_root,
                 )
+                attribute_and_evaluate("model", val_gt_json, train_task.outputs["Output"], val_frames_root)
 
     return wsovvis_pipeline
 

@@ -1,6 +1,8 @@
 """A real kube-apiserver (+ etcd) with the PyTorchJob CRD, for the apiserver tests (the root conftest's fixture).
 
 Nothing runs pods (no scheduler, kubelet or Training Operator): tests play the operator by patching status.
+The server authorizes with RBAC: ``Cluster.kubeconfig`` is an admin (system:masters); ``pipeline_account`` gives
+the credentials of the pipeline's service account bound only to ``manifests/rbac``.
 """
 
 from __future__ import annotations
@@ -8,14 +10,19 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts" / "kube-apiserver"
+RBAC = ROOT / "manifests" / "rbac"
+# what start.sh and the tests drive besides the kube-apiserver (scripts/kube-apiserver/build.sh installs them)
+TOOLS = ("etcd", "kubectl", "openssl", "curl")
 CRD = ROOT / "tests" / "data" / "crds" / "kubeflow.org_pytorchjobs.v1.9.0.yaml"
 APISERVER = Path(
     os.environ.get("KUBE_APISERVER", Path.home() / ".cache" / "wsovvis-dev" / "bin" / "kube-apiserver")
@@ -44,11 +51,9 @@ def start_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
         pytest.skip(
             f"no kube-apiserver at {APISERVER}: run scripts/kube-apiserver/build.sh (once per machine, 5-12 min)"
         )
-    for tool in ("etcd", "kubectl", "openssl", "curl"):
+    for tool in TOOLS:
         if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode:
-            pytest.skip(
-                f"{tool} not found: scripts/kube-apiserver/build.sh installs etcd; kubectl must be on PATH"
-            )
+            pytest.skip(f"{tool} not found: scripts/kube-apiserver/build.sh (run by `make test`) installs it")
     workdir = tmp_path_factory.mktemp("kube-apiserver")
     started = subprocess.run(
         [str(SCRIPTS / "start.sh"), str(workdir)],
@@ -92,3 +97,64 @@ def wait_for(predicate: Callable[[], object], what: str, timeout: float = 20.0) 
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def kubeconfig_for(port: int, token: str) -> str:
+    """A kubeconfig for the test server on ``port`` (self-signed certificate) that sends ``token``."""
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "c",
+                    "cluster": {"server": f"https://127.0.0.1:{port}", "insecure-skip-tls-verify": True},
+                }
+            ],
+            "users": [{"name": "u", "user": {"token": token}}],
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "x",
+        }
+    )
+
+
+@dataclass
+class Account:
+    """A service account's credentials: its bearer token and a kubeconfig file that sends it."""
+
+    name: str
+    namespace: str
+    token: str
+    kubeconfig: str
+
+
+def pipeline_account(cluster: Cluster, namespace: str, workdir: Path) -> Account:
+    """Apply ``manifests/rbac`` to ``namespace`` the way its kustomization says to for another namespace (an
+    overlay setting the namespace and the RoleBinding's subject), create the service account it binds and
+    return a token for it from the TokenRequest API: what a pipeline pod mounts, with only those rights."""
+    overlay = workdir / f"rbac-{uuid.uuid4().hex[:8]}"
+    overlay.mkdir(parents=True)
+    patch = [{"op": "replace", "path": "/subjects/0/namespace", "value": namespace}]
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "resources": [os.path.relpath(RBAC, overlay)],
+                "namespace": namespace,
+                "patches": [{"target": {"kind": "RoleBinding"}, "patch": yaml.safe_dump(patch)}],
+            }
+        )
+    )
+    built = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(overlay)).stdout) if d]
+    (binding,) = [d for d in built if d["kind"] == "RoleBinding"]
+    (subject,) = binding["subjects"]
+    assert subject["kind"] == "ServiceAccount" and subject["namespace"] == namespace, subject
+    cluster.core.create_namespaced_service_account(namespace, {"metadata": {"name": subject["name"]}})
+    cluster.kubectl("apply", "-k", str(overlay))
+    token = cluster.core.create_namespaced_service_account_token(
+        subject["name"],
+        namespace,
+        {"spec": {"expirationSeconds": 3600}},  # audiences: the server's own
+    ).status.token
+    kubeconfig = overlay / "kubeconfig"
+    kubeconfig.write_text(kubeconfig_for(cluster.port, token))
+    return Account(subject["name"], namespace, token, str(kubeconfig))

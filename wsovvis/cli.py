@@ -32,6 +32,7 @@ SUBCOMMANDS = (
     "wsovvis.k8s.pytorchjob",
     "wsovvis.k8s.launcher",
     "wsovvis.evaluate.cli",
+    "wsovvis.attribute.cli",
     "wsovvis.pipeline_cli",
     "wsovvis.demo",
 )

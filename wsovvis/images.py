@@ -25,6 +25,16 @@ IMAGE_TAG = os.environ.get("WSOVVIS_IMAGE_TAG", __version__)
 TOOLS_IMAGE = os.environ.get("WSOVVIS_TOOLS_IMAGE", f"{IMAGE_REGISTRY}/tools:{IMAGE_TAG}")
 RUNTIME_IMAGE = os.environ.get("WSOVVIS_RUNTIME_IMAGE", f"{IMAGE_REGISTRY}/runtime:{IMAGE_TAG}")
 
+# Where the runtime image puts the upstream trees: images/runtime/Dockerfile runs `wsovvis prepare` on these paths,
+# which fails the build when a file the project relies on is missing (tests/unit/test_train_manifests.py).
+RUNTIME_SOURCES = {
+    "cutler": "/opt/src/CutLER",
+    "vnext": "/opt/src/VNext",
+    "detectron2": "/opt/src/detectron2",
+}
+# The train step's default detectron2 config in the runtime image: VNext's SeqFormer config (prepare requires it).
+RUNTIME_SEQFORMER_CONFIG = f"{RUNTIME_SOURCES['vnext']}/projects/SeqFormer/configs/base_ytvis.yaml"
+
 
 def main() -> int:
     """Print the image names as shell assignments, for scripts: ``eval "$(python3 -m wsovvis.images)"``."""

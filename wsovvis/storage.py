@@ -72,15 +72,16 @@ class S3Settings:
 
     This process reads them from its environment (:meth:`from_env`: the key values). The pods a step starts get the
     same variables (:meth:`pod_env`): the endpoint as a plain value and the keys from the Kubernetes Secret
-    ``secret_name`` under its keys ``access_key_key`` and ``secret_key_key``. The Secret defaults are those of the
-    Secret a Kubeflow Pipelines install has in each user namespace.
+    ``secret_name`` under its keys ``access_key_key`` and ``secret_key_key``. The Secret's name defaults to the one
+    manifests/object-store reads; its keys are those of KFP's own ``mlpipeline-minio-artifact``, so that Secret works
+    by name too.
     """
 
     endpoint: str = ""  # as given: http(s)://host[:port], or host[:port] for plain HTTP; "" for AWS
     access_key: str | None = None
     secret_key: str | None = field(default=None, repr=False)
     region: str | None = None
-    secret_name: str = "mlpipeline-minio-artifact"
+    secret_name: str = "wsovvis-s3"
     access_key_key: str = "accesskey"
     secret_key_key: str = "secretkey"
 

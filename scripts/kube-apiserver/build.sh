@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build a real kube-apiserver (v1.20.2) from Debian bookworm's `kubernetes` source package, for the
-# `apiserver` tests. Needs root (apt-get) and Debian's mirror only. Once per machine: skips when
+# `apiserver` tests, and install what start.sh and those tests drive besides it when absent (etcd, kubectl, curl,
+# openssl). Needs root (apt-get) and Debian's mirror only. Once per machine: skips the build when
 # $OUT/kube-apiserver already runs.
 #   OUT   where the binary goes      (default ~/.cache/wsovvis-dev/bin)
 #   WORK  source and Go build cache  (default ~/.cache/wsovvis-dev/kube-src; safe to delete afterwards)
@@ -21,14 +22,27 @@ apt_install() {
   }
 }
 
+# kubectl is the `kubectl` package where an apt source offers one (Kubernetes' own repository), else Debian's
+# kubernetes-client. The manifests need kubectl >= 1.22 (its kustomize reads `labels:`); Debian's is 1.20.
+install_tools() {
+  command -v etcd >/dev/null || apt_install etcd-server etcd-client
+  command -v curl >/dev/null || apt_install curl
+  command -v openssl >/dev/null || apt_install openssl
+  if ! command -v kubectl >/dev/null; then
+    apt_install kubectl 2>/dev/null || apt_install kubernetes-client
+    echo "installed $(kubectl version --client 2>/dev/null | head -1)"
+  fi
+}
+
 if [ -x "$OUT/kube-apiserver" ] && "$OUT/kube-apiserver" --version >/dev/null 2>&1; then
   echo "kube-apiserver already built: $OUT/kube-apiserver ($("$OUT/kube-apiserver" --version))"
-  command -v etcd >/dev/null || apt_install etcd-server etcd-client
+  install_tools
   exit 0
 fi
 
 mkdir -p "$WORK/lists/partial" "$WORK/cache/archives/partial"
-apt_install golang-go rsync etcd-server etcd-client golang-github-modern-go-reflect2-dev
+apt_install golang-go rsync golang-github-modern-go-reflect2-dev
+install_tools
 
 # deb-src for the Debian mirror this machine's apt already uses, in a private apt config (/etc/apt untouched)
 MIRROR=$( (grep -rhoE '^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)[^[:space:]]+/debian/?$' \

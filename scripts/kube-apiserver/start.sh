@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start etcd + a real kube-apiserver (built by build.sh) on loopback, for the `apiserver` tests only:
-# HTTPS with a self-signed certificate, a static bearer token, AlwaysAllow authorization, free ports (so
-# parallel runs coexist). No scheduler, controllers or kubelet: nothing runs pods.
+# HTTPS with a self-signed certificate, RBAC authorization as on a real cluster (the static bearer token in the
+# kubeconfig is an admin in system:masters; service accounts get tokens from the TokenRequest API and only what their
+# bindings grant), free ports (so parallel runs coexist). No scheduler, controllers or kubelet: nothing runs pods.
 # Usage: start.sh [WORKDIR]  -> prints "ETCD_PID APISERVER_PID PORT" and writes WORKDIR/kubeconfig.
 # Stop with: stop.sh "ETCD_PID APISERVER_PID".  Binary: $KUBE_APISERVER (default ~/.cache/wsovvis-dev/bin).
 set -euo pipefail
@@ -37,7 +38,7 @@ KC
   --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$W/sa.key" \
   --service-account-signing-key-file="$W/sa.key" --service-cluster-ip-range=10.96.0.0/24 \
   --token-auth-file="$W/tokens.csv" --bind-address=127.0.0.1 --secure-port="$PORT" \
-  --advertise-address=127.0.0.1 --cert-dir="$W/certs" --authorization-mode=AlwaysAllow >"$W/apiserver.log" 2>&1 &
+  --advertise-address=127.0.0.1 --cert-dir="$W/certs" --authorization-mode=RBAC >"$W/apiserver.log" 2>&1 &
 APID=$!
 
 for _ in $(seq 1 600); do

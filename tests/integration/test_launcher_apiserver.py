@@ -24,9 +24,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.kube import Cluster, wait_for
+from tests.kube import Account, Cluster, kubeconfig_for, pipeline_account, wait_for
 from wsovvis.k8s import launcher as ln
 from wsovvis.k8s import pytorchjob as pj
 
@@ -54,6 +53,12 @@ def namespace(cluster: Cluster) -> str:
     return name
 
 
+@pytest.fixture
+def account(cluster: Cluster, namespace: str, tmp_path: Path) -> Account:
+    """The pipeline's service account in ``namespace``, bound only to manifests/rbac: the launcher's identity."""
+    return pipeline_account(cluster, namespace, tmp_path)
+
+
 def job_settings(name: str = "wsovvis-train-t", **overrides) -> pj.PyTorchJobSettings:
     return pj.PyTorchJobSettings(name=name, image="wsovvis-runtime:test", num_workers=1, **overrides)
 
@@ -64,16 +69,18 @@ def write_manifest(tmp_path: Path, settings: pj.PyTorchJobSettings) -> Path:
     return path
 
 
-def launch_settings(cluster: Cluster, namespace: str, **overrides) -> ln.LaunchSettings:
-    # the timeout keeps a test from hanging when its operator thread fails
+def launch_settings(account: Account, **overrides) -> ln.LaunchSettings:
+    """The launcher acting as ``account`` in its namespace; the timeout keeps a test from hanging when its operator
+    thread fails."""
     values = {
+        "namespace": account.namespace,
         "poll_interval_s": POLL,
         "api_backoff_s": 0.1,
-        "kubeconfig": cluster.kubeconfig,
+        "kubeconfig": account.kubeconfig,
         "timeout_s": 30,
         **overrides,
     }
-    return ln.LaunchSettings(namespace=namespace, **values)
+    return ln.LaunchSettings(**values)
 
 
 def condition(kind: str, reason: str, message: str, status: str = "True") -> dict:
@@ -157,16 +164,16 @@ def run_cli(*args: str, **popen) -> subprocess.Popen:
     )
 
 
-def launch_cli(cluster, namespace: str, manifest: Path) -> subprocess.Popen:
-    """``wsovvis launch-pytorchjob`` on ``manifest`` against the test cluster, polling fast."""
+def launch_cli(account: Account, manifest: Path) -> subprocess.Popen:
+    """``wsovvis launch-pytorchjob`` on ``manifest`` against the test cluster as ``account``, polling fast."""
     return run_cli(
         "launch-pytorchjob",
         "--manifest",
         str(manifest),
         "--namespace",
-        namespace,
+        account.namespace,
         "--kubeconfig",
-        cluster.kubeconfig,
+        account.kubeconfig,
         "--poll-interval",
         str(POLL),
     )
@@ -175,10 +182,10 @@ def launch_cli(cluster, namespace: str, manifest: Path) -> subprocess.Popen:
 # --- scenarios ------------------------------------------------------------------------------------------------
 
 
-def test_succeeded_job_returns_and_is_deleted_by_default(cluster, namespace, tmp_path):
+def test_succeeded_job_returns_and_is_deleted_by_default(cluster, namespace, account, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
     op = operator(cluster, namespace, "wsovvis-train-t", RUNNING, SUCCEEDED)
-    outcome = ln.launch_pytorchjob(manifest, launch_settings(cluster, namespace))
+    outcome = ln.launch_pytorchjob(manifest, launch_settings(account))
     op.join(5)
     assert not op.errors
     assert (outcome.name, outcome.attached, outcome.deleted) == ("wsovvis-train-t", False, True)
@@ -186,10 +193,10 @@ def test_succeeded_job_returns_and_is_deleted_by_default(cluster, namespace, tmp
     assert get_job(cluster, namespace, "wsovvis-train-t") is None
 
 
-def test_the_configmap_is_created_owned_by_the_job(cluster, namespace, tmp_path):
+def test_the_configmap_is_created_owned_by_the_job(cluster, namespace, account, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
     op = operator(cluster, namespace, "wsovvis-train-t", SUCCEEDED)
-    ln.launch_pytorchjob(manifest, launch_settings(cluster, namespace, delete_policy="never"))
+    ln.launch_pytorchjob(manifest, launch_settings(account, delete_policy="never"))
     op.join(5)
     job = get_job(cluster, namespace, "wsovvis-train-t")
     config_map = cluster.core.read_namespaced_config_map("wsovvis-train-t-config", namespace)
@@ -198,10 +205,12 @@ def test_the_configmap_is_created_owned_by_the_job(cluster, namespace, tmp_path)
     assert (owner.kind, owner.name, owner.uid) == ("PyTorchJob", "wsovvis-train-t", job["metadata"]["uid"])
 
 
-def test_failed_job_exits_non_zero_printing_reason_and_message_and_is_kept(cluster, namespace, tmp_path):
+def test_failed_job_exits_non_zero_printing_reason_and_message_and_is_kept(
+    cluster, namespace, account, tmp_path
+):
     manifest = write_manifest(tmp_path, job_settings())
     op = operator(cluster, namespace, "wsovvis-train-t", RUNNING, FAILED)
-    proc = launch_cli(cluster, namespace, manifest)
+    proc = launch_cli(account, manifest)
     _, stderr = proc.communicate(timeout=60)
     op.join(5)
     assert proc.returncode == 1, stderr
@@ -209,14 +218,16 @@ def test_failed_job_exits_non_zero_printing_reason_and_message_and_is_kept(clust
     assert get_job(cluster, namespace, "wsovvis-train-t") is not None, "on-success must keep failed jobs"
 
 
-def test_attaches_to_an_existing_job_instead_of_creating_a_second(cluster, namespace, tmp_path, caplog):
+def test_attaches_to_an_existing_job_instead_of_creating_a_second(
+    cluster, namespace, account, tmp_path, caplog
+):
     settings = job_settings()
     existing = create_job_directly(cluster, namespace, settings)
     set_conditions(cluster, namespace, settings.name, RUNNING)
     op = operator(cluster, namespace, settings.name, SUCCEEDED)
     with caplog.at_level(logging.INFO, logger="wsovvis"):
         outcome = ln.launch_pytorchjob(
-            write_manifest(tmp_path, settings), launch_settings(cluster, namespace, delete_policy="never")
+            write_manifest(tmp_path, settings), launch_settings(account, delete_policy="never")
         )
     op.join(5)
     assert outcome.attached is True
@@ -229,19 +240,19 @@ def test_attaches_to_an_existing_job_instead_of_creating_a_second(cluster, names
     assert config_map.metadata.owner_references[0].uid == existing["metadata"]["uid"]
 
 
-def test_attaching_to_a_finished_job_reports_how_it_ended(cluster, namespace, tmp_path):
+def test_attaching_to_a_finished_job_reports_how_it_ended(cluster, namespace, account, tmp_path):
     settings = job_settings()
     create_job_directly(cluster, namespace, settings)
     set_conditions(cluster, namespace, settings.name, FAILED)
     started = time.monotonic()
     with pytest.raises(ln.JobFailedError, match=re.escape("PyTorchJobFailed: " + FAILED_MESSAGE)):
-        ln.launch_pytorchjob(write_manifest(tmp_path, settings), launch_settings(cluster, namespace))
+        ln.launch_pytorchjob(write_manifest(tmp_path, settings), launch_settings(account))
     assert time.monotonic() - started < 10
 
 
-def test_sigterm_deletes_the_job_and_exits(cluster, namespace, tmp_path):
+def test_sigterm_deletes_the_job_and_exits(cluster, namespace, account, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
-    proc = launch_cli(cluster, namespace, manifest)
+    proc = launch_cli(account, manifest)
     try:
         wait_for(lambda: get_job(cluster, namespace, "wsovvis-train-t"), "the launcher to create the job", 60)
         set_conditions(cluster, namespace, "wsovvis-train-t", RUNNING)
@@ -256,14 +267,16 @@ def test_sigterm_deletes_the_job_and_exits(cluster, namespace, tmp_path):
     assert get_job(cluster, namespace, "wsovvis-train-t") is None
 
 
-def test_timeout_exits_non_zero_with_the_last_condition_and_stops_the_job(cluster, namespace, tmp_path):
+def test_timeout_exits_non_zero_with_the_last_condition_and_stops_the_job(
+    cluster, namespace, account, tmp_path
+):
     manifest = write_manifest(tmp_path, job_settings())
     op = operator(cluster, namespace, "wsovvis-train-t", RUNNING)
     started = time.monotonic()
     with pytest.raises(
         ln.JobTimeoutError, match=r"within 2 s; last condition Running: PyTorchJobRunning"
     ) as info:
-        ln.launch_pytorchjob(manifest, launch_settings(cluster, namespace, timeout_s=2))
+        ln.launch_pytorchjob(manifest, launch_settings(account, timeout_s=2))
     op.join(5)
     assert 2 <= time.monotonic() - started < 10
     assert info.value.exit_code == 4
@@ -271,12 +284,10 @@ def test_timeout_exits_non_zero_with_the_last_condition_and_stops_the_job(cluste
     assert get_job(cluster, namespace, "wsovvis-train-t") is None
 
 
-def test_timeout_with_delete_policy_never_leaves_the_job_running(cluster, namespace, tmp_path):
+def test_timeout_with_delete_policy_never_leaves_the_job_running(cluster, namespace, account, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
     with pytest.raises(ln.JobTimeoutError, match="left running"):
-        ln.launch_pytorchjob(
-            manifest, launch_settings(cluster, namespace, timeout_s=1, delete_policy="never")
-        )
+        ln.launch_pytorchjob(manifest, launch_settings(account, timeout_s=1, delete_policy="never"))
     assert get_job(cluster, namespace, "wsovvis-train-t") is not None
 
 
@@ -288,10 +299,10 @@ def test_timeout_with_delete_policy_never_leaves_the_job_running(cluster, namesp
         ("on-success", SUCCEEDED, False),
     ],
 )
-def test_delete_policy(cluster, namespace, tmp_path, policy, end, kept):
+def test_delete_policy(cluster, namespace, account, tmp_path, policy, end, kept):
     manifest = write_manifest(tmp_path, job_settings())
     op = operator(cluster, namespace, "wsovvis-train-t", end)
-    settings = launch_settings(cluster, namespace, delete_policy=policy)
+    settings = launch_settings(account, delete_policy=policy)
     if end is FAILED:
         with pytest.raises(ln.JobFailedError):
             ln.launch_pytorchjob(manifest, settings)
@@ -301,13 +312,11 @@ def test_delete_policy(cluster, namespace, tmp_path, policy, end, kept):
     assert (get_job(cluster, namespace, "wsovvis-train-t") is not None) == kept
 
 
-def test_run_id_names_the_job_and_its_configmap(cluster, namespace, tmp_path):
+def test_run_id_names_the_job_and_its_configmap(cluster, namespace, account, tmp_path):
     manifest = write_manifest(tmp_path, job_settings(name="wsovvis-train"))
     expected = pj.job_name_for_run("Run 42", prefix="wsovvis-train")
     op = operator(cluster, namespace, expected, SUCCEEDED)
-    outcome = ln.launch_pytorchjob(
-        manifest, launch_settings(cluster, namespace, delete_policy="never"), run_id="Run 42"
-    )
+    outcome = ln.launch_pytorchjob(manifest, launch_settings(account, delete_policy="never"), run_id="Run 42")
     op.join(5)
     assert outcome.name == expected
     job = get_job(cluster, namespace, expected)
@@ -316,7 +325,7 @@ def test_run_id_names_the_job_and_its_configmap(cluster, namespace, tmp_path):
     assert cluster.core.read_namespaced_config_map(f"{expected}-config", namespace).data
 
 
-def test_the_master_log_is_streamed_through_the_api_server(cluster, namespace, tmp_path):
+def test_the_master_log_is_streamed_through_the_api_server(cluster, namespace, account, tmp_path):
     """A fake kubelet serves the master's log; the real API server proxies it to the launcher."""
     kubelet = FakeKubelet(
         tmp_path, ["[d2] iter: 19 total_loss: 2.731\n", "[d2] iter: 39 total_loss: 2.402\n"]
@@ -365,7 +374,7 @@ def test_the_master_log_is_streamed_through_the_api_server(cluster, namespace, t
     out = io.StringIO()
     try:
         outcome = ln.launch_pytorchjob(
-            write_manifest(tmp_path, job_settings()), launch_settings(cluster, namespace), log_stream=out
+            write_manifest(tmp_path, job_settings()), launch_settings(account), log_stream=out
         )
     finally:
         kubelet.stop()
@@ -376,11 +385,13 @@ def test_the_master_log_is_streamed_through_the_api_server(cluster, namespace, t
     assert kubelet.paths == [f"/containerLogs/{namespace}/wsovvis-train-t-master-0/pytorch?follow=true"]
 
 
-def test_connection_errors_are_retried_until_the_api_comes_back(cluster, namespace, tmp_path, caplog):
+def test_connection_errors_are_retried_until_the_api_comes_back(
+    cluster, namespace, account, tmp_path, caplog
+):
     """The API port refuses connections for the first second, then forwards to the real API server."""
     port = free_port()
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(kubeconfig_for(port))
+    kubeconfig.write_text(kubeconfig_for(port, account.token))
     forwarder = DelayedForwarder(port, cluster.port, delay_s=1.0)
     forwarder.start()
     try:
@@ -410,6 +421,71 @@ def test_kubectl_server_dry_run_accepts_manifests_train(cluster, namespace):
     assert "configmap/wsovvis-train-config created (server dry run)" in out.stdout
 
 
+# --- least privilege: the launcher's account has what manifests/rbac grants and nothing more ------------------
+
+
+def core_api_as(account: Account) -> object:
+    """A CoreV1Api authenticating with the account's token."""
+    from kubernetes import client
+    from kubernetes import config as kube_config
+
+    configuration = client.Configuration()
+    kube_config.load_kube_config(config_file=account.kubeconfig, client_configuration=configuration)
+    return client.CoreV1Api(client.ApiClient(configuration))
+
+
+def _delete_pod(core, namespace: str, other: str) -> None:
+    core.delete_namespaced_pod("victim", namespace)
+
+
+def _read_secret(core, namespace: str, other: str) -> None:
+    core.read_namespaced_secret("s3", namespace)
+
+
+def _list_secrets(core, namespace: str, other: str) -> None:
+    core.list_namespaced_secret(namespace)
+
+
+def _read_configmap_elsewhere(core, namespace: str, other: str) -> None:
+    core.read_namespaced_config_map("settings", other)
+
+
+DENIED = [_delete_pod, _read_secret, _list_secrets, _read_configmap_elsewhere]
+
+
+@pytest.mark.parametrize("action", DENIED, ids=lambda action: action.__name__.strip("_"))
+def test_the_pipeline_account_is_denied_what_the_role_does_not_grant(cluster, namespace, account, action):
+    from kubernetes.client.exceptions import ApiException
+
+    other = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.core.create_namespace({"metadata": {"name": other}})
+    cluster.core.create_namespaced_config_map(other, {"metadata": {"name": "settings"}, "data": {"a": "b"}})
+    cluster.core.create_namespaced_secret(namespace, {"metadata": {"name": "s3"}, "stringData": {"k": "v"}})
+    cluster.core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "victim"},
+            "spec": {"automountServiceAccountToken": False, "containers": [{"name": "c", "image": "x"}]},
+        },
+    )
+    with pytest.raises(ApiException) as denied:
+        action(core_api_as(account), namespace, other)
+    assert denied.value.status == 403, denied.value.body
+    assert f"system:serviceaccount:{namespace}:{account.name}" in denied.value.body
+    assert cluster.core.read_namespaced_pod("victim", namespace).metadata.deletion_timestamp is None
+
+
+def test_the_launcher_outside_its_namespace_is_refused_with_a_hint(cluster, namespace, account, tmp_path):
+    other = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.core.create_namespace({"metadata": {"name": other}})
+    with pytest.raises(ln.ClusterError, match=r"HTTP 403 .*the service account needs RBAC") as info:
+        ln.launch_pytorchjob(
+            write_manifest(tmp_path, job_settings()), launch_settings(account, namespace=other)
+        )
+    assert info.value.exit_code == 5
+    assert get_job(cluster, other, "wsovvis-train-t") is None
+
+
 # --- helpers for the connectivity tests ---------------------------------------------------------------------
 
 
@@ -417,24 +493,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def kubeconfig_for(port: int) -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "c",
-                    "cluster": {"server": f"https://127.0.0.1:{port}", "insecure-skip-tls-verify": True},
-                }
-            ],
-            "users": [{"name": "u", "user": {"token": "test-token"}}],
-            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-            "current-context": "x",
-        }
-    )
 
 
 class DelayedForwarder:

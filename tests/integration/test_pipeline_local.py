@@ -104,3 +104,42 @@ def test_params_parse_as_json_or_strings() -> None:
     }
     with pytest.raises(UsageError, match="key=value"):
         parse_params(["novalue"])
+
+
+def test_pipeline_labels_pseudo_tubes_with_clip_and_scores_them_lvvis(tmp_path: Path) -> None:
+    pytest.importorskip("open_clip", reason="open_clip is not installed (pip install 'wsovvis[attribute]')")
+    from tests.clipdata import write_tiny_model
+
+    data = tmp_path / "data"
+    subprocess.run(
+        [sys.executable, "-m", "wsovvis", "synth", "--out", str(data), "--num_videos", "3"], check=True
+    )
+    config, weights = write_tiny_model(tmp_path / "model")
+    params = [
+        f"frames_root={data / 'frames'}",
+        f"work_root={tmp_path / 'work'}",
+        f"train_gt_json={data / 'gt.json'}",
+        "mask_backend=motion",
+        "mask_device=cpu",
+        "num_shards=1",
+        "train_launcher=local",
+        "min_masks=1",
+        f"clip_model={config}",
+        f"clip_weights={weights}",
+        "topk=2",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "wsovvis", "pipeline", "run", "--local", "--pipeline_root", str(tmp_path / "kfp"),
+         *[arg for p in params for arg in ("--param", p)]],
+        capture_output=True, text=True, check=False, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (labelled,) = (tmp_path / "work" / "attribute").glob("*/results.json")
+    results = json.loads(labelled.read_text())
+    assert results and {r["category_id"] for r in results} <= {1, 2, 3, 4}
+    metrics = [json.loads(p.read_text()) for p in (tmp_path / "work" / "evaluate").glob("*/metrics.json")]
+    assert sorted(m["mode"] for m in metrics) == ["class-agnostic", "per-category"]
+    (lvvis,) = [m for m in metrics if m["mode"] == "per-category"]
+    assert lvvis["num_results"] == len(results) and {"APb", "APn"} <= lvvis.keys()
+    reports = list((tmp_path / "kfp").glob("*/evaluate-*/report"))
+    assert any("AP base (LV-VIS)" in r.read_text() for r in reports)

@@ -1,24 +1,28 @@
 """The commands kind-e2e.sh runs in its helper pods, run here against the suite's real S3 server.
 
-The dataset command must leave frames and a GT in the bucket; the metrics command must pass on a good AP50 and fail
-on a low one or on no metrics at all. (In the kind run both execute in the tools image with the same S3 settings.)
+The dataset command must leave frames and a GT in the bucket; the metrics command must pass when the pseudo tubes
+reach the AP50 bar and the model has a finite AP, and fail when either does not, whatever the other scored. (In
+the kind run both execute in the tools image with the same S3 settings.)
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.unit.evaluate_helpers import perfect_results, random_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = (ROOT / "scripts" / "kind-e2e.sh").read_text()
 
 pytestmark = pytest.mark.s3
+GT = random_dataset(seed=3)
 
 
 def shell_function(name: str) -> str:
@@ -43,14 +47,6 @@ def run_pod_command(name: str, tmp_path: Path, **env: str) -> subprocess.Complet
 def test_dataset_command_writes_frames_and_ground_truth(s3_bucket: str, tmp_path: Path):
     from wsovvis import storage
 
-    help_out = subprocess.run(
-        [sys.executable, "-m", "wsovvis", "synth", "--help"],
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        check=False,
-    )
-    if help_out.returncode != 0:
-        pytest.skip("`wsovvis synth` is not in this checkout yet")
     out = run_pod_command("data_command", tmp_path, BUCKET=s3_bucket)
     assert out.returncode == 0, out.stderr
     gt = storage.read_json(f"{s3_bucket}/data/gt.json")
@@ -59,21 +55,57 @@ def test_dataset_command_writes_frames_and_ground_truth(s3_bucket: str, tmp_path
     assert len(frames) == sum(video["length"] for video in gt["videos"])
 
 
-def write_metrics(bucket: str, key: str, ap50: float) -> None:
+def evaluated(bucket: str, results_key: str, results: list[dict]) -> str:
+    """Store ``results`` at ``<bucket>/work/<results_key>`` and evaluate them class-agnostically against a small GT
+    into a metrics.json under ``<bucket>/work/evaluate/``, as the pipeline's evaluate step does; its URI."""
+    from wsovvis import storage
+    from wsovvis.evaluate import evaluate
+
+    gt_uri, results_uri = f"{bucket}/data/gt.json", f"{bucket}/work/{results_key}"
+    storage.write_json(gt_uri, GT)
+    storage.write_json(results_uri, results)
+    metrics_uri = f"{bucket}/work/evaluate/{uuid.uuid4().hex[:8]}/metrics.json"
+    evaluate(gt_uri, results_uri, class_agnostic=True, out=metrics_uri)
+    return metrics_uri
+
+
+def check_metrics(
+    bucket: str, tmp_path: Path, min_ap50: str, expect_model: str
+) -> subprocess.CompletedProcess:
+    return run_pod_command(
+        "metrics_command", tmp_path, BUCKET=bucket, MIN_AP50=min_ap50, EXPECT_MODEL=expect_model
+    )
+
+
+def test_metrics_command_checks_the_pseudo_tubes_and_the_model_separately(s3_bucket: str, tmp_path: Path):
+    evaluated(s3_bucket, "convert/abc/tubes.json", perfect_results(GT))
+    evaluated(s3_bucket, "train/def/results.json", [])  # a model that found nothing: AP 0, finite
+    passed = check_metrics(s3_bucket, tmp_path, "0.5", "1")
+    assert passed.returncode == 0, passed.stderr
+    assert "kind-e2e: pseudo tubes AP50 1.000 >= 0.5" in passed.stdout
+    assert "kind-e2e: model AP 0.000" in passed.stdout
+    failed = check_metrics(s3_bucket, tmp_path, "1.01", "1")
+    assert failed.returncode != 0 and "pseudo tubes: AP50 1.000 < 1.01" in failed.stderr
+
+
+def test_a_good_model_does_not_hide_bad_pseudo_tubes(s3_bucket: str, tmp_path: Path):
+    evaluated(s3_bucket, "convert/abc/tubes.json", [])
+    evaluated(s3_bucket, "train/def/results.json", perfect_results(GT))
+    out = check_metrics(s3_bucket, tmp_path, "0.5", "1")
+    assert out.returncode != 0 and "pseudo tubes: AP50 0.000 < 0.5" in out.stderr
+
+
+def test_the_model_evaluation_must_be_there_and_finite(s3_bucket: str, tmp_path: Path):
     from wsovvis import storage
 
-    stats = {"AP": ap50 / 2, "AP50": ap50, "AP75": ap50 / 3, "AR10": ap50}
-    storage.write_bytes(f"{bucket}/work/{key}/metrics.json", json.dumps(stats).encode())
-
-
-def test_metrics_command_takes_the_best_ap50_over_every_evaluation(s3_bucket: str, tmp_path: Path):
-    write_metrics(s3_bucket, "evaluate/model", 0.05)
-    write_metrics(s3_bucket, "evaluate/pseudo-tubes", 0.8)
-    passed = run_pod_command("metrics_command", tmp_path, BUCKET=s3_bucket, MIN_AP50="0.5")
-    assert passed.returncode == 0, passed.stderr
-    assert "kind-e2e: AP50 0.800 >= 0.5" in passed.stdout
-    failed = run_pod_command("metrics_command", tmp_path, BUCKET=s3_bucket, MIN_AP50="0.9")
-    assert failed.returncode != 0 and "AP50 0.800 < 0.9" in failed.stderr
+    evaluated(s3_bucket, "convert/abc/tubes.json", perfect_results(GT))
+    assert check_metrics(s3_bucket, tmp_path, "0.5", "0").returncode == 0, "--quick trains no model"
+    missing = check_metrics(s3_bucket, tmp_path, "0.5", "1")
+    assert missing.returncode != 0 and "no evaluation of the trained model" in missing.stderr
+    model = evaluated(s3_bucket, "train/def/results.json", perfect_results(GT))
+    storage.write_json(model, {**storage.read_json(model), "AP": float("nan")})
+    broken = check_metrics(s3_bucket, tmp_path, "0.5", "1")
+    assert broken.returncode != 0 and "model: AP nan is not a finite AP" in broken.stderr
 
 
 def test_metrics_command_fails_without_metrics(s3_bucket: str, tmp_path: Path):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.kube import pipeline_account
 from wsovvis.k8s import pytorchjob as pj
 from wsovvis.train.step import train_step
 
@@ -35,6 +36,8 @@ def _succeeded() -> dict:
 
 
 def _play_operator(cluster, namespace: str, expected: int, seen: dict, errors: list) -> None:
+    from kubernetes.client.exceptions import ApiException
+
     deadline = time.monotonic() + 120
     try:
         while len(seen) < expected and time.monotonic() < deadline:
@@ -43,7 +46,12 @@ def _play_operator(cluster, namespace: str, expected: int, seen: dict, errors: l
                 name = job["metadata"]["name"]
                 if name in seen:
                     continue
-                config_map = cluster.core.read_namespaced_config_map(f"{name}-config", namespace)
+                try:
+                    config_map = cluster.core.read_namespaced_config_map(f"{name}-config", namespace)
+                except ApiException as exc:  # the launcher creates the ConfigMap just after the job
+                    if exc.status == 404:
+                        continue
+                    raise
                 seen[name] = (job, yaml.safe_load(next(iter(config_map.data.values()))))
                 cluster.custom.patch_namespaced_custom_object_status(
                     pj.GROUP,
@@ -58,9 +66,11 @@ def _play_operator(cluster, namespace: str, expected: int, seen: dict, errors: l
         errors.append(exc)
 
 
-def _run_step(cluster, tmp_path, run_id: str, expected_jobs: int) -> tuple[str, dict]:
+def _run_step(cluster, monkeypatch, tmp_path, run_id: str, expected_jobs: int) -> tuple[str, dict]:
+    """The step in a fresh namespace, as the pipeline's service account there (bound only to manifests/rbac)."""
     namespace = f"t-{uuid.uuid4().hex[:10]}"
     cluster.core.create_namespace({"metadata": {"name": namespace}})
+    monkeypatch.setenv("KUBECONFIG", pipeline_account(cluster, namespace, tmp_path).kubeconfig)
     seen: dict = {}
     errors: list = []
     operator = threading.Thread(target=_play_operator, args=(cluster, namespace, expected_jobs, seen, errors))
@@ -90,9 +100,8 @@ def _run_step(cluster, tmp_path, run_id: str, expected_jobs: int) -> tuple[str, 
 
 
 def test_trains_then_predicts_as_pytorchjobs_named_from_the_run(kube_cluster, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("KUBECONFIG", kube_cluster.kubeconfig)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://seaweedfs.kubeflow:9000")
-    results, seen = _run_step(kube_cluster, tmp_path, "0f3c2a9e-run", expected_jobs=2)
+    results, seen = _run_step(kube_cluster, monkeypatch, tmp_path, "0f3c2a9e-run", expected_jobs=2)
     assert results.startswith(str(tmp_path / "work" / "train")) and results.endswith("/results.json")
     (train_name, (train_job, train_config)), (eval_name, (eval_job, eval_config)) = sorted(
         seen.items(), key=lambda item: item[1][1]["eval_only"]
@@ -114,11 +123,10 @@ def test_trains_then_predicts_as_pytorchjobs_named_from_the_run(kube_cluster, mo
 def test_a_rerun_with_the_same_inputs_only_predicts_once_training_is_done(
     kube_cluster, monkeypatch, tmp_path
 ):
-    monkeypatch.setenv("KUBECONFIG", kube_cluster.kubeconfig)
-    first, _ = _run_step(kube_cluster, tmp_path, "run-a", expected_jobs=2)
+    first, _ = _run_step(kube_cluster, monkeypatch, tmp_path, "run-a", expected_jobs=2)
     final = Path(first).with_name("model_final.pth")  # what the finished training leaves (nothing ran here)
     final.parent.mkdir(parents=True)
     final.write_bytes(b"checkpoint")
-    second, seen = _run_step(kube_cluster, tmp_path, "run-b", expected_jobs=1)
+    second, seen = _run_step(kube_cluster, monkeypatch, tmp_path, "run-b", expected_jobs=1)
     assert second == first
     assert list(seen) == ["wsovvis-train-eval-run-b"]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -87,8 +87,8 @@ def test_kind_e2e_in_cluster_pod_is_valid_and_gets_the_pipelines_s3_settings(tmp
     assert sources["AWS_ENDPOINT_URL"] == {"configMapKeyRef": {"name": "wsovvis-s3", "key": endpoint_key}}
 
 
-def wsovvis_help(*command: str) -> str | None:
-    """`wsovvis <command> --help` of this checkout, or None where the command is not in it yet."""
+def wsovvis_help(*command: str) -> str:
+    """`wsovvis <command> --help` of this checkout (a command that fails to start fails the test)."""
     out = subprocess.run(
         [sys.executable, "-m", "wsovvis", *command, "--help"],
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
@@ -96,7 +96,8 @@ def wsovvis_help(*command: str) -> str | None:
         text=True,
         check=False,
     )
-    return out.stdout if out.returncode == 0 else None
+    assert out.returncode == 0, f"`wsovvis {' '.join(command)} --help` failed: {out.stderr}"
+    return out.stdout
 
 
 @pytest.mark.parametrize(
@@ -112,30 +113,49 @@ def test_kind_e2e_calls_wsovvis_with_flags_it_has(command: tuple[str, ...], flag
     script = (ROOT / "scripts" / "kind-e2e.sh").read_text()
     assert f"wsovvis {' '.join(command)}" in script
     help_text = wsovvis_help(*command)
-    if help_text is None:
-        pytest.skip(f"`wsovvis {' '.join(command)}` is not in this checkout yet")
     for flag in flags:
         assert flag in script, f"kind-e2e.sh no longer passes {flag}; drop it from this test"
         assert flag in help_text, f"`wsovvis {' '.join(command)}` has no {flag}"
 
 
-def test_kind_e2e_submits_only_parameters_the_pipeline_declares():
-    if not (ROOT / "pipelines" / "wsovvis_pipeline.py").exists():
-        pytest.skip("pipelines/wsovvis_pipeline.py is not in this checkout yet")
-    pytest.importorskip("kfp", reason="the pipeline definition needs kfp")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from pipelines.wsovvis_pipeline import wsovvis_pipeline as p; print(*p.component_spec.inputs)",
-        ],
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    declared = set(out.stdout.split())
+def kind_e2e_params(quick: bool) -> dict[str, str]:
+    """What kind-e2e.sh submits (its run_params function), as a dict."""
     script = (ROOT / "scripts" / "kind-e2e.sh").read_text()
-    used = set(re.findall(r"--param [\"']?(\w+)=", script))
+    start = script.index("run_params() {")
+    function = script[start : script.index("\n}\n", start) + 3]
+    env = dict(os.environ, QUICK=str(int(quick)), BUCKET="s3://bucket", NAMESPACE="kubeflow")
+    out = subprocess.run(["bash", "-c", f"{function}\nrun_params"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return dict(line.split("=", 1) for line in out.stdout.splitlines())
+
+
+@pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
+def test_kind_e2e_submits_only_parameters_the_pipeline_declares(quick: bool):
+    from pipelines.wsovvis_pipeline import wsovvis_pipeline
+
+    declared = set(wsovvis_pipeline.component_spec.inputs)
+    used = set(kind_e2e_params(quick))
     assert {"frames_root", "work_root", "mask_backend", "train_launcher"} <= used
     assert used <= declared, f"kind-e2e.sh passes parameters the pipeline lacks: {sorted(used - declared)}"
+
+
+def test_kind_e2e_trains_as_one_cpu_process():
+    """The kind nodes have no GPU: the training PyTorchJob the full run submits must be one process on CPU."""
+    from wsovvis.k8s import pytorchjob as pj
+
+    params = kind_e2e_params(quick=False)
+    assert params["train_launcher"] == "pytorchjob"
+    settings = pj.PyTorchJobSettings(
+        name="wsovvis-train",
+        image="runtime:test",
+        num_workers=int(params["train_workers"]),
+        gpus_per_worker=int(params["gpus_per_worker"]),
+    )
+    job = pj.build_pytorchjob(settings)
+    replicas = sum(spec["replicas"] for spec in job["spec"]["pytorchReplicaSpecs"].values())
+    assert replicas * int(job["spec"]["nprocPerNode"]) == 1
+    for spec in job["spec"]["pytorchReplicaSpecs"].values():
+        (container,) = spec["template"]["spec"]["containers"]
+        assert settings.gpu_resource not in container["resources"].get("limits", {})
+    d2_opts = json.loads(params["d2_opts"])
+    assert d2_opts[d2_opts.index("MODEL.DEVICE") + 1] == "cpu"

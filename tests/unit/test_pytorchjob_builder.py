@@ -210,10 +210,10 @@ def test_s3_keys_come_from_the_secret_as_secret_key_refs():
         env = env_of(job, replica)
         assert env["AWS_ACCESS_KEY_ID"] == {
             "name": "AWS_ACCESS_KEY_ID",
-            "valueFrom": {"secretKeyRef": {"name": "mlpipeline-minio-artifact", "key": "accesskey"}},
+            "valueFrom": {"secretKeyRef": {"name": "wsovvis-s3", "key": "accesskey"}},
         }
         assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"] == {
-            "secretKeyRef": {"name": "mlpipeline-minio-artifact", "key": "secretkey"}
+            "secretKeyRef": {"name": "wsovvis-s3", "key": "secretkey"}
         }
 
 

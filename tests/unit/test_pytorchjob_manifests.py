@@ -1,7 +1,11 @@
-"""manifests/train (for `kubectl apply -k`) renders exactly what the builder renders for its settings."""
+"""manifests/train (for `kubectl apply -k`) is the job the pipeline's train step creates with every default, and every
+path it names is in the image it names."""
 
 from __future__ import annotations
 
+import copy
+import importlib.metadata
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,12 +13,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from wsovvis import images
 from wsovvis.k8s import crd
 from wsovvis.k8s import pytorchjob as pj
+from wsovvis.prepare.runtime import REQUIRED_FILES
+from wsovvis.train.step import train_step
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ROOT / "manifests" / "train"
 CRD = ROOT / "tests" / "data" / "crds" / "kubeflow.org_pytorchjobs.v1.9.0.yaml"
+SPEC = ROOT / "pipelines" / "wsovvis_pipeline.yaml"
+DOCKERFILE = ROOT / "images" / "runtime" / "Dockerfile"
+OBJECT_STORE_CONFIG = ROOT / "manifests" / "object-store" / "configmap.yaml"
 
 
 def builder_docs() -> list[dict]:
@@ -45,8 +55,105 @@ def test_committed_pytorchjob_is_the_rendering_of_job_settings():
     )
 
 
-def test_kustomize_output_equals_the_builder_output(kustomized):
-    assert by_kind(kustomized) == by_kind(builder_docs())
+def train_step_arguments(work_root: str, frames_root: str, train_json: str) -> dict:
+    """The train step's arguments as the compiled pipeline passes them with every default, given the required
+    parameters and the producing steps' outputs (convert's tubes; prepare found the runtime)."""
+    pipeline = next(yaml.safe_load_all(SPEC.read_text()))
+    defaults = pipeline["root"]["inputDefinitions"]["parameters"]
+    types = pipeline["components"]["comp-train"]["inputDefinitions"]["parameters"]
+    given = {"work_root": work_root, "frames_root": frames_root}
+    produced = {"convert": train_json, "prepare": True}
+    arguments = {}
+    for name, source in pipeline["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"].items():
+        if "componentInputParameter" in source:
+            parameter = source["componentInputParameter"]
+            value = given[parameter] if parameter in given else defaults[parameter]["defaultValue"]
+        elif "taskOutputParameter" in source:
+            value = produced[source["taskOutputParameter"]["producerTask"]]
+        else:
+            value = source["runtimeValue"]["constant"]
+        if value == "{{$.pipeline_job_uuid}}":
+            value = "0f3c2a9e-run"
+        arguments[name] = int(value) if types[name]["parameterType"] == "NUMBER_INTEGER" else value
+    return arguments
+
+
+@pytest.fixture
+def step_rendering(monkeypatch, tmp_path) -> list[dict]:
+    """What the train step hands the launcher when it runs with every default and the data manifests/train
+    names; the endpoint is the default ConfigMap's (the object store's, tests/integration/test_object_store_defaults.py)."""
+    launched = []
+    monkeypatch.setattr(
+        "wsovvis.k8s.launcher.launch_pytorchjob", lambda docs, settings, run_id: launched.append(docs)
+    )
+    monkeypatch.setenv(
+        "AWS_ENDPOINT_URL", yaml.safe_load(OBJECT_STORE_CONFIG.read_text())["data"]["endpoint"]
+    )
+    data = yaml.safe_load((TRAIN / "train.yaml").read_text())["data"]
+    train_step(**train_step_arguments(str(tmp_path / "work"), data["train_img_root"], data["train_json"]))
+    (docs,) = launched
+    return docs
+
+
+def test_kustomize_output_is_the_job_the_train_step_creates_with_every_default(kustomized, step_rendering):
+    kustomized = copy.deepcopy(kustomized)
+    for doc in step_rendering:  # manifests/train takes the namespace from `kubectl apply -n`
+        doc["metadata"].pop("namespace")
+    ours, step = by_kind(kustomized), by_kind(step_rendering)
+    ours_image = ours["PyTorchJob"]["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"][
+        "containers"
+    ][0]
+    step_image = step["PyTorchJob"]["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"][
+        "containers"
+    ][0]
+    # the image's tag is fixed where the images are built and compiled in (wsovvis.images); its name is the same
+    assert ours_image["image"].rsplit(":", 1)[0] == step_image["image"].rsplit(":", 1)[0]
+    for doc in (*kustomized, *step_rendering):
+        for replica in doc.get("spec", {}).get("pytorchReplicaSpecs", {}).values():
+            for container in replica["template"]["spec"]["containers"]:
+                container["image"] = container["image"].rsplit(":", 1)[0]
+                for env in container.get("env", []):
+                    if env["name"] == "WSOVVIS_IMAGE":
+                        env["value"] = env["value"].rsplit(":", 1)[0]
+    assert ours["PyTorchJob"] == step["PyTorchJob"]
+    ours_config, step_config = (
+        yaml.safe_load(d["ConfigMap"]["data"].pop("train.yaml")) for d in (ours, step)
+    )
+    assert ours["ConfigMap"] == step["ConfigMap"]
+    # the output location is the one value the user sets (the step derives its own under work_root)
+    assert {**ours_config, "output_uri": None} == {**step_config, "output_uri": None}
+
+
+def test_every_path_manifests_train_names_is_in_the_image_it_names(kustomized):
+    dockerfile = DOCKERFILE.read_text()
+    # the image gives `wsovvis prepare` its trees at these paths, and prepare fails the build without REQUIRED_FILES
+    for tree, path in images.RUNTIME_SOURCES.items():
+        assert re.search(rf'--{tree}"?,?\s+"?{re.escape(path)}["\s]', dockerfile), (
+            f"Dockerfile: {tree} not at {path}"
+        )
+    job, config_map = by_kind(kustomized)["PyTorchJob"], by_kind(kustomized)["ConfigMap"]
+    config = yaml.safe_load(config_map["data"]["train.yaml"])
+    (tree, root) = next(
+        (t, r) for t, r in images.RUNTIME_SOURCES.items() if config["d2_cfg_path"].startswith(r + "/")
+    )
+    assert config["d2_cfg_path"].removeprefix(root + "/") in REQUIRED_FILES[tree], config["d2_cfg_path"]
+    scripts = {
+        e.name
+        for e in importlib.metadata.distribution("wsovvis").entry_points
+        if e.group == "console_scripts"
+    }
+    for replica in job["spec"]["pytorchReplicaSpecs"].values():
+        pod = replica["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["image"].rsplit(":", 1)[0] == images.RUNTIME_IMAGE.rsplit(":", 1)[0]
+        assert container["command"][0] in scripts  # the console script the image installs with the package
+        # the config file is the ConfigMap's key where its volume is mounted
+        config_path = Path(container["args"][container["args"].index("with") + 1])
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        volume = volumes[mounts[str(config_path.parent)]]
+        assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+        assert config_path.name in config_map["data"]
 
 
 def test_kustomize_output_validates_strictly_against_the_crd(kustomized):
