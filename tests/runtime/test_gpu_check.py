@@ -1,0 +1,73 @@
+"""``scripts/gpu-check.sh --dry-run``: every part of the GPU check that needs no GPU, on the CPU.
+
+Runs with the runtime python (``make test-runtime RUNTIME_PY=...``) and the three upstream trees named by
+``WSOVVIS_CUTLER_DIR``/``WSOVVIS_VNEXT_DIR``/``WSOVVIS_DETECTRON2_DIR``. The bundle comes from
+``$WSOVVIS_GPU_BUNDLE`` or is made by the test (that needs PyPI). Takes several minutes on 2 cores (it builds
+detectron2 from the bundle's copy).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.runtime, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "gpu-check.sh"
+TREES = ("WSOVVIS_CUTLER_DIR", "WSOVVIS_VNEXT_DIR", "WSOVVIS_DETECTRON2_DIR")
+
+
+@pytest.fixture(scope="module")
+def gpu_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch", reason="the dry run needs the runtime python (torch)")
+    given = os.environ.get("WSOVVIS_GPU_BUNDLE")
+    if given:
+        return Path(given)
+    missing = [name for name in TREES if not os.environ.get(name)]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not set: the bundle needs the upstream trees (docs/runtime.md)")
+    out = tmp_path_factory.mktemp("bundle") / "gpu-bundle"
+    made = subprocess.run(
+        [str(SCRIPT), "--bundle", str(out)],
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr[-3000:]
+    return out
+
+
+def test_dry_run_passes_every_part_on_the_cpu(gpu_bundle: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    ran = subprocess.run(
+        [str(SCRIPT), "--dry-run", "--bundle-dir", str(gpu_bundle), "--out", str(out), "--iterations", "2"],
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=3900,
+        check=False,
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    statuses = {name: part["status"] for name, part in summary["parts"].items()}
+    assert ran.returncode == 0, f"{statuses}\n{ran.stdout[-5000:]}"
+    assert summary["ok"] and summary["mode"] == "dry-run"
+    expected = ["env", "install", "detectron2", "ops", "msda", "maskgen", "train", "nccl", "smoke", "audit"]
+    assert statuses == dict.fromkeys(expected, "pass")
+    parts = {name: part["details"] for name, part in summary["parts"].items() if "details" in part}
+    assert parts["maskgen"]["msda_path_taken"] == "pytorch"
+    assert parts["maskgen"]["videos_done"] == parts["maskgen"]["videos"]
+    assert parts["train"]["iterations"] == 2 and parts["train"]["msda_calls"]["pytorch"] > 0
+    assert parts["audit"]["missing"] == []
+    assert {"sacred", "fvcore", "detectron2", "wsovvis_runtime"} <= set(
+        parts["audit"]["own"]
+    )  # from the bundle
+    assert "===== maskgen" in (out / "gpu-check.log").read_text()
+    print("gpu-check dry run:", {name: part["seconds"] for name, part in summary["parts"].items()})

@@ -1,0 +1,5 @@
+import sys
+
+from wsovvis.gpucheck.run import main
+
+sys.exit(main())

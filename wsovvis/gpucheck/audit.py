@@ -1,0 +1,138 @@
+"""What the dry run may import, and the audit of what it did import.
+
+The GPU machine's python has ``DEVICE_PACKAGES`` (and, being a consistent environment, whatever those require);
+the bundle brings ``bundle.WHEELS``. ``allowed_distributions`` turns that into the set of distribution names the
+dry run's import guard (``guard.py``) lets through: the device packages installed here and their requirements as
+installed here, plus the bundle's. After the dry run, ``main`` reads every interpreter's record of its top-level
+modules and fails when one came from anywhere else (the guard should have refused it), and lists the optional
+imports the guard refused, as they would fail on the GPU machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import re
+import sys
+import sysconfig
+from pathlib import Path
+
+from wsovvis.gpucheck.bundle import WHEELS
+from wsovvis.gpucheck.guard import normalize, site_package_top
+
+# The GPU machine's python packages ("nvidia-h200" in the device notes' KINDS.md, read 2026-11-17).
+_DEVICE_PACKAGE_LIST = """
+    absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs botorch
+    build certifi charset-normalizer chex click cloudpickle cmake colorama contourpy coverage
+    cuda-bindings cuda-core cuda-pathfinder cuda-toolkit cupy-cuda13x cycler cython diffrax e3nn einops
+    equinox etils execnet filelock flatbuffers flax fonttools formulaic frozenlist fsspec gpytorch
+    grpcio h11 h5py hf-xet httpcore httpx huggingface-hub humanize hypothesis idna imageio iniconfig
+    interface-meta jax jax-cuda13-pjrt jax-cuda13-plugin jaxlib jaxtyping jinja2 joblib kiwisolver
+    lazy-loader lightning lightning-utilities linear-operator lineax llvmlite lxml markdown
+    markdown-it-py markupsafe matplotlib mdurl meson ml-dtypes mpi4py mpmath msgpack multidict
+    multipledispatch mypy-extensions nanobind narwhals networkx ninja numba numba-cuda numpy numpyro
+    nvidia-cublas nvidia-cuda-cupti nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cudnn-cu13 nvidia-cufft
+    nvidia-cufile nvidia-curand nvidia-cusolver nvidia-cusparse nvidia-cusparselt-cu13 nvidia-ml-py
+    nvidia-nccl-cu13 nvidia-nvjitlink nvidia-nvshmem-cu13 nvidia-nvtx onnx onnx-ir onnxruntime
+    onnxscript opencv-python-headless optax opt-einsum opt-einsum-fx optimistix orbax-checkpoint
+    packaging pandas pathspec patsy peft pillow pip pluggy portalocker prometheus-client propcache
+    protobuf psutil pyarrow pybind11 py-cpuinfo pygments pyparsing pyproject-hooks pyre-extensions
+    pytest pytest-benchmark pytest-cov pytest-mock pytest-timeout pytest-xdist python-dateutil
+    pytorch-lightning pyyaml regex requests rich sacrebleu safetensors scikit-build-core scikit-image
+    scikit-learn scipy seaborn sentencepiece sentence-transformers setuptools shellingham simplejson six
+    sortedcontainers statsmodels sympy tabulate tensorboard tensorboard-data-server tensorstore
+    threadpoolctl tifffile tiktoken timm tokenizers toolz torch torchaudio torchdiffeq torch-geometric
+    torchmetrics torchvision tqdm transformers treescope triton typer typing-extensions typing-inspect
+    urllib3 uvloop wadler-lindig werkzeug wheel wrapt xarray xxhash yarl zipp
+"""
+DEVICE_PACKAGES = frozenset(_DEVICE_PACKAGE_LIST.split())
+
+
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def allowed_distributions() -> set[str]:
+    """Normalized names of the distributions the GPU machine has or the bundle brings (see the module doc)."""
+    installed = {
+        normalize(d.metadata["Name"]): d for d in importlib.metadata.distributions() if d.metadata["Name"]
+    }
+    allowed = {normalize(name) for name in DEVICE_PACKAGES}
+    todo = [name for name in allowed if name in installed]
+    while todo:
+        for requirement in installed[todo.pop()].requires or []:
+            match = _REQUIREMENT_NAME.match(requirement)
+            if not match or "extra" in requirement.partition(";")[2]:
+                continue
+            name = normalize(match.group(1))
+            if name not in allowed:
+                allowed.add(name)
+                if name in installed:
+                    todo.append(name)
+    return allowed | {normalize(name) for name in WHEELS}
+
+
+def classify(imports: dict[str, str], allowed: set[str], own_roots: list[Path]) -> dict[str, list[str]]:
+    """Top-level module -> ``own``, ``stdlib``, ``allowed``, ``host`` (this machine's tooling) or ``missing``."""
+    distributions = importlib.metadata.packages_distributions()
+    paths = sysconfig.get_paths()
+    stdlib_dirs = {Path(paths["stdlib"]).resolve(), Path(paths["platstdlib"]).resolve()}
+    found: dict[str, list[str]] = {"own": [], "stdlib": [], "allowed": [], "host": [], "missing": []}
+    for name, file in sorted(imports.items()):
+        path = Path(file).resolve()
+        top = site_package_top(file)
+        if top is None and any(path.is_relative_to(root) for root in own_roots):
+            found["own"].append(name)
+        elif name in sys.stdlib_module_names or (
+            top is None and any(path.is_relative_to(d) for d in stdlib_dirs)
+        ):
+            found["stdlib"].append(name)
+        elif name.startswith("__editable__"):  # the finder of an editable install here, not imported code
+            found["host"].append(name)
+        elif top is None:
+            found["missing"].append(f"{name} (outside every environment: {path})")
+        else:
+            dists = {normalize(d) for d in distributions.get(name) or distributions.get(top) or []}
+            if dists & allowed:
+                found["allowed"].append(name)
+            else:
+                found["missing"].append(f"{name} ({', '.join(sorted(dists)) or 'no distribution'}: {path})")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--imports", required=True, help="folder of the per-process import records")
+    parser.add_argument("--allowed", required=True, help="the JSON file the guard was given")
+    parser.add_argument("--result", required=True, help="where to write the JSON result")
+    args = parser.parse_args(argv)
+    config = json.loads(Path(args.allowed).read_text(encoding="utf-8"))
+    imports: dict[str, str] = {}
+    refused: set[str] = set()
+    records = sorted(Path(args.imports).glob("*.json"))
+    for record in records:
+        data = json.loads(record.read_text(encoding="utf-8"))
+        imports.update(data["imported"])
+        refused.update(data["refused"])
+    own_roots = [Path(root).resolve() for root in config["own_roots"]]
+    found = classify(imports, set(config["distributions"]), own_roots)
+    result = {
+        "processes": len(records),
+        "modules": len(imports),
+        "refused_optional_imports": sorted(refused),
+        **{key: value for key, value in found.items() if key != "stdlib"},
+    }
+    result["ok"] = bool(records) and not found["missing"]
+    if not records:
+        result["error"] = f"no import records in {args.imports}"
+    elif found["missing"]:
+        result["error"] = "imported, but neither on the GPU machine nor in the bundle: " + "; ".join(
+            found["missing"]
+        )
+    print(f"audit: {json.dumps(result)}", flush=True)
+    Path(args.result).write_text(json.dumps(result, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
