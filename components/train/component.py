@@ -2,10 +2,11 @@
 
 from kfp import dsl
 
-from wsovvis.images import TOOLS_IMAGE
+from wsovvis.images import RUNTIME_IMAGE
 
 
-@dsl.component(base_image=TOOLS_IMAGE, install_kfp_package=False)
+# The runtime image: the local launcher trains SeqFormer in this step's own process.
+@dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
 def train(
     run_id: str,
     launcher: str,
