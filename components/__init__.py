@@ -1,1 +1,1 @@
-"""KFP components, one folder per pipeline stage; each body is one call into ``wsovvis.pipeline_steps``."""
+"""KFP components, one folder per pipeline stage; each body is one keyword call into its stage's step in ``wsovvis``."""

@@ -7,8 +7,9 @@ import logging
 import os
 from collections import Counter
 
-from wsovvis import ytvis
+from wsovvis import storage, ytvis
 from wsovvis.cliutil import add_flag
+from wsovvis.workspace import stage_uri
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,14 @@ def make_agnostic(
     )
     log.info("wrote %s (category %d %r)", os.fspath(out_json), category_id, category_name)
     return counts
+
+
+def make_agnostic_step(*, gt_json: str, work_root: str, agnostic_path: str) -> str:
+    """The pipeline step: class-agnostic GT on storage (and as an artifact); returns its URI."""
+    out_json = storage.join(stage_uri(work_root, "gt-agnostic", gt_json=gt_json), "gt_agnostic.json")
+    make_agnostic(gt_json, out_json)
+    storage.download(out_json, agnostic_path)
+    return out_json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -191,6 +191,11 @@ def plan_shards(
     return result
 
 
+def plan_shards_step(*, frames_root: str, num_shards: int, videos_list: str, manifest_path: str) -> list[int]:
+    """The pipeline step: plan into the manifest artifact; return the shard indices for the ParallelFor."""
+    return plan_shards(frames_root, num_shards, manifest_path, videos_list=videos_list or None).indices
+
+
 def load_shard(manifest_uri: str, index: int) -> list[str]:
     """The video ids of shard ``index`` of a manifest."""
     data = storage.read_json(manifest_uri)

@@ -20,17 +20,17 @@ def convert(
     skip_report: Output[Artifact],
 ) -> str:
     """Convert the masks; return the tube JSON's URI on storage (``link_iou`` 0 = linker off)."""
-    from wsovvis.pipeline_steps import convert_step
+    from wsovvis.convert.step import convert_step
 
     return convert_step(
-        mask_roots,
-        img_root,
-        work_root,
-        split_name,
-        skip_list,
-        min_masks,
-        min_coverage,
-        link_iou,
-        tubes.path,
-        skip_report.path,
+        mask_roots=mask_roots,
+        img_root=img_root,
+        work_root=work_root,
+        split_name=split_name,
+        skip_list=skip_list,
+        min_masks=min_masks,
+        min_coverage=min_coverage,
+        link_iou=link_iou,
+        tubes_path=tubes.path,
+        skip_report_path=skip_report.path,
     )

@@ -20,19 +20,17 @@ def evaluate(
     summary: Output[Markdown],
 ) -> float:
     """Score the results against the GT; log the stats as Metrics; return AP."""
-    from wsovvis.pipeline_steps import evaluate_step
+    from wsovvis.evaluate.step import evaluate_step
 
-    stats = evaluate_step(
-        gt_json,
-        results_json,
-        img_root,
-        work_root,
-        class_agnostic,
-        lvvis,
-        metrics_json.path,
-        report.path,
-        summary.path,
+    return evaluate_step(
+        gt_json=gt_json,
+        results_json=results_json,
+        img_root=img_root,
+        work_root=work_root,
+        class_agnostic=class_agnostic,
+        lvvis=lvvis,
+        metrics_json_path=metrics_json.path,
+        report_path=report.path,
+        summary_path=summary.path,
+        log_metric=metrics.log_metric,
     )
-    for name, value in stats.items():
-        metrics.log_metric(name, value)
-    return stats["AP"]

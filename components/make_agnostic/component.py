@@ -9,6 +9,6 @@ from wsovvis.images import TOOLS_IMAGE
 @dsl.component(base_image=TOOLS_IMAGE, install_kfp_package=False)
 def make_agnostic(gt_json: str, work_root: str, agnostic_gt: Output[Dataset]) -> str:
     """Write the class-agnostic GT; return its URI on storage."""
-    from wsovvis.pipeline_steps import make_agnostic_step
+    from wsovvis.agnostic import make_agnostic_step
 
-    return make_agnostic_step(gt_json, work_root, agnostic_gt.path)
+    return make_agnostic_step(gt_json=gt_json, work_root=work_root, agnostic_path=agnostic_gt.path)

@@ -21,18 +21,18 @@ def mask_gen(
     report: Output[Artifact],
 ) -> str:
     """Run the backend over the shard's videos; return the masks root (the same for every shard)."""
-    from wsovvis.pipeline_steps import mask_gen_step
+    from wsovvis.maskgen.step import mask_gen_step
 
     return mask_gen_step(
-        manifest.path,
-        shard,
-        frames_root,
-        work_root,
-        backend,
-        config,
-        weights,
-        confidence,
-        device,
-        max_errors,
-        report.path,
+        manifest_path=manifest.path,
+        shard=shard,
+        frames_root=frames_root,
+        work_root=work_root,
+        backend=backend,
+        config=config,
+        weights=weights,
+        confidence=confidence,
+        device=device,
+        max_errors=max_errors,
+        report_path=report.path,
     )

@@ -27,24 +27,24 @@ def train(
     runtime_available: bool,
 ) -> str:
     """Train, then predict on val; return the results JSON URI ('' when training was skipped)."""
-    from wsovvis.pipeline_steps import train_step
+    from wsovvis.train.step import train_step
 
     return train_step(
-        run_id,
-        launcher,
-        train_json,
-        train_img_root,
-        val_json,
-        val_img_root,
-        work_root,
-        d2_cfg_path,
-        d2_opts,
-        weights,
-        namespace,
-        num_workers,
-        gpus_per_worker,
-        timeout_seconds,
-        s3_secret_name,
-        s3_secret_keys,
-        runtime_available,
+        run_id=run_id,
+        launcher=launcher,
+        train_json=train_json,
+        train_img_root=train_img_root,
+        val_json=val_json,
+        val_img_root=val_img_root,
+        work_root=work_root,
+        d2_cfg_path=d2_cfg_path,
+        d2_opts=d2_opts,
+        weights=weights,
+        namespace=namespace,
+        num_workers=num_workers,
+        gpus_per_worker=gpus_per_worker,
+        timeout_seconds=timeout_seconds,
+        s3_secret_name=s3_secret_name,
+        s3_secret_keys=s3_secret_keys,
+        runtime_available=runtime_available,
     )

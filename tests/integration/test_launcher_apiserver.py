@@ -187,9 +187,16 @@ def test_failed_job_exits_non_zero_printing_reason_and_message_and_is_kept(clust
     manifest = write_manifest(tmp_path, job_settings())
     op = operator(cluster, namespace, "wsovvis-train-t", RUNNING, FAILED)
     proc = run_cli(
-        "launch-pytorchjob", "--manifest", str(manifest), "--namespace", namespace,
-        "--kubeconfig", cluster.kubeconfig, "--poll-interval", str(POLL),
-    )  # fmt: skip
+        "launch-pytorchjob",
+        "--manifest",
+        str(manifest),
+        "--namespace",
+        namespace,
+        "--kubeconfig",
+        cluster.kubeconfig,
+        "--poll-interval",
+        str(POLL),
+    )
     _, stderr = proc.communicate(timeout=60)
     op.join(5)
     assert proc.returncode == 1, stderr
@@ -230,9 +237,16 @@ def test_attaching_to_a_finished_job_reports_how_it_ended(cluster, namespace, tm
 def test_sigterm_deletes_the_job_and_exits(cluster, namespace, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
     proc = run_cli(
-        "launch-pytorchjob", "--manifest", str(manifest), "--namespace", namespace,
-        "--kubeconfig", cluster.kubeconfig, "--poll-interval", str(POLL),
-    )  # fmt: skip
+        "launch-pytorchjob",
+        "--manifest",
+        str(manifest),
+        "--namespace",
+        namespace,
+        "--kubeconfig",
+        cluster.kubeconfig,
+        "--poll-interval",
+        str(POLL),
+    )
     try:
         wait_for(lambda: get_job(cluster, namespace, "wsovvis-train-t"), "the launcher to create the job", 60)
         set_conditions(cluster, namespace, "wsovvis-train-t", RUNNING)
@@ -469,10 +483,25 @@ class FakeKubelet:
         self.lines, self.paths, self.served = lines, [], threading.Event()
         cert, key = workdir / "kubelet.crt", workdir / "kubelet.key"
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-             "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+        )
         kubelet = self
 
         class Handler(http.server.BaseHTTPRequestHandler):

@@ -59,9 +59,21 @@ def reference(dataset, manifest, tmp_path_factory) -> Path:
 
 def _mask_gen_command(manifest: str, frames_root: str, out_root: Path) -> list[str]:
     return [
-        sys.executable, "-m", "wsovvis", "mask-gen", "--manifest", manifest, "--shard", "0",
-        "--frames_root", frames_root, "--out_root", str(out_root), "--backend", "motion",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "wsovvis",
+        "mask-gen",
+        "--manifest",
+        manifest,
+        "--shard",
+        "0",
+        "--frames_root",
+        frames_root,
+        "--out_root",
+        str(out_root),
+        "--backend",
+        "motion",
+    ]
 
 
 def _env() -> dict[str, str]:

@@ -18,8 +18,11 @@ def test_demo_runs_the_pipeline_end_to_end_and_reports_where_the_metrics_are(tmp
     out = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, "-m", "wsovvis", "demo", "--out", str(out), "--videos", "6", "--shards", "2"],
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "finished with status \x1b[92mSUCCESS" in proc.stdout + proc.stderr
     (metrics_path,) = [
@@ -44,14 +47,31 @@ def test_pipeline_run_local_takes_parameters_from_the_command_line(tmp_path: Pat
         [sys.executable, "-m", "wsovvis", "synth", "--out", str(data), "--num_videos", "3"], check=True
     )
     params = [
-        f"frames_root={data / 'frames'}", f"work_root={tmp_path / 'work'}", "mask_backend=motion",
-        "mask_device=cpu", "num_shards=1", "train_launcher=local", "min_masks=1",
-    ]  # fmt: skip
+        f"frames_root={data / 'frames'}",
+        f"work_root={tmp_path / 'work'}",
+        "mask_backend=motion",
+        "mask_device=cpu",
+        "num_shards=1",
+        "train_launcher=local",
+        "min_masks=1",
+    ]
     proc = subprocess.run(
-        [sys.executable, "-m", "wsovvis", "pipeline", "run", "--local", "--pipeline_root", str(tmp_path / "kfp"),
-         *[arg for p in params for arg in ("--param", p)]],
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "wsovvis",
+            "pipeline",
+            "run",
+            "--local",
+            "--pipeline_root",
+            str(tmp_path / "kfp"),
+            *[arg for p in params for arg in ("--param", p)],
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (tubes,) = (tmp_path / "work" / "tubes").glob("*/tubes.json")
     assert len(json.loads(tubes.read_text())["videos"]) >= 1
@@ -59,8 +79,12 @@ def test_pipeline_run_local_takes_parameters_from_the_command_line(tmp_path: Pat
 
 
 def test_params_parse_as_json_or_strings() -> None:
-    assert parse_params(["a=1", "b=[\"X\", 2]", "c=s3://b/k", "d=true", "e="]) == {
-        "a": 1, "b": ["X", 2], "c": "s3://b/k", "d": True, "e": "",
-    }  # fmt: skip
+    assert parse_params(["a=1", 'b=["X", 2]', "c=s3://b/k", "d=true", "e="]) == {
+        "a": 1,
+        "b": ["X", 2],
+        "c": "s3://b/k",
+        "d": True,
+        "e": "",
+    }
     with pytest.raises(UsageError, match="key=value"):
         parse_params(["novalue"])

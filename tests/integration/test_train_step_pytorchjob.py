@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from wsovvis.k8s import pytorchjob as pj
-from wsovvis.pipeline_steps import train_step
+from wsovvis.train.step import train_step
 
 pytestmark = [
     pytest.mark.apiserver,
@@ -24,8 +24,14 @@ pytestmark = [
 
 def _succeeded() -> dict:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return {"type": "Succeeded", "status": "True", "reason": "PyTorchJobSucceeded", "message": "done",
-            "lastUpdateTime": now, "lastTransitionTime": now}  # fmt: skip
+    return {
+        "type": "Succeeded",
+        "status": "True",
+        "reason": "PyTorchJobSucceeded",
+        "message": "done",
+        "lastUpdateTime": now,
+        "lastTransitionTime": now,
+    }
 
 
 def _play_operator(cluster, namespace: str, expected: int, seen: dict, errors: list) -> None:
@@ -60,12 +66,24 @@ def _run_step(cluster, tmp_path, run_id: str, expected_jobs: int) -> tuple[str, 
     operator = threading.Thread(target=_play_operator, args=(cluster, namespace, expected_jobs, seen, errors))
     operator.start()
     results = train_step(
-        run_id=run_id, launcher="pytorchjob", train_json="s3://data/tubes.json",
-        train_img_root="s3://data/frames", val_json="s3://data/val.json", val_img_root="s3://data/val",
-        work_root=str(tmp_path / "work"), d2_cfg_path="/opt/src/VNext/projects/SeqFormer/configs/base_ytvis.yaml",
-        d2_opts=["SOLVER.MAX_ITER", 4], weights="", namespace=namespace, num_workers=1, gpus_per_worker=2,
-        timeout_seconds=300, s3_secret_name="wsovvis-s3", s3_secret_keys=["id", "key"], runtime_available=False,
-    )  # fmt: skip
+        run_id=run_id,
+        launcher="pytorchjob",
+        train_json="s3://data/tubes.json",
+        train_img_root="s3://data/frames",
+        val_json="s3://data/val.json",
+        val_img_root="s3://data/val",
+        work_root=str(tmp_path / "work"),
+        d2_cfg_path="/opt/src/VNext/projects/SeqFormer/configs/base_ytvis.yaml",
+        d2_opts=["SOLVER.MAX_ITER", 4],
+        weights="",
+        namespace=namespace,
+        num_workers=1,
+        gpus_per_worker=2,
+        timeout_seconds=300,
+        s3_secret_name="wsovvis-s3",
+        s3_secret_keys=["id", "key"],
+        runtime_available=False,
+    )
     operator.join()
     assert not errors, errors
     return results, seen

@@ -194,10 +194,26 @@ def test_unreachable_api_is_retried_a_bounded_number_of_times_then_exits_with_it
     manifest.write_text(pj.dump_manifest(manifest_docs()))
     started = time.monotonic()
     out = subprocess.run(
-        [sys.executable, "-m", "wsovvis", "launch-pytorchjob", "--manifest", str(manifest), "--namespace", "ns",
-         "--kubeconfig", str(kubeconfig), "--api-attempts", "3"],
-        env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "wsovvis",
+            "launch-pytorchjob",
+            "--manifest",
+            str(manifest),
+            "--namespace",
+            "ns",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--api-attempts",
+            "3",
+        ],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 5, out.stderr
     assert out.stderr.count("retrying in") == 2, out.stderr
     assert f"127.0.0.1:{closed_port}" in out.stderr and "3 attempts" in out.stderr

@@ -127,11 +127,23 @@ def test_videocutler_without_its_runtime_fails_with_one_clear_line(tmp_path, cap
         )
     code = main(
         [
-            "mask-gen", "--manifest", str(tmp_path / "manifest.json"), "--shard", "0",
-            "--frames_root", str(tmp_path / "frames"), "--out_root", str(tmp_path / "out"),
-            "--backend", "videocutler", "--weights", "w.pth", "--cutler_dir", str(tmp_path),
+            "mask-gen",
+            "--manifest",
+            str(tmp_path / "manifest.json"),
+            "--shard",
+            "0",
+            "--frames_root",
+            str(tmp_path / "frames"),
+            "--out_root",
+            str(tmp_path / "out"),
+            "--backend",
+            "videocutler",
+            "--weights",
+            "w.pth",
+            "--cutler_dir",
+            str(tmp_path),
         ]
-    )  # fmt: skip
+    )
     assert code == RuntimeMissingError.exit_code
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "CutLER" in errors[0].getMessage() and "\n" not in errors[0].getMessage()

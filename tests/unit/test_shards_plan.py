@@ -71,12 +71,16 @@ def test_cli_writes_manifest_and_index_list(tmp_path) -> None:
     code = main(
         [
             "plan-shards",
-            "--frames_root", str(tmp_path / "frames"),
-            "--num-shards", "2",
-            "--out_manifest", str(tmp_path / "manifest.json"),
-            "--out_indices", str(tmp_path / "indices.json"),
+            "--frames_root",
+            str(tmp_path / "frames"),
+            "--num-shards",
+            "2",
+            "--out_manifest",
+            str(tmp_path / "manifest.json"),
+            "--out_indices",
+            str(tmp_path / "indices.json"),
         ]
-    )  # fmt: skip
+    )
     assert code == 0
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["num_videos"] == 4 and manifest["total_frames"] == 23

@@ -239,8 +239,13 @@ def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
     todo = [v for v in videos if v not in done]
     log.info(
         "mask-gen shard %d (%s): %d videos, %d done earlier, %d to do -> %s",
-        config.shard, settings["backend"], len(videos), len(videos) - len(todo), len(todo), config.out_root,
-    )  # fmt: skip
+        config.shard,
+        settings["backend"],
+        len(videos),
+        len(videos) - len(todo),
+        len(todo),
+        config.out_root,
+    )
     removed = storage.remove_partial_writes(config.out_root, [f"{v}{masks.TAR_SUFFIX}" for v in videos])
     removed += storage.remove_partial_writes(
         storage.join(config.out_root, DONE_DIR), [f"{v}.json" for v in videos]
@@ -280,10 +285,14 @@ def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
         )
     log.info(
         "mask-gen shard %d finished: %d done, %d empty, %d failed (%d videos by earlier runs); %.1f frames/s; report %s",
-        config.shard, len(report.ids("done")), len(report.ids("empty")), failed,
+        config.shard,
+        len(report.ids("done")),
+        len(report.ids("empty")),
+        failed,
         sum(o.earlier_run for o in report.outcomes),
-        report.frames_per_second, report_uri,
-    )  # fmt: skip
+        report.frames_per_second,
+        report_uri,
+    )
     return report
 
 
@@ -304,6 +313,10 @@ def _attempt(video_id: str, config: MaskGenConfig, backend: Backend, scratch: Pa
 def _log_progress(report: ShardReport, total: int) -> None:
     log.info(
         "shard %d: %d/%d videos (%d empty, %d failed), %.1f frames/s",
-        report.shard, len(report.outcomes), total, len(report.ids("empty")), len(report.failed),
+        report.shard,
+        len(report.outcomes),
+        total,
+        len(report.ids("empty")),
+        len(report.failed),
         report.frames_per_second,
-    )  # fmt: skip
+    )
