@@ -103,22 +103,28 @@ def run_demo(
         work_root = str(out / "work")
         params = demo_params(dataset.frames_root, dataset.gt_json, work_root, num_shards)
         run_local(params, out / "kfp")
-    evaluations = _evaluations(work_root)
+    evaluations = print_evaluations(work_root, "wsovvis demo")
     if "pseudo tubes" not in evaluations:
         raise WsovvisError(
             f"demo: the pipeline finished but wrote no pseudo-tube evaluation under {work_root}"
         )
-    for label, (metrics_uri, metrics) in evaluations.items():
-        print(f"\nwsovvis demo: {label} vs ground truth, class-agnostic, {num_videos} videos")
-        print("  " + "  ".join(f"{name} {metrics[name]:.3f}" for name in SHOWN_STATS))
-        print(f"  metrics: {metrics_uri}")
-        print(f"  report:  {storage.join(metrics_uri.rsplit('/', 1)[0], 'report.html')}")
     if "model" not in evaluations:
         print(
             "\n(no model evaluation: training was skipped because the SeqFormer runtime is not installed here)"
         )
     print(f"\nfinished in {time.monotonic() - started:.0f} s")
     return evaluations["pseudo tubes"][1]
+
+
+def print_evaluations(work_root: str, who: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Print each evaluation under the work root (the headline stats, where metrics.json and report.html are)."""
+    evaluations = _evaluations(work_root)
+    for label, (metrics_uri, metrics) in evaluations.items():
+        print(f"\n{who}: {label} vs ground truth, {metrics['mode']}, {metrics['num_videos']} videos")
+        print("  " + "  ".join(f"{name} {metrics[name]:.3f}" for name in SHOWN_STATS))
+        print(f"  metrics: {metrics_uri}")
+        print(f"  report:  {storage.join(metrics_uri.rsplit('/', 1)[0], 'report.html')}")
+    return evaluations
 
 
 def _evaluations(work_root: str) -> dict[str, tuple[str, dict[str, Any]]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from wsovvis.cliutil import add_flag, positive_int
@@ -114,8 +115,11 @@ def _run_local(args: argparse.Namespace) -> int:
     from pipelines.local import run_in_containers, run_local
 
     if args.containers:
+        from wsovvis.demo import print_evaluations
+
         work = run_in_containers(parse_params(args.param), args.out)
-        print(f"work root copied to {work}")
+        print_evaluations(str(work), "wsovvis pipeline run")
+        print(f"\nwork root copied to {work}; the image of each step: {Path(args.out) / 'containers.json'}")
     else:
         run_local(parse_params(args.param), args.pipeline_root)
     return 0
