@@ -57,6 +57,9 @@ fi
 eval "$(cd "$ROOT" && PYTHONPATH="$ROOT" "$PYTHON" -m wsovvis.images)"
 GIT_COMMIT=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
 STAGE=$ROOT/images/build # what the builds copy from outside the repository (ignored by git)
+mkdir -p "$STAGE"
+exec 9>"$STAGE/.lock"
+flock -n 9 || { echo "another build-images.sh is using $STAGE; waiting for it" >&2; flock 9; }
 
 # Appends to ARGS what every build gets: the CA bundle staged into the context, host networking and the wheel
 # folders (podman).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -184,10 +185,23 @@ def test_every_component_image_has_a_definition(tmp_path: Path):
     assert {images["exec-prepare"], images["exec-mask-gen"], images["exec-train"]} == {RUNTIME_IMAGE}
 
 
-def build_script(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def checkout_copy(tmp_path: Path) -> Path:
+    """What the build script reads, copied, so that its staging folder is not this checkout's (a build may be
+    running here)."""
+    root = tmp_path / "checkout"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy2(ROOT / "scripts" / "build-images.sh", root / "scripts")
+    shutil.copytree(ROOT / "wsovvis", root / "wsovvis", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "third_party").mkdir()
+    shutil.copy2(ROOT / "third_party" / "pins.json", root / "third_party")
+    return root
+
+
+def build_script(*args: str, root: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The build script with `echo` as the engine: prints the commands it would run."""
     clean = {k: v for k, v in os.environ.items() if k not in IMAGE_ENV}
     return subprocess.run(
-        [str(ROOT / "scripts" / "build-images.sh"), *args],
+        [str(root / "scripts" / "build-images.sh"), *args],
         env={**clean, "CONTAINER_ENGINE": "echo", "PYTHON": sys.executable, **env},
         capture_output=True,
         text=True,
@@ -195,15 +209,16 @@ def build_script(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_build_script_tags_the_tools_image_with_the_name_from_wsovvis_images():
-    out = build_script("tools", WSOVVIS_TOOLS_IMAGE="registry.example.com/wsovvis-tools:test")
+def test_build_script_tags_the_tools_image_with_the_name_from_wsovvis_images(tmp_path: Path):
+    root = checkout_copy(tmp_path)
+    out = build_script("tools", root=root, WSOVVIS_TOOLS_IMAGE="registry.example.com/wsovvis-tools:test")
     assert out.returncode == 0, out.stderr
     build_line = out.stdout.splitlines()[0]
     assert "-f images/tools/Dockerfile -t registry.example.com/wsovvis-tools:test" in build_line
 
 
-def test_build_script_rejects_unknown_arguments():
-    out = build_script("toolz")
+def test_build_script_rejects_unknown_arguments(tmp_path: Path):
+    out = build_script("toolz", root=checkout_copy(tmp_path))
     assert out.returncode == 2 and "unknown argument: toolz" in out.stderr
 
 
@@ -217,7 +232,8 @@ def fake_third_party(root: Path, names=("CutLER", "VNext", "detectron2")) -> Pat
 def test_build_script_stages_the_third_party_sources_from_a_local_folder(tmp_path: Path):
     pins = json.loads((ROOT / "third_party" / "pins.json").read_text())
     source = fake_third_party(tmp_path / "src")
-    out = build_script("runtime-cpu", WSOVVIS_THIRD_PARTY_DIR=str(source), WSOVVIS_CA_BUNDLE="")
+    root = checkout_copy(tmp_path)
+    out = build_script("runtime-cpu", root=root, WSOVVIS_THIRD_PARTY_DIR=str(source), WSOVVIS_CA_BUNDLE="")
     assert out.returncode == 0, out.stderr
     build_line = out.stdout.splitlines()[0]
     assert "--build-arg FLAVOUR=cpu" in build_line and "-f images/runtime/Dockerfile" in build_line
@@ -226,11 +242,11 @@ def test_build_script_stages_the_third_party_sources_from_a_local_folder(tmp_pat
     assert f"-t {RUNTIME_CPU_IMAGE}" in build_line
     for name in ("CutLER", "VNext", "detectron2"):
         assert f"{name}@{pins[name]['commit']}" in build_line
-        assert (ROOT / "images" / "build" / "third_party" / name / "README.md").read_text() == f"{name}\n"
+        assert (root / "images" / "build" / "third_party" / name / "README.md").read_text() == f"{name}\n"
 
 
 def test_build_script_names_the_missing_third_party_source(tmp_path: Path):
     source = fake_third_party(tmp_path / "src", names=("CutLER", "detectron2"))
-    out = build_script("runtime", WSOVVIS_THIRD_PARTY_DIR=str(source), WSOVVIS_CA_BUNDLE="")
+    out = build_script("runtime", root=checkout_copy(tmp_path), WSOVVIS_THIRD_PARTY_DIR=str(source))
     assert out.returncode == 1
     assert "third-party source VNext is missing" in out.stderr and "WSOVVIS_THIRD_PARTY_DIR" in out.stderr
