@@ -145,6 +145,7 @@ PY
     tar -C "$dir" --exclude=.git -cf - . | tar -C "$STAGE/third_party" --one-top-level="$name" -xf -
     label+="$name@$want "
   done <<<"$pins"
+  cp "$ROOT/third_party/pins.json" "$STAGE/pins.json" # what `wsovvis prepare` checks the trees against
   THIRD_PARTY_PINS=${label% }
 }
 
