@@ -14,6 +14,7 @@ from components.mask_gen.component import mask_gen
 from components.plan_shards.component import plan_shards
 from components.prepare.component import prepare
 from components.train.component import train
+from wsovvis.storage import ACCESS_KEY_ENV, ENDPOINT_ENV, SECRET_KEY_ENV, S3Settings
 
 PIPELINE_NAME = "wsovvis"
 MASK_GEN_PARALLELISM = (
@@ -22,8 +23,8 @@ MASK_GEN_PARALLELISM = (
 # One GPU per mask-gen pod. Constants: kfp.local cannot resolve pipeline parameters here inside a ParallelFor.
 MASK_GEN_ACCELERATOR = "nvidia.com/gpu"
 # The Secret's key names (those of KFP's own `mlpipeline-minio-artifact`); the Secret's name is a parameter.
-S3_SECRET_KEYS = ("accesskey", "secretkey")
-S3_CONFIG_MAP_KEYS = {"endpoint": "AWS_ENDPOINT_URL"}
+S3_SECRET_KEYS = (S3Settings.access_key_key, S3Settings.secret_key_key)
+S3_CONFIG_MAP_KEYS = {"endpoint": ENDPOINT_ENV}
 
 
 def _with_storage_env(
@@ -34,7 +35,7 @@ def _with_storage_env(
     kubernetes.use_secret_as_env(
         task,
         secret_name=secret_name,
-        secret_key_to_env={access_key: "AWS_ACCESS_KEY_ID", secret_key: "AWS_SECRET_ACCESS_KEY"},
+        secret_key_to_env={access_key: ACCESS_KEY_ENV, secret_key: SECRET_KEY_ENV},
     )
     kubernetes.use_config_map_as_env(
         task, config_map_name=config_map_name, config_map_key_to_env=S3_CONFIG_MAP_KEYS
@@ -78,7 +79,7 @@ def build_pipeline(parallelism: int = MASK_GEN_PARALLELISM, s3_secret_keys: tupl
         train_workers: int = 0,
         gpus_per_worker: int = 1,
         train_timeout_seconds: int = 7 * 24 * 3600,
-        s3_secret_name: str = "mlpipeline-minio-artifact",
+        s3_secret_name: str = S3Settings.secret_name,
         s3_config_map_name: str = "wsovvis-s3",
     ):
         prepare_task = prepare(mask_backend=mask_backend, train_launcher=train_launcher)

@@ -8,6 +8,10 @@ stores are; ``https://`` selects TLS.
 Writes are atomic: a local file is written beside its destination and renamed into place; an S3 object is
 uploaded from a finished local file in one PUT (or one completed multipart upload), so readers see the whole
 object or none. Transient S3 errors are retried with exponential backoff.
+
+Why not fsspec (with s3fs): it gives the same calls on both kinds of path, but brings botocore and aiobotocore
+into every image for the handful of operations used here, while the atomic writes, the ``minio://`` alias, the
+retry policy and the errors naming the URI would still be this module's; the MinIO client is all it needs.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 from wsovvis.errors import InputError, UsageError
 
@@ -48,30 +52,74 @@ class StorageNotFoundError(InputError, FileNotFoundError):
     """The object or file does not exist."""
 
 
+# The environment variables every process of the project reads S3 from (``S3_ENDPOINT`` is also read, as a fallback).
+ENDPOINT_ENV = "AWS_ENDPOINT_URL"
+ACCESS_KEY_ENV = "AWS_ACCESS_KEY_ID"
+SECRET_KEY_ENV = "AWS_SECRET_ACCESS_KEY"
+REGION_ENV = "AWS_REGION"
+
+
 @dataclass(frozen=True)
 class S3Settings:
-    endpoint: str
-    secure: bool
-    access_key: str | None
-    secret_key: str | None
-    region: str | None
+    """Where S3 is and where its keys come from.
+
+    This process reads them from its environment (:meth:`from_env`: the key values). The pods a step starts get the
+    same variables (:meth:`pod_env`): the endpoint as a plain value and the keys from the Kubernetes Secret
+    ``secret_name`` under its keys ``access_key_key`` and ``secret_key_key``. The Secret defaults are those of the
+    Secret a Kubeflow Pipelines install has in each user namespace.
+    """
+
+    endpoint: str = ""  # as given: http(s)://host[:port], or host[:port] for plain HTTP; "" for AWS
+    access_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    region: str | None = None
+    secret_name: str = "mlpipeline-minio-artifact"
+    access_key_key: str = "accesskey"
+    secret_key_key: str = "secretkey"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> S3Settings:
         env = dict(os.environ if env is None else env)
-        url = env.get("AWS_ENDPOINT_URL") or env.get("S3_ENDPOINT") or "https://s3.amazonaws.com"
+        return cls(
+            endpoint=env.get(ENDPOINT_ENV) or env.get("S3_ENDPOINT") or "",
+            access_key=env.get(ACCESS_KEY_ENV) or None,
+            secret_key=env.get(SECRET_KEY_ENV) or None,
+            region=env.get(REGION_ENV) or env.get("AWS_DEFAULT_REGION") or None,
+        )
+
+    def __post_init__(self) -> None:
+        self._parsed()
+
+    @property
+    def host(self) -> str:
+        """``host[:port]`` of the endpoint."""
+        return self._parsed().netloc
+
+    @property
+    def secure(self) -> bool:
+        """Whether the endpoint speaks TLS (``https://``, and AWS)."""
+        return self._parsed().scheme == "https"
+
+    def _parsed(self) -> ParseResult:
+        url = self.endpoint or "https://s3.amazonaws.com"
         parsed = urlparse(url if "://" in url else f"http://{url}")
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise UsageError(
-                f"S3 endpoint {url!r} (AWS_ENDPOINT_URL / S3_ENDPOINT) is not http(s)://host[:port]"
+                f"S3 endpoint {url!r} ({ENDPOINT_ENV} / S3_ENDPOINT, or s3.endpoint) is not http(s)://host[:port]"
             )
-        return cls(
-            endpoint=parsed.netloc,
-            secure=parsed.scheme == "https",
-            access_key=env.get("AWS_ACCESS_KEY_ID") or None,
-            secret_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-        )
+        return parsed
+
+    def pod_env(self) -> list[dict[str, Any]]:
+        """A container's ``env`` entries giving it these settings: the keys as ``secretKeyRef``, never values."""
+        env: list[dict[str, Any]] = [
+            {"name": name, "valueFrom": {"secretKeyRef": {"name": self.secret_name, "key": key}}}
+            for name, key in ((ACCESS_KEY_ENV, self.access_key_key), (SECRET_KEY_ENV, self.secret_key_key))
+        ]
+        if self.endpoint:
+            env.append({"name": ENDPOINT_ENV, "value": self.endpoint})
+        if self.region:
+            env.append({"name": REGION_ENV, "value": self.region})
+        return env
 
 
 @dataclass(frozen=True)
@@ -144,7 +192,7 @@ def s3_client(settings: S3Settings | None = None) -> Any:
             ca_certs=certifi.where(),
         )
         _clients[key] = Minio(
-            settings.endpoint,
+            settings.host,
             access_key=settings.access_key,
             secret_key=settings.secret_key,
             region=settings.region,
@@ -185,8 +233,8 @@ def _translate(exc: BaseException, what: str) -> BaseException:
     if isinstance(exc, S3Error):
         return InputError(f"{what}: S3 error {exc.code}: {exc.message}")
     if _is_transient(exc):
-        endpoint = S3Settings.from_env().endpoint
-        return InputError(f"{what}: cannot reach S3 endpoint {endpoint} ({exc}); check AWS_ENDPOINT_URL")
+        endpoint = S3Settings.from_env().host
+        return InputError(f"{what}: cannot reach S3 endpoint {endpoint} ({exc}); check {ENDPOINT_ENV}")
     return exc
 
 

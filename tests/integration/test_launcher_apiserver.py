@@ -157,6 +157,21 @@ def run_cli(*args: str, **popen) -> subprocess.Popen:
     )
 
 
+def launch_cli(cluster, namespace: str, manifest: Path) -> subprocess.Popen:
+    """``wsovvis launch-pytorchjob`` on ``manifest`` against the test cluster, polling fast."""
+    return run_cli(
+        "launch-pytorchjob",
+        "--manifest",
+        str(manifest),
+        "--namespace",
+        namespace,
+        "--kubeconfig",
+        cluster.kubeconfig,
+        "--poll-interval",
+        str(POLL),
+    )
+
+
 # --- scenarios ------------------------------------------------------------------------------------------------
 
 
@@ -186,17 +201,7 @@ def test_the_configmap_is_created_owned_by_the_job(cluster, namespace, tmp_path)
 def test_failed_job_exits_non_zero_printing_reason_and_message_and_is_kept(cluster, namespace, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
     op = operator(cluster, namespace, "wsovvis-train-t", RUNNING, FAILED)
-    proc = run_cli(
-        "launch-pytorchjob",
-        "--manifest",
-        str(manifest),
-        "--namespace",
-        namespace,
-        "--kubeconfig",
-        cluster.kubeconfig,
-        "--poll-interval",
-        str(POLL),
-    )
+    proc = launch_cli(cluster, namespace, manifest)
     _, stderr = proc.communicate(timeout=60)
     op.join(5)
     assert proc.returncode == 1, stderr
@@ -236,17 +241,7 @@ def test_attaching_to_a_finished_job_reports_how_it_ended(cluster, namespace, tm
 
 def test_sigterm_deletes_the_job_and_exits(cluster, namespace, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
-    proc = run_cli(
-        "launch-pytorchjob",
-        "--manifest",
-        str(manifest),
-        "--namespace",
-        namespace,
-        "--kubeconfig",
-        cluster.kubeconfig,
-        "--poll-interval",
-        str(POLL),
-    )
+    proc = launch_cli(cluster, namespace, manifest)
     try:
         wait_for(lambda: get_job(cluster, namespace, "wsovvis-train-t"), "the launcher to create the job", 60)
         set_conditions(cluster, namespace, "wsovvis-train-t", RUNNING)

@@ -19,32 +19,21 @@ import yaml
 
 from tests.integration.train_dataset import make_dataset
 from wsovvis import storage, ytvis
+from wsovvis.demo import CPU_SEQFORMER_OPTS
 
 pytestmark = pytest.mark.runtime
 
 ROOT = Path(__file__).resolve().parents[2]
-# A SeqFormer small enough for a CPU: ResNet-18, one encoder and one decoder layer, 2-frame clips at 64 px.
-# The 300 queries stay: SeqFormer's inference hard-codes that number (segmentation_condInst.py).
+# The demo's CPU SeqFormer (ResNet-18, one encoder and one decoder layer, 2-frame clips), smaller still: 64 px, one
+# iteration. The 300 queries stay: SeqFormer's inference hard-codes that number (segmentation_condInst.py).
 TINY_SEQFORMER = {
-    "MODEL.WEIGHTS": "",
-    "SEED": 0,
-    "MODEL.RESNETS.DEPTH": 18,
-    "MODEL.RESNETS.RES2_OUT_CHANNELS": 64,
-    "MODEL.SeqFormer.ENC_LAYERS": 1,
-    "MODEL.SeqFormer.DEC_LAYERS": 1,
-    "MODEL.SeqFormer.HIDDEN_DIM": 64,
-    "MODEL.SeqFormer.DIM_FEEDFORWARD": 64,
-    # Random weights score every query near the focal-loss prior (0.01); keep them all so results are written.
-    "MODEL.SeqFormer.APPLY_CLS_THRES": 0.0,
-    "INPUT.SAMPLING_FRAME_NUM": 2,
+    **CPU_SEQFORMER_OPTS,
     "INPUT.MIN_SIZE_TRAIN": "(64,)",
     "INPUT.MAX_SIZE_TRAIN": 96,
     "INPUT.MIN_SIZE_TEST": 64,
     "INPUT.MAX_SIZE_TEST": 96,
-    "SOLVER.IMS_PER_BATCH": 1,
     "SOLVER.MAX_ITER": 1,
     "SOLVER.CHECKPOINT_PERIOD": 1,
-    "DATALOADER.NUM_WORKERS": 0,
 }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsovvis import cli
+from wsovvis import cli, storage
 from wsovvis.errors import InputError, UsageError
 from wsovvis.k8s import crd
 from wsovvis.k8s import pytorchjob as pj
@@ -218,7 +218,7 @@ def test_s3_keys_come_from_the_secret_as_secret_key_refs():
 
 
 def test_secret_name_keys_and_endpoint_are_configurable():
-    s3 = pj.S3Settings(
+    s3 = storage.S3Settings(
         secret_name="my-s3",
         access_key_key="AWS_ACCESS_KEY_ID",
         secret_key_key="AWS_SECRET_ACCESS_KEY",
@@ -243,6 +243,8 @@ def test_no_endpoint_variable_without_an_endpoint():
 def test_credentials_cannot_be_given_as_literal_environment_values():
     with pytest.raises(UsageError, match="credentials come from the Secret"):
         settings(env={"AWS_SECRET_ACCESS_KEY": "minioadmin"})
+    with pytest.raises(UsageError, match="credentials come from the Secret"):
+        settings(s3=storage.S3Settings(secret_key="minioadmin"))
 
 
 def test_no_rendered_env_variable_carries_a_credential_as_a_value():
@@ -272,7 +274,7 @@ VARIANTS = {
         "service_account": "trainer",
         "env": {"NCCL_DEBUG": "INFO"},
         "labels": {"app.kubernetes.io/name": "wsovvis"},
-        "s3": pj.S3Settings(endpoint="http://minio:9000"),
+        "s3": storage.S3Settings(endpoint="http://minio:9000"),
         "run_policy": pj.RunPolicy(clean_pod_policy="All", backoff_limit=1, ttl_seconds_after_finished=60),
         "config_updates": ("eval_only=True",),
     },
@@ -365,7 +367,7 @@ def test_settings_files_load_nested_settings(tmp_path):
     assert loaded.image == "img:2"
     assert loaded.node_selector == {"gpu": "l4"}
     assert loaded.tolerations == ({"key": "gpu", "operator": "Exists"},)
-    assert loaded.s3 == pj.S3Settings(secret_name="s3-creds")
+    assert loaded.s3 == storage.S3Settings(secret_name="s3-creds")
     assert loaded.run_policy.backoff_limit == 0
 
 

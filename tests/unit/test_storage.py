@@ -27,7 +27,7 @@ def test_uri_forms() -> None:
 
 def test_endpoint_settings_from_the_environment() -> None:
     plain = storage.S3Settings.from_env({"S3_ENDPOINT": "seaweedfs.kubeflow:9000", "AWS_ACCESS_KEY_ID": "k"})
-    assert (plain.endpoint, plain.secure, plain.access_key, plain.secret_key) == (
+    assert (plain.host, plain.secure, plain.access_key, plain.secret_key) == (
         "seaweedfs.kubeflow:9000",
         False,
         "k",
@@ -36,7 +36,7 @@ def test_endpoint_settings_from_the_environment() -> None:
     tls = storage.S3Settings.from_env(
         {"AWS_ENDPOINT_URL": "https://s3.example.org", "S3_ENDPOINT": "ignored:1"}
     )
-    assert (tls.endpoint, tls.secure) == ("s3.example.org", True)
+    assert (tls.host, tls.secure) == ("s3.example.org", True)
     assert storage.S3Settings.from_env({"AWS_REGION": "eu-west-1"}).region == "eu-west-1"
     with pytest.raises(UsageError, match="AWS_ENDPOINT_URL"):
         storage.S3Settings.from_env({"AWS_ENDPOINT_URL": "ftp://host"})

@@ -1,9 +1,8 @@
 """Pieces of the training harness that need no processes: distributed plan, output sync, dataset dicts,
-provenance, the YTVOS stand-in."""
+provenance."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,6 @@ from wsovvis.train.staging import (
     fetch_last_checkpoint,
     stage_weights,
 )
-from wsovvis.train.ytvos_compat import YTVOS
 
 PYTORCHJOB_WORKER_1 = {
     "MASTER_ADDR": "train-master-0",
@@ -181,18 +179,6 @@ def test_dataset_dicts_are_vnexts_per_video_records() -> None:
     assert rle.decode(obj["segmentation"]).sum() == 6
     assert video["annotations"][1] == []
     assert records[0]["annotations"][0][0]["category_id"] == 0
-
-
-def test_ytvos_stand_in_indexes_videos_annotations_and_categories(tmp_path: Path) -> None:
-    path = tmp_path / "d.json"
-    path.write_text(json.dumps(_dataset()))
-
-    api = YTVOS(str(path))
-
-    assert sorted(api.getCatIds()) == [3, 7]
-    assert [v["id"] for v in api.loadVids([10])] == [10]
-    assert [a["id"] for a in api.vidToAnns[20]] == [5]
-    assert api.loadCats(7)[0]["name"] == "b"
 
 
 def test_provenance_prefers_the_image_build_commit(tmp_path: Path) -> None:

@@ -15,6 +15,11 @@ Exit codes (``WsovvisError.exit_code``): 0 Succeeded, 1 Failed, 2 bad manifest o
 
 The manifest holds one ``kubeflow.org/v1`` PyTorchJob and optionally the ConfigMaps it mounts; those are
 created after the job with the job as their owner, so deleting the job garbage-collects them.
+
+Why not the Kubeflow training SDK's ``TrainingClient``: its ``create_job`` fails on a job that already exists
+instead of attaching to it, and its wait neither deletes the job on SIGTERM nor retries a refusing or unreachable
+API server; it also cannot create the ConfigMaps the job mounts. The calls here use the ``kubernetes`` client it
+wraps.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ import yaml
 from wsovvis import config, storage
 from wsovvis.cliutil import add_flag
 from wsovvis.errors import UsageError
+from wsovvis.storage import S3Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +49,6 @@ DNS_LABEL_MAX = 63
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 # Room kept for "-worker-<index>" with up to 4-digit indexes when deriving names from run ids.
 RUN_JOB_NAME_MAX = DNS_LABEL_MAX - len("-worker-9999")
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    """Where the pods find S3: the endpoint as plain configuration, the keys from a Secret.
-
-    The defaults match the Secret a Kubeflow Pipelines install already has in the user's namespace.
-    """
-
-    secret_name: str = "mlpipeline-minio-artifact"
-    access_key_key: str = "accesskey"
-    secret_key_key: str = "secretkey"
-    endpoint: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,7 +112,12 @@ class PyTorchJobSettings:
                 f"PyTorchJob settings: clean_pod_policy {self.run_policy.clean_pod_policy!r} is not one of "
                 "None, Running, All"
             )
-        reserved = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(self.env)
+        if self.s3.access_key or self.s3.secret_key:
+            raise UsageError(
+                "PyTorchJob settings: s3 must not hold access_key or secret_key; "
+                "credentials come from the Secret named in s3.secret_name"
+            )
+        reserved = {storage.ACCESS_KEY_ENV, storage.SECRET_KEY_ENV} & set(self.env)
         if reserved:
             raise UsageError(
                 f"PyTorchJob settings: env must not set {', '.join(sorted(reserved))}; "
@@ -281,21 +274,11 @@ def _container(settings: PyTorchJobSettings) -> dict[str, Any]:
 
 
 def _env(settings: PyTorchJobSettings) -> list[dict[str, Any]]:
-    s3 = settings.s3
-    env: list[dict[str, Any]] = [
-        _secret_env("AWS_ACCESS_KEY_ID", s3.secret_name, s3.access_key_key),
-        _secret_env("AWS_SECRET_ACCESS_KEY", s3.secret_name, s3.secret_key_key),
-    ]
-    if s3.endpoint:
-        env.append({"name": "AWS_ENDPOINT_URL", "value": s3.endpoint})
+    env = settings.s3.pod_env()
     # A pod cannot read its own image reference; the harness records this one in the Sacred run.
     env.append({"name": "WSOVVIS_IMAGE", "value": settings.image})
     env.extend({"name": key, "value": value} for key, value in sorted(settings.env.items()))
     return env
-
-
-def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
 def load_settings(path: str, **overrides: Any) -> PyTorchJobSettings:

@@ -3,6 +3,12 @@
     wsovvis train [print_config] with CONFIG.yaml [MORE.yaml ...] [key=value ...] [-F RUNS_URI]
 
 ``-F`` is where the Sacred runs go (local folder or s3:// prefix; default ``<output_uri>/sacred``).
+
+Why not Sacred's own command line (``Experiment.run_commandline``): it parses and starts the run in one call, in
+the calling process, with config files and ``-F`` on local paths only; the harness must check the config and
+every input before any process starts, create the run in the global main worker only, and read configs and
+write runs on S3. So the same grammar is parsed here (:mod:`wsovvis.train.config`), values read as Sacred reads
+them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Distributed set-up: where this process sits in a (PyTorchJob) job, and a ``launch`` like detectron2's.
+"""Distributed set-up: where this process sits in a (PyTorchJob) job, and the one ``launch`` of every trainer.
 
 The Kubeflow Training Operator starts one pod per machine and sets ``MASTER_ADDR``/``MASTER_PORT`` and the
 torchrun-style ``PET_NNODES``, ``PET_NODE_RANK``, ``PET_NPROC_PER_NODE``. The harness does not use torchrun:
@@ -7,6 +7,12 @@ like detectron2's ``launch``, it spawns one process per local device itself, wit
 ``RANK=0``, so only the computed global rank says which process is the main one.
 
 Without those variables the same code runs on one machine (``dist_url`` "auto": a free loopback port).
+
+One launch path: the harness always calls :func:`launch`, for SeqFormer and for any other trainer. On GPUs it hands
+over to detectron2's ``launch`` (NCCL), which also sets up the per-machine group detectron2's trainer reads. On CPU,
+where detectron2's ``launch`` refuses to run (it asserts CUDA), :func:`launch` spawns the gloo workers itself with
+the same ranks and groups, so multi-process runs work without detectron2 (the test suite's toy trainer: the
+harness's launch, staging, preemption and resume are tested on CPU).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wsovvis.errors import UsageError, WsovvisError
+from wsovvis.errors import RuntimeMissingError, UsageError, WsovvisError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +38,7 @@ DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)
 FAILED_WORKER_EXIT_SECONDS = 10.0
 FAILED_WORKER_GRACE_SECONDS = 30.0
 
-# The per-machine process group our launch creates (detectron2's launch keeps its own in detectron2.utils.comm).
+# The per-machine process group our CPU launch creates (detectron2's launch keeps its own in detectron2.utils.comm).
 _local_group: Any = None
 
 
@@ -142,56 +148,65 @@ def _free_port() -> int:
 
 
 def launch(
+    plan: DistPlan,
     main_func: Callable[..., Any],
-    num_gpus_per_machine: int,
-    num_machines: int = 1,
-    machine_rank: int = 0,
-    dist_url: str | None = None,
     args: tuple[Any, ...] = (),
     timeout: datetime.timedelta = DEFAULT_TIMEOUT,
-    backend: str = "gloo",
 ) -> None:
-    """detectron2's ``launch`` semantics on any backend: one spawned process per local device.
+    """Run ``main_func(*args)`` in each of this machine's ``plan.procs_per_machine`` processes: every trainer's launch.
 
-    With a world size of 1, ``main_func(*args)`` runs in this process. Otherwise every process joins the
-    default process group and a per-machine group, then calls ``main_func(*args)``; the first worker to
-    fail stops the others, and :class:`WorkerFailedError` names it.
+    With a world size of 1 it runs in this process. Otherwise one process per local device: on CUDA through
+    detectron2's ``launch`` (NCCL), on CPU spawned here on gloo with the same ranks and groups. A failing worker
+    ends the launch and :class:`WorkerFailedError` names it.
     """
-    world_size = num_machines * num_gpus_per_machine
-    if world_size == 1:
+    if plan.world_size == 1:
         main_func(*args)
         return
-    if dist_url in (None, "auto"):
-        if num_machines != 1:
+    dist_url = plan.dist_url
+    if dist_url == "auto":
+        if plan.num_machines != 1:
             raise UsageError("dist_url 'auto' only works on one machine")
         dist_url = f"tcp://127.0.0.1:{_free_port()}"
-    context = multiprocessing.get_context("spawn")
-    processes = []
-    for local_rank in range(num_gpus_per_machine):
-        process = context.Process(
-            target=_distributed_worker,
-            args=(
-                local_rank,
-                main_func,
-                world_size,
-                num_gpus_per_machine,
-                machine_rank,
-                dist_url,
-                args,
-                timeout,
-                backend,
-            ),
-            name=f"wsovvis-train-{local_rank}",
-            daemon=False,
+    if plan.device != "cuda":
+        context = multiprocessing.get_context("spawn")
+        processes = []
+        for local_rank in range(plan.procs_per_machine):
+            process = context.Process(
+                target=_distributed_worker,
+                args=(local_rank, plan, dist_url, main_func, args, timeout),
+                name=f"wsovvis-train-{local_rank}",
+                daemon=False,
+            )
+            process.start()
+            processes.append(process)
+        _wait(processes)
+        return
+    from torch.multiprocessing.spawn import ProcessException
+
+    detectron2_launch = _detectron2_launch()
+    try:
+        detectron2_launch(
+            main_func,
+            plan.procs_per_machine,
+            num_machines=plan.num_machines,
+            machine_rank=plan.machine_rank,
+            dist_url=dist_url,
+            args=args,
+            timeout=timeout,
         )
-        process.start()
-        processes.append(process)
-    _wait(processes)
+    except ProcessException as exc:
+        raise WorkerFailedError(
+            f"training process(es) failed: wsovvis-train-{exc.error_index} ({exc}); see the log above"
+        ) from exc
 
 
 def _wait(processes: list[multiprocessing.process.BaseProcess]) -> None:
     """Wait for every worker; after the first failure, give the rest a moment to fail on their own (their
-    collectives break), then SIGTERM them, then SIGKILL."""
+    collectives break), then SIGTERM them, then SIGKILL.
+
+    Unlike ``torch.multiprocessing.spawn``, which reports the first process it sees exit (after a crash, often a
+    peer whose collective broke) and stops the rest at once, this names every failed worker.
+    """
     running = {p.sentinel: p for p in processes}
     failed: list[str] = []
     deadlines: list[tuple[float, Callable[[multiprocessing.process.BaseProcess], None]]] = []
@@ -216,32 +231,40 @@ def _wait(processes: list[multiprocessing.process.BaseProcess]) -> None:
         raise WorkerFailedError(f"training process(es) failed: {', '.join(failed)}; see the log above")
 
 
+def _detectron2_launch() -> Callable[..., Any]:
+    try:
+        from detectron2.engine import launch as detectron2_launch
+    except ImportError as exc:
+        raise RuntimeMissingError(
+            "training on more than one GPU launches through detectron2's launch (NCCL): install detectron2 "
+            "(the GPU runtime image has VNext's)"
+        ) from exc
+    return detectron2_launch
+
+
 def _distributed_worker(
     local_rank: int,
-    main_func: Callable[..., Any],
-    world_size: int,
-    num_gpus_per_machine: int,
-    machine_rank: int,
+    plan: DistPlan,
     dist_url: str,
+    main_func: Callable[..., Any],
     args: tuple[Any, ...],
     timeout: datetime.timedelta,
-    backend: str,
 ) -> None:
-    import torch
     import torch.distributed as dist
 
     global _local_group
-    global_rank = machine_rank * num_gpus_per_machine + local_rank
     try:
-        if backend == "nccl":
-            torch.cuda.set_device(local_rank)
         dist.init_process_group(
-            backend=backend, init_method=dist_url, world_size=world_size, rank=global_rank, timeout=timeout
+            backend=plan.backend,
+            init_method=dist_url,
+            world_size=plan.world_size,
+            rank=plan.global_rank(local_rank),
+            timeout=timeout,
         )
-        for machine in range(world_size // num_gpus_per_machine):
-            ranks = list(range(machine * num_gpus_per_machine, (machine + 1) * num_gpus_per_machine))
+        for machine in range(plan.num_machines):
+            ranks = list(range(machine * plan.procs_per_machine, (machine + 1) * plan.procs_per_machine))
             group = dist.new_group(ranks)
-            if machine == machine_rank:
+            if machine == plan.machine_rank:
                 _local_group = group
         barrier()
         main_func(*args)

@@ -80,6 +80,7 @@ def train(config: TrainConfig, runs_uri: str | None = None) -> None:
         dist_url=config.dist_url,
         cuda_count=cuda_count,
     )
+    trainer.check_plan(plan)
     log.info(
         "machine %d of %d, %d process(es) on %s, world size %d, %s",
         plan.machine_rank,
@@ -91,14 +92,7 @@ def train(config: TrainConfig, runs_uri: str | None = None) -> None:
     )
     job = WorkerJob(config, plan, runs_uri or default_runs_uri(config), weights, logging.getLogger().level)
     stop_request.install(forward_to_children=plan.world_size > 1)
-    trainer.launcher(plan)(
-        worker_main,
-        plan.procs_per_machine,
-        num_machines=plan.num_machines,
-        machine_rank=plan.machine_rank,
-        dist_url=plan.dist_url,
-        args=(job,),
-    )
+    distributed.launch(plan, worker_main, args=(job,))
     if stop_request.requested:
         if config.eval_only:
             raise Preempted("eval-only run received SIGTERM; rerun it to be sure results.json is complete")

@@ -34,7 +34,7 @@ from wsovvis.train import distributed, staging
 from wsovvis.train.config import TrainConfig
 from wsovvis.train.datasets import num_categories, register_detectron2
 from wsovvis.train.distributed import DistPlan
-from wsovvis.train.trainers import LaunchFunction, RunContext, Trainer
+from wsovvis.train.trainers import RunContext, Trainer
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +46,23 @@ RECORDED_SCALARS = ("total_loss", "loss_ce", "loss_bbox", "loss_giou", "loss_mas
 
 
 def import_seqformer() -> Any:
-    """VNext's ``detectron2.projects.seqformer`` package, or a RuntimeMissingError saying what to install."""
-    from wsovvis.train import ytvos_compat
+    """VNext's ``detectron2.projects.seqformer`` package, or a RuntimeMissingError saying what to install.
 
+    SeqFormer imports ``pycocotools.ytvos``, which PyPI's pycocotools lacks: the runtime hook that ``wsovvis prepare``
+    installs provides it, with the other import fixes of the runtime (docs/runtime.md).
+    """
     try:
         import detectron2  # noqa: F401
     except ImportError as exc:
         raise RuntimeMissingError(
             "the SeqFormer trainer needs VNext's detectron2 (the GPU runtime image, or `wsovvis prepare`)"
         ) from exc
-    ytvos_compat.install()
     try:
         import detectron2.projects.seqformer as seqformer
     except ImportError as exc:
         raise RuntimeMissingError(
-            f"detectron2.projects.seqformer is not importable ({exc}); install VNext in place "
-            "(pip install -e VNext) or run `wsovvis prepare`"
+            f"detectron2.projects.seqformer is not importable ({exc}); run `wsovvis prepare` in this environment "
+            "(docs/runtime.md)"
         ) from exc
     return seqformer
 
@@ -213,17 +214,12 @@ class SeqFormerTrainer(Trainer):
     def weights(self, config: TrainConfig) -> str:
         return build_cfg(config).MODEL.WEIGHTS
 
-    def launcher(self, plan: DistPlan) -> LaunchFunction:
-        if plan.device == "cuda":
-            from detectron2.engine import launch
-
-            return launch
-        if plan.world_size > 1:
+    def check_plan(self, plan: DistPlan) -> None:
+        if plan.device != "cuda" and plan.world_size > 1:
             raise UsageError(
                 "SeqFormer trains on CPU as one process only (detectron2's trainer builds DDP for GPUs); "
                 "set num_gpus=1 and num_machines=1, or run on GPUs"
             )
-        return super().launcher(plan)
 
     def _setup(self, ctx: RunContext) -> tuple[Any, Any]:
         from detectron2.engine import default_setup

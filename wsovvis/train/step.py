@@ -165,7 +165,7 @@ def _run_harness_as_pytorchjob(
 ) -> None:
     from wsovvis.images import RUNTIME_IMAGE
     from wsovvis.k8s.launcher import LaunchSettings, launch_pytorchjob
-    from wsovvis.k8s.pytorchjob import DEFAULT_JOB_PREFIX, PyTorchJobSettings, S3Settings, render_manifest
+    from wsovvis.k8s.pytorchjob import DEFAULT_JOB_PREFIX, PyTorchJobSettings, render_manifest
 
     settings = PyTorchJobSettings(
         name=f"{DEFAULT_JOB_PREFIX}-{stage}" if stage != "train" else DEFAULT_JOB_PREFIX,
@@ -173,11 +173,11 @@ def _run_harness_as_pytorchjob(
         namespace=namespace,
         num_workers=num_workers,
         gpus_per_worker=gpus_per_worker,
-        s3=S3Settings(
+        s3=storage.S3Settings(
             secret_name=s3_secret_name,
             access_key_key=s3_secret_keys[0],
             secret_key_key=s3_secret_keys[1],
-            endpoint=os.environ.get("AWS_ENDPOINT_URL", ""),
+            endpoint=os.environ.get(storage.ENDPOINT_ENV, ""),
         ),
         labels={"app.kubernetes.io/part-of": "wsovvis", "wsovvis/stage": stage},
     )

@@ -9,7 +9,6 @@ again by that path, so a trainer registered only in memory would not reach them.
 from __future__ import annotations
 
 import abc
-import functools
 import importlib
 import logging
 from collections.abc import Callable
@@ -28,8 +27,6 @@ from wsovvis.train.tracking import SacredRun
 log = logging.getLogger(__name__)
 
 BUILTIN_TRAINERS = {"seqformer": "wsovvis.train.seqformer:SeqFormerTrainer"}
-
-LaunchFunction = Callable[..., Any]
 
 
 class Preempted(WsovvisError):
@@ -95,9 +92,8 @@ class Trainer(abc.ABC):
         """``MODEL.WEIGHTS`` as configured (before staging): '' for random initialisation."""
         return config.opts_value("MODEL.WEIGHTS") or ""
 
-    def launcher(self, plan: DistPlan) -> LaunchFunction:
-        """A function with detectron2's ``launch`` signature that starts the processes."""
-        return functools.partial(distributed.launch, backend=plan.backend)
+    def check_plan(self, plan: DistPlan) -> None:  # noqa: B027 - optional hook
+        """Refuse a distributed layout the trainer cannot run (raise UsageError) before any process starts."""
 
     @abc.abstractmethod
     def train(self, ctx: RunContext) -> None:
