@@ -18,6 +18,7 @@ from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline
 from wsovvis import storage
 from wsovvis.errors import WsovvisError
 from wsovvis.images import RUNTIME_CPU_IMAGE, RUNTIME_IMAGE
+from wsovvis.maskgen.cli import RANDOM_WEIGHTS
 from wsovvis.s3server import local_s3_server
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def _stage_inputs(params: dict[str, Any], bucket: str) -> dict[str, Any]:
     uploaded: dict[Path, str] = {}
     for key in INPUT_PARAMS:
         value = params.get(key)
-        if not value or storage.is_remote(value):
+        if not value or storage.is_remote(value) or (key == "mask_weights" and value == RANDOM_WEIGHTS):
             continue
         path = Path(value).resolve()
         if not path.exists():

@@ -12,6 +12,7 @@ from typing import Any
 from wsovvis import storage, synth
 from wsovvis.cliutil import add_flag, positive_int
 from wsovvis.errors import WsovvisError
+from wsovvis.maskgen.cli import RANDOM_WEIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def container_demo_params(frames_root: str, gt_json: str, num_shards: int) -> di
     params = demo_params(frames_root, gt_json, "", num_shards)
     params.pop("work_root")
     params.pop("d2_cfg_path", None)  # the pipeline's default: VNext's config inside the runtime image
-    return {**params, "mask_backend": "videocutler", "confidence": 0.0}
+    return {**params, "mask_backend": "videocutler", "mask_weights": RANDOM_WEIGHTS, "confidence": 0.0}
 
 
 def run_demo(
