@@ -96,7 +96,9 @@ def run_demo(
 
     out = Path(out).resolve()
     started = time.monotonic()
-    dataset = synth.make_dataset(out / "data", num_videos=num_videos, seed=seed)
+    # VideoCutLER on the CPU takes seconds per frame: shorter videos in containers
+    frames = {"min_frames": 6, "max_frames": 10} if containers else {}
+    dataset = synth.make_dataset(out / "data", num_videos=num_videos, seed=seed, **frames)
     log.info("demo: %d videos with ground truth under %s", num_videos, out / "data")
     if containers:
         params = container_demo_params(dataset.frames_root, dataset.gt_json, num_shards)
