@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out/demo
 
-.PHONY: venv demo test test-runtime apiserver lint format images clean
+.PHONY: venv demo test test-runtime apiserver lint format images container-engine demo-containers test-containers clean
 
 venv: $(VENV)/.installed
 
@@ -38,8 +38,26 @@ test-runtime:
 	  [ $$status -eq 0 ] || [ $$status -eq 5 ] || failed="$$failed $$test"; \
 	done; if [ -n "$$failed" ]; then echo "runtime tests failed:$$failed"; exit 1; fi
 
-images:
-	scripts/build-images.sh
+# The images, with podman or Docker and no registry: the tools image, the runtime image's CPU flavour (local
+# container runs) and its CUDA flavour (with --local-base only its CPU stages build: no CUDA base image can be made
+# without a registry). IMAGE_ARGS= on a machine that pulls bases from a registry. Podman, buildah and debootstrap
+# are installed with apt when neither Docker nor podman is present. Sources: third_party/ submodules, or
+# WSOVVIS_THIRD_PARTY_DIR; WSOVVIS_WHEEL_DIRS (podman) adds local wheel folders (docs/platform.md).
+IMAGE_ARGS ?= --local-base
+images: container-engine
+	scripts/build-images.sh $(IMAGE_ARGS) tools runtime-cpu runtime
+
+container-engine:
+	@if { command -v podman && command -v debootstrap; } >/dev/null || docker info >/dev/null 2>&1; then :; \
+	else apt-get update -qq && apt-get install -y -qq podman buildah runc fuse-overlayfs slirp4netns debootstrap uidmap; fi
+
+# The demo with every step in its image (DockerRunner on podman's Docker API, started and stopped around it).
+demo-containers: venv images
+	scripts/containers.sh run $(BIN)/wsovvis demo --containers --out out/demo-containers
+
+# Builds what changed (layer cache), then runs the pipeline in containers and the failing-step check.
+test-containers: venv images
+	scripts/containers.sh run $(BIN)/python -m pytest -m containers tests/containers
 
 lint: venv
 	$(BIN)/ruff check .

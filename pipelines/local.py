@@ -1,16 +1,43 @@
-"""Run the pipeline locally with kfp.local.SubprocessRunner: the same pipeline function, a local artifact root."""
+"""Run the pipeline locally with kfp.local: every step as a subprocess (SubprocessRunner), or every step in its
+own image (DockerRunner against a Docker-API socket: Docker, or podman's `podman system service`)."""
 
 from __future__ import annotations
 
 import builtins
 import logging
 import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline
+from wsovvis import storage
+from wsovvis.errors import WsovvisError
+from wsovvis.images import RUNTIME_CPU_IMAGE, RUNTIME_IMAGE
+from wsovvis.maskgen.cli import RANDOM_WEIGHTS
+from wsovvis.s3server import local_s3_server
 
 log = logging.getLogger(__name__)
+
+# Parameters that name inputs: in a container run, local paths among them are uploaded to the run's S3 server.
+INPUT_PARAMS = (
+    "frames_root",
+    "train_gt_json",
+    "val_frames_root",
+    "val_gt_json",
+    "videos_list",
+    "skip_list",
+    "mask_config",
+    "mask_weights",
+    "train_weights",
+)
+CONTAINER_BUCKET = "s3://wsovvis-local"
+LOG_TAIL_LINES = 20
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def run_local(
@@ -30,13 +57,17 @@ def run_local(
         raise_on_error=True,
     )
     log.info("running the pipeline locally (artifacts under %s)", pipeline_root)
+    _run(build_pipeline(parallelism), params)
+
+
+def _run(pipeline: Callable[..., Any], params: dict[str, Any]) -> None:
     # kfp.local indents task output by swapping builtins.print per task; parallel ParallelFor iterations restore
     # each other's swaps, which can leave every later print of this process indented. Put the real one back.
     print_function = builtins.print
     saved_env = {key: os.environ.get(key) for key in _STEP_ENV}
     os.environ.update(_step_env())
     try:
-        build_pipeline(parallelism)(**params)
+        pipeline(**params)
     finally:
         builtins.print = print_function
         for key, value in saved_env.items():
@@ -58,3 +89,176 @@ def _step_env() -> dict[str, str]:
     package_parent = str(Path(wsovvis.__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
     return {"PYTHONSAFEPATH": "1", "PYTHONPATH": path}
+
+
+@dataclass(frozen=True)
+class ContainerRun:
+    function: str  # the component's Python function, from kfp's --function_to_execute
+    image: str
+    exit_code: int
+    log_tail: str
+
+
+class _ContainerRuns:
+    """What kfp.local's DockerRunner runs, fixed for podman (kfp 2.17's ``run_docker_container`` replaced).
+
+    kfp starts each container with ``auto_remove=True``; podman deletes it as soon as it exits, before kfp reads
+    its logs and exit code, and kfp counts the 404 as exit code 0, so a failing step was reported SUCCESS. Here a
+    container is started without auto-remove, its logs are streamed, its real exit code taken, then it is removed.
+    Images are never pulled (a missing one fails with the command that builds it), and the runtime image runs as
+    its CPU flavour (RUNTIME_CPU_IMAGE; same Dockerfile, no compiled op) on machines without a GPU.
+    """
+
+    def __init__(self, image_map: dict[str, str]) -> None:
+        self.image_map = image_map
+        self.runs: list[ContainerRun] = []
+        self._lock = threading.Lock()
+
+    def __call__(
+        self, client: Any, image: str, command: list[str], volumes: dict[str, Any], **run_args: Any
+    ) -> int:
+        import docker
+
+        image = self.image_map.get(image, image)
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound as exc:
+            raise WsovvisError(
+                f"image {image} is not built here: run `make images` (scripts/build-images.sh)"
+            ) from exc
+        container = client.containers.run(
+            image=image, command=command, detach=True, volumes=volumes, **{**run_args, "auto_remove": False}
+        )
+        try:
+            lines: list[str] = []
+            for chunk in container.logs(stream=True, follow=True):
+                text = chunk.decode(errors="replace")
+                print(text, end="")
+                lines.extend(text.splitlines())
+                del lines[:-LOG_TAIL_LINES]
+            exit_code = int(container.wait()["StatusCode"])
+        finally:
+            container.remove(force=True)
+        function = (
+            command[command.index("--function_to_execute") + 1] if "--function_to_execute" in command else "?"
+        )
+        if exit_code != 0:
+            log.error("%s: its container (image %s) exited with code %d", function, image, exit_code)
+        with self._lock:
+            self.runs.append(ContainerRun(function, image, exit_code, "\n".join(lines)))
+        return exit_code
+
+
+@contextmanager
+def _docker_runs_replaced(runs: _ContainerRuns) -> Iterator[None]:
+    from kfp.local import docker_task_handler
+
+    original = docker_task_handler.run_docker_container
+    docker_task_handler.run_docker_container = runs
+    try:
+        yield
+    finally:
+        docker_task_handler.run_docker_container = original
+
+
+def _stage_inputs(params: dict[str, Any], bucket: str) -> dict[str, Any]:
+    """Upload the local paths among the input parameters; return the parameters with their S3 URIs."""
+    staged = dict(params)
+    uploaded: dict[Path, str] = {}
+    for key in INPUT_PARAMS:
+        value = params.get(key)
+        if not value or storage.is_remote(value) or (key == "mask_weights" and value == RANDOM_WEIGHTS):
+            continue
+        path = Path(value).resolve()
+        if not path.exists():
+            raise WsovvisError(f"--param {key}={value}: no such file or folder")
+        if path not in uploaded:
+            uri = storage.join(bucket, "inputs", key, path.name)
+            if path.is_dir():
+                storage.upload_tree(path, uri)
+            else:
+                storage.upload(path, uri)
+            log.info("uploaded %s to %s", path, uri)
+            uploaded[path] = uri
+        staged[key] = uploaded[path]
+    return staged
+
+
+def run_pipeline_in_containers(
+    pipeline: Callable[..., Any], params: dict[str, Any], out: Path, s3_env: dict[str, str]
+) -> list[ContainerRun]:
+    """Run a pipeline function under kfp.local.DockerRunner, every step in its image (the runtime image as its
+    CPU flavour); return the containers run, in order. Raise WsovvisError naming the failed step, its image and exit
+    code. The steps get ``s3_env`` and host networking; they run as this process's user (the pipeline root under
+    OUT/kfp is bind-mounted at the same path)."""
+    import docker
+    import kfp.local
+
+    try:
+        docker.from_env().ping()
+    except docker.errors.DockerException as exc:
+        raise WsovvisError(
+            f"no Docker API at {os.environ.get('DOCKER_HOST') or 'the default socket'} ({exc}); set DOCKER_HOST, "
+            "or run under `scripts/containers.sh run ...`, which starts podman's"
+        ) from exc
+    pipeline_root = out / "kfp"
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    kfp.local.init(
+        runner=kfp.local.DockerRunner(
+            network_mode="host", user=f"{os.getuid()}:{os.getgid()}", environment=s3_env
+        ),
+        pipeline_root=os.fspath(pipeline_root),
+        raise_on_error=True,
+    )
+    runs = _ContainerRuns({RUNTIME_IMAGE: RUNTIME_CPU_IMAGE})
+    log.info("running the pipeline in containers (artifacts under %s)", pipeline_root)
+    try:
+        with _docker_runs_replaced(runs):
+            _run(pipeline, params)
+    except RuntimeError as exc:
+        failed = "; ".join(
+            f"{run.function} ran in image {run.image} and exited with code {run.exit_code}: "
+            f"{(run.log_tail.splitlines() or [''])[-1]}"
+            for run in runs.runs
+            if run.exit_code != 0
+        )
+        raise WsovvisError(f"{ANSI.sub('', str(exc))} {failed}".strip()) from exc
+    finally:
+        record = [{"function": r.function, "image": r.image, "exit_code": r.exit_code} for r in runs.runs]
+        storage.write_json(out / "containers.json", record)
+    return runs.runs
+
+
+def run_in_containers(
+    params: dict[str, Any], out: str | os.PathLike[str], parallelism: int = MASK_GEN_PARALLELISM
+) -> Path:
+    """The pipeline with every step in its image, exchanging data through an S3 server started for this run;
+    return the local copy of the work root.
+
+    The Docker API is the one ``DOCKER_HOST`` names (``scripts/containers.sh run`` starts podman's). Local input
+    paths are uploaded to the S3 server and the work root is made an S3 URI there; at the end (also after a
+    failure) the work root is copied to OUT/work and the server stops. Containers reach the server on the host's
+    loopback through host networking. OUT/containers.json lists which image each step ran in.
+    """
+    out = Path(out).resolve()
+    local_work = out / "work"
+    with local_s3_server(out / "s3") as server:
+        saved = {key: os.environ.get(key) for key in server.env()}
+        os.environ.update(server.env())
+        try:
+            storage.ensure_bucket(CONTAINER_BUCKET)
+            staged = _stage_inputs(params, CONTAINER_BUCKET)
+            work_root = staged.get("work_root") or ""
+            if not storage.is_remote(work_root):
+                staged["work_root"] = work_root = storage.join(CONTAINER_BUCKET, "work")
+            try:
+                run_pipeline_in_containers(build_pipeline(parallelism), staged, out, server.env())
+            finally:
+                storage.download_tree(work_root, local_work)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    return local_work

@@ -5,6 +5,10 @@
 #   scripts/containers.sh env    print `export ...` lines: CONTAINERS_CONF and PODMAN (podman with its flags)
 #   scripts/containers.sh base   make localhost/wsovvis-base-python:bookworm unless it exists (needs root,
 #                                debootstrap and the Debian mirror apt already uses)
+#   scripts/containers.sh run CMD...
+#                                run CMD with DOCKER_HOST pointing at a Docker-API socket: podman's own
+#                                (`podman system service`, same storage as the builds) started for CMD and
+#                                stopped after it; or the one DOCKER_HOST already names, left alone
 #
 # Storage lives in $WSOVVIS_CONTAINERS_DIR (default ~/.cache/wsovvis/containers).
 # Needs: apt-get install -y podman buildah runc fuse-overlayfs slirp4netns debootstrap uidmap
@@ -42,8 +46,27 @@ make_base() {
   $PODMAN run --rm "$BASE_IMAGE" python3 --version
 }
 
+run_with_service() {
+  if [ -n "${DOCKER_HOST:-}" ]; then
+    "$@"
+    return
+  fi
+  local socket="$DIR/run/podman-$$.sock" pid status=0
+  mkdir -p "$DIR/run"
+  $PODMAN system service --time=0 "unix://$socket" >"$DIR/run/podman-service-$$.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do [ -S "$socket" ] && break; sleep 0.1; done
+  [ -S "$socket" ] || { cat "$DIR/run/podman-service-$$.log" >&2; kill "$pid"; exit 1; }
+  DOCKER_HOST="unix://$socket" "$@" || status=$?
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  rm -f "$socket" "$DIR/run/podman-service-$$.log"
+  return "$status"
+}
+
 case "${1:-}" in
   env) printf 'export CONTAINERS_CONF=%q\nexport PODMAN=%q\n' "$CONTAINERS_CONF" "$PODMAN" ;;
   base) make_base ;;
-  *) echo "usage: $0 env|base" >&2; exit 2 ;;
+  run) shift; [ $# -gt 0 ] || { echo "usage: $0 run CMD..." >&2; exit 2; }; run_with_service "$@" ;;
+  *) echo "usage: $0 env|base|run CMD..." >&2; exit 2 ;;
 esac

@@ -14,6 +14,7 @@ from wsovvis.cliutil import add_flag, positive_int
 from wsovvis.errors import WsovvisError
 from wsovvis.evaluate.step import OUTPUT_VERSION as EVALUATE_OUTPUT_VERSION
 from wsovvis.workspace import stage_root
+from wsovvis.maskgen.cli import RANDOM_WEIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -75,35 +76,61 @@ def demo_params(frames_root: str, gt_json: str, work_root: str, num_shards: int)
     return params
 
 
+def container_demo_params(frames_root: str, gt_json: str, num_shards: int) -> dict[str, Any]:
+    """Parameters for the demo in containers: VideoCutLER masks (random weights, every top-10 instance kept, the
+    runtime image's CPU flavour) and the tiny SeqFormer trained with the local launcher in the runtime image."""
+    params = demo_params(frames_root, gt_json, "", num_shards)
+    params.pop("work_root")
+    params.pop("d2_cfg_path", None)  # the pipeline's default: VNext's config inside the runtime image
+    return {**params, "mask_backend": "videocutler", "mask_weights": RANDOM_WEIGHTS, "confidence": 0.0}
+
+
 def run_demo(
-    out: str | os.PathLike[str], num_videos: int = 6, num_shards: int = 2, seed: int = 0
+    out: str | os.PathLike[str],
+    num_videos: int = 6,
+    num_shards: int = 2,
+    seed: int = 0,
+    containers: bool = False,
 ) -> dict[str, Any]:
-    """Generate the dataset, run the pipeline locally, return the pseudo-tube metrics (and say where they are)."""
-    from pipelines.local import run_local
+    """Generate the dataset, run the pipeline locally (in subprocesses, or every step in its image), return the
+    pseudo-tube metrics (and say where they are)."""
+    from pipelines.local import run_in_containers, run_local
 
     out = Path(out).resolve()
     started = time.monotonic()
-    dataset = synth.make_dataset(out / "data", num_videos=num_videos, seed=seed)
+    # VideoCutLER on the CPU takes seconds per frame: shorter videos in containers
+    frames = {"min_frames": 6, "max_frames": 10} if containers else {}
+    dataset = synth.make_dataset(out / "data", num_videos=num_videos, seed=seed, **frames)
     log.info("demo: %d videos with ground truth under %s", num_videos, out / "data")
-    work_root = str(out / "work")
-    params = demo_params(dataset.frames_root, dataset.gt_json, work_root, num_shards)
-    run_local(params, out / "kfp")
-    evaluations = _evaluations(work_root)
+    if containers:
+        params = container_demo_params(dataset.frames_root, dataset.gt_json, num_shards)
+        work_root = str(run_in_containers(params, out))
+    else:
+        work_root = str(out / "work")
+        params = demo_params(dataset.frames_root, dataset.gt_json, work_root, num_shards)
+        run_local(params, out / "kfp")
+    evaluations = print_evaluations(work_root, "wsovvis demo")
     if "pseudo tubes" not in evaluations:
         raise WsovvisError(
             f"demo: the pipeline finished but wrote no pseudo-tube evaluation under {work_root}"
         )
-    for label, (metrics_uri, metrics) in evaluations.items():
-        print(f"\nwsovvis demo: {label} vs ground truth, class-agnostic, {num_videos} videos")
-        print("  " + "  ".join(f"{name} {metrics[name]:.3f}" for name in SHOWN_STATS))
-        print(f"  metrics: {metrics_uri}")
-        print(f"  report:  {storage.join(metrics_uri.rsplit('/', 1)[0], 'report.html')}")
     if "model" not in evaluations:
         print(
             "\n(no model evaluation: training was skipped because the SeqFormer runtime is not installed here)"
         )
     print(f"\nfinished in {time.monotonic() - started:.0f} s")
     return evaluations["pseudo tubes"][1]
+
+
+def print_evaluations(work_root: str, who: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Print each evaluation under the work root (the headline stats, where metrics.json and report.html are)."""
+    evaluations = _evaluations(work_root)
+    for label, (metrics_uri, metrics) in evaluations.items():
+        print(f"\n{who}: {label} vs ground truth, {metrics['mode']}, {metrics['num_videos']} videos")
+        print("  " + "  ".join(f"{name} {metrics[name]:.3f}" for name in SHOWN_STATS))
+        print(f"  metrics: {metrics_uri}")
+        print(f"  report:  {storage.join(metrics_uri.rsplit('/', 1)[0], 'report.html')}")
+    return evaluations
 
 
 def _evaluations(work_root: str) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -130,9 +157,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_flag(parser, "--videos", type=positive_int, default=6)
     add_flag(parser, "--shards", type=positive_int, default=2)
     add_flag(parser, "--seed", type=int, default=0)
+    parser.add_argument(
+        "--containers",
+        action="store_true",
+        help="run every step in its image (`pipeline run --local --containers`): VideoCutLER masks with random "
+        "weights and the tiny SeqFormer in the runtime image's CPU flavour (`make images` builds them)",
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    run_demo(args.out, args.videos, args.shards, args.seed)
+    run_demo(args.out, args.videos, args.shards, args.seed, containers=args.containers)
     return 0

@@ -8,7 +8,7 @@ environment variables, read at import time (so set them before compiling a pipel
 
 - ``WSOVVIS_IMAGE_REGISTRY`` (default ``localhost:5001/wsovvis``, kind's local-registry convention) and
   ``WSOVVIS_IMAGE_TAG`` (default :func:`source_tag`) for both images;
-- ``WSOVVIS_TOOLS_IMAGE`` / ``WSOVVIS_RUNTIME_IMAGE`` to name one image in full.
+- ``WSOVVIS_TOOLS_IMAGE`` / ``WSOVVIS_RUNTIME_IMAGE`` / ``WSOVVIS_RUNTIME_CPU_IMAGE`` to name one image in full.
 
 The default tag is a digest of the files the images are built from, not the package version: a fix under the
 same version gets a new tag, so KFP's cache (keyed by the image, among others) cannot reuse a step that ran
@@ -16,7 +16,9 @@ older code, and the committed spec names exactly the images `make images` builds
 the git commit: committing the compiled spec would change the commit it names.)
 
 The tools image is CPU-only (wsovvis, kfp, kfp-kubernetes, minio, pycocotools, OpenCV); the runtime image adds
-CUDA, torch and the patched CutLER/VNext/detectron2 with their ops built.
+CUDA, torch and the patched CutLER/VNext/detectron2 with their ops built. Its CPU flavour (same Dockerfile, no
+compiled op: the PyTorch deformable attention) is what ``wsovvis pipeline run --local --containers`` runs in
+place of the runtime image on machines without a GPU.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ IMAGE_REGISTRY = os.environ.get("WSOVVIS_IMAGE_REGISTRY", DEFAULT_REGISTRY).rstr
 IMAGE_TAG = os.environ.get("WSOVVIS_IMAGE_TAG") or source_tag()
 TOOLS_IMAGE = os.environ.get("WSOVVIS_TOOLS_IMAGE", f"{IMAGE_REGISTRY}/tools:{IMAGE_TAG}")
 RUNTIME_IMAGE = os.environ.get("WSOVVIS_RUNTIME_IMAGE", f"{IMAGE_REGISTRY}/runtime:{IMAGE_TAG}")
+RUNTIME_CPU_IMAGE = os.environ.get("WSOVVIS_RUNTIME_CPU_IMAGE", f"{IMAGE_REGISTRY}/runtime:{IMAGE_TAG}-cpu")
 
 # Where the runtime image puts the upstream trees: images/runtime/Dockerfile runs `wsovvis prepare` on these paths,
 # which fails the build when a file the project relies on is missing (tests/unit/test_train_manifests.py).
@@ -111,7 +114,12 @@ def image_names(registry: str | None = None, tag: str | None = None) -> ImageNam
 
 def main() -> int:
     """Print the image names as shell assignments, for scripts: ``eval "$(python3 -m wsovvis.images)"``."""
-    for name, value in (("TOOLS_IMAGE", TOOLS_IMAGE), ("RUNTIME_IMAGE", RUNTIME_IMAGE)):
+    names = (
+        ("TOOLS_IMAGE", TOOLS_IMAGE),
+        ("RUNTIME_IMAGE", RUNTIME_IMAGE),
+        ("RUNTIME_CPU_IMAGE", RUNTIME_CPU_IMAGE),
+    )
+    for name, value in names:
         sys.stdout.write(f"{name}={shlex.quote(value)}\n")
     return 0
 

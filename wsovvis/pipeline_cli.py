@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from wsovvis.cliutil import add_flag, positive_int
@@ -66,9 +67,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     compile_parser.set_defaults(func=_compile)
 
-    run_parser = actions.add_parser("run", help="run the pipeline (--local: kfp.local.SubprocessRunner)")
+    run_parser = actions.add_parser(
+        "run",
+        help="run the pipeline locally (kfp.local: subprocesses, or --containers: each step in its image)",
+    )
     run_parser.add_argument("--local", action="store_true", required=True, help="run locally (the only mode)")
+    run_parser.add_argument(
+        "--containers",
+        action="store_true",
+        help="run every step in its image (kfp.local.DockerRunner on DOCKER_HOST), with data exchanged through an "
+        "S3 server started for the run; local input paths are uploaded to it",
+    )
     add_flag(run_parser, "--pipeline_root", default="out/kfp", help="local artifact root (default out/kfp)")
+    add_flag(
+        run_parser,
+        "--out",
+        default="out/containers",
+        help="with --containers: the pipeline root, the S3 server's data and the copied work root (default "
+        "out/containers)",
+    )
     add_flag(
         run_parser, "--param", action="append", default=[], metavar="KEY=VALUE", help="a pipeline parameter"
     )
@@ -138,9 +155,16 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from pipelines.local import run_local
+    from pipelines.local import run_in_containers, run_local
 
-    run_local(parse_params(args.param), args.pipeline_root)
+    if args.containers:
+        from wsovvis.demo import print_evaluations
+
+        work = run_in_containers(parse_params(args.param), args.out)
+        print_evaluations(str(work), "wsovvis pipeline run")
+        print(f"\nwork root copied to {work}; the image of each step: {Path(args.out) / 'containers.json'}")
+    else:
+        run_local(parse_params(args.param), args.pipeline_root)
     return 0
 
 

@@ -6,6 +6,7 @@ from kfp.dsl import Metrics, Output, OutputPath
 from wsovvis.images import RUNTIME_IMAGE
 
 
+# The runtime image: the local launcher trains SeqFormer in this step's own process.
 @dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
 def train(
     run_id: str,

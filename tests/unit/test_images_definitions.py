@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,13 @@ IMAGE_EXTRAS = {
     "tools": ("pipeline", "k8s", "motion"),
     "runtime": ("pipeline", "k8s", "train", "motion", "attribute"),
 }
-IMAGE_ENV = ("WSOVVIS_IMAGE_REGISTRY", "WSOVVIS_IMAGE_TAG", "WSOVVIS_TOOLS_IMAGE", "WSOVVIS_RUNTIME_IMAGE")
+IMAGE_ENV = (
+    "WSOVVIS_IMAGE_REGISTRY",
+    "WSOVVIS_IMAGE_TAG",
+    "WSOVVIS_TOOLS_IMAGE",
+    "WSOVVIS_RUNTIME_IMAGE",
+    "WSOVVIS_RUNTIME_CPU_IMAGE",
+)
 
 
 def image_names(**env: str) -> dict[str, str]:
@@ -44,7 +51,8 @@ def test_image_names_default_to_a_tag_from_the_source_under_one_registry():
     assert len(registries) == 1
     tag = source_tag()
     assert tag.startswith(f"{__version__}-") and tag != __version__
-    assert all(name.endswith(f":{tag}") for name in names.values())
+    assert names["TOOLS_IMAGE"].endswith(f":{tag}") and names["RUNTIME_IMAGE"].endswith(f":{tag}")
+    assert names["RUNTIME_CPU_IMAGE"] == names["RUNTIME_IMAGE"] + "-cpu"
     assert names["TOOLS_IMAGE"] != names["RUNTIME_IMAGE"]
 
 
@@ -80,6 +88,7 @@ def test_image_names_follow_registry_tag_and_full_name_overrides():
     assert names == {
         "TOOLS_IMAGE": "registry.example.com/team/tools:2024.1",
         "RUNTIME_IMAGE": "registry.example.com/team/runtime:2024.1",
+        "RUNTIME_CPU_IMAGE": "registry.example.com/team/runtime:2024.1-cpu",
     }
     names = image_names(WSOVVIS_RUNTIME_IMAGE="gpu.example.com/runtime@sha256:" + "0" * 64)
     assert names["RUNTIME_IMAGE"] == "gpu.example.com/runtime@sha256:" + "0" * 64
@@ -173,20 +182,57 @@ def test_tools_image_leaves_the_entrypoint_to_kfp():
     assert not re.search(r"^ENTRYPOINT", dockerfile("tools"), flags=re.MULTILINE)
 
 
-def test_runtime_image_builds_the_ops_for_a_configurable_arch_list_at_the_pins():
+def test_runtime_image_has_a_cpu_and_a_cuda_flavour_with_a_configurable_arch_list():
     text = dockerfile("runtime")
+    assert re.search(r"^ARG FLAVOUR=cuda$", text, flags=re.MULTILINE)
     assert re.search(r"^ARG TORCH_CUDA_ARCH_LIST=", text, flags=re.MULTILINE)
-    assert re.search(
-        r"wsovvis prepare [^\n]*\\?\s*[^\n]*--build-ops --cuda-arch-list \"\$TORCH_CUDA_ARCH_LIST\"", text
-    )
-    for name in ("CUTLER", "VNEXT", "DETECTRON2"):
-        assert f"ARG {name}_URL" in text and f"ARG {name}_COMMIT" in text
+    assert re.search(r'--build-ops --cuda-arch-list "\$TORCH_CUDA_ARCH_LIST"', text)
+    # the upstream trees come from the build context (staged by the build script), never fetched or committed
+    assert "COPY images/build/third_party/ /opt/src/" in text
+    assert "git fetch" not in text and "git clone" not in text
 
 
-def build_script(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def test_every_component_image_has_a_definition(tmp_path: Path):
+    """Each step's compiled image is one of wsovvis/images.py's names, built from a Dockerfile under images/."""
+    yaml = pytest.importorskip("yaml")
+    pytest.importorskip("kfp", reason="compiling the pipeline needs kfp")
+    from pipelines.compile import compile_pipeline
+    from wsovvis.images import RUNTIME_IMAGE, TOOLS_IMAGE
+
+    definitions = {
+        TOOLS_IMAGE: IMAGES / "tools" / "Dockerfile",
+        RUNTIME_IMAGE: IMAGES / "runtime" / "Dockerfile",
+    }
+    spec, _ = yaml.safe_load_all(compile_pipeline(tmp_path / "spec.yaml").read_text())
+    executors = spec["deploymentSpec"]["executors"]
+    images = {name: executor["container"]["image"] for name, executor in executors.items()}
+    assert set(images) >= {
+        f"exec-{step}" for step in ("prepare", "plan-shards", "mask-gen", "convert", "train")
+    }
+    for executor, image in images.items():
+        assert image in definitions, f"{executor} runs in {image}, which no image definition builds"
+        assert definitions[image].is_file()
+    # the steps that import torch, CutLER or VNext run in the runtime image
+    assert {images["exec-prepare"], images["exec-mask-gen"], images["exec-train"]} == {RUNTIME_IMAGE}
+
+
+def checkout_copy(tmp_path: Path) -> Path:
+    """What the build script reads, copied, so that its staging folder is not this checkout's (a build may be
+    running here)."""
+    root = tmp_path / "checkout"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy2(ROOT / "scripts" / "build-images.sh", root / "scripts")
+    shutil.copytree(ROOT / "wsovvis", root / "wsovvis", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "third_party").mkdir()
+    shutil.copy2(ROOT / "third_party" / "pins.json", root / "third_party")
+    return root
+
+
+def build_script(*args: str, root: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The build script with `echo` as the engine: prints the commands it would run."""
     clean = {k: v for k, v in os.environ.items() if k not in IMAGE_ENV}
     return subprocess.run(
-        [str(ROOT / "scripts" / "build-images.sh"), *args],
+        [str(root / "scripts" / "build-images.sh"), *args],
         env={**clean, "CONTAINER_ENGINE": "echo", "PYTHON": sys.executable, **env},
         capture_output=True,
         text=True,
@@ -194,23 +240,44 @@ def build_script(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_build_script_tags_the_tools_image_with_the_name_from_wsovvis_images():
-    out = build_script("tools", WSOVVIS_TOOLS_IMAGE="registry.example.com/wsovvis-tools:test")
+def test_build_script_tags_the_tools_image_with_the_name_from_wsovvis_images(tmp_path: Path):
+    root = checkout_copy(tmp_path)
+    out = build_script("tools", root=root, WSOVVIS_TOOLS_IMAGE="registry.example.com/wsovvis-tools:test")
     assert out.returncode == 0, out.stderr
     build_line = out.stdout.splitlines()[0]
     assert "-f images/tools/Dockerfile -t registry.example.com/wsovvis-tools:test" in build_line
 
 
-def test_build_script_rejects_unknown_arguments():
-    out = build_script("toolz")
+def test_build_script_rejects_unknown_arguments(tmp_path: Path):
+    out = build_script("toolz", root=checkout_copy(tmp_path))
     assert out.returncode == 2 and "unknown argument: toolz" in out.stderr
 
 
-def test_build_script_passes_every_pin_to_the_runtime_build():
-    pins_file = ROOT / "third_party" / "pins.json"
-    out = build_script("runtime")
+def fake_third_party(root: Path, names=("CutLER", "VNext", "detectron2")) -> Path:
+    for name in names:
+        (root / name).mkdir(parents=True)
+        (root / name / "README.md").write_text(f"{name}\n")
+    return root
+
+
+def test_build_script_stages_the_third_party_sources_from_a_local_folder(tmp_path: Path):
+    pins = json.loads((ROOT / "third_party" / "pins.json").read_text())
+    source = fake_third_party(tmp_path / "src")
+    root = checkout_copy(tmp_path)
+    out = build_script("runtime-cpu", root=root, WSOVVIS_THIRD_PARTY_DIR=str(source), WSOVVIS_CA_BUNDLE="")
     assert out.returncode == 0, out.stderr
-    pins = json.loads(pins_file.read_text())
-    for name, arg in (("CutLER", "CUTLER"), ("VNext", "VNEXT"), ("detectron2", "DETECTRON2")):
-        assert f"--build-arg {arg}_COMMIT={pins[name]['commit']}" in out.stdout
-        assert f"--build-arg {arg}_URL={pins[name]['url']}" in out.stdout
+    build_line = out.stdout.splitlines()[0]
+    assert "--build-arg FLAVOUR=cpu" in build_line and "-f images/runtime/Dockerfile" in build_line
+    from wsovvis.images import RUNTIME_CPU_IMAGE
+
+    assert f"-t {RUNTIME_CPU_IMAGE}" in build_line
+    for name in ("CutLER", "VNext", "detectron2"):
+        assert f"{name}@{pins[name]['commit']}" in build_line
+        assert (root / "images" / "build" / "third_party" / name / "README.md").read_text() == f"{name}\n"
+
+
+def test_build_script_names_the_missing_third_party_source(tmp_path: Path):
+    source = fake_third_party(tmp_path / "src", names=("CutLER", "detectron2"))
+    out = build_script("runtime", root=checkout_copy(tmp_path), WSOVVIS_THIRD_PARTY_DIR=str(source))
+    assert out.returncode == 1
+    assert "third-party source VNext is missing" in out.stderr and "WSOVVIS_THIRD_PARTY_DIR" in out.stderr

@@ -15,6 +15,9 @@ from wsovvis.maskgen.run import MaskGenConfig, mask_gen
 BACKENDS = ("videocutler", "motion")
 
 
+RANDOM_WEIGHTS = "random"  # videocutler with a randomly initialised model: checks the chain, not the masks
+
+
 def build_backend(
     name: str,
     *,
@@ -41,12 +44,14 @@ def build_backend(
     from wsovvis.maskgen.videocutler import VideoCutlerBackend, VideoCutlerOptions
 
     if not weights:
-        raise UsageError("mask-gen --backend videocutler needs --weights (a .pth path or s3:// URI)")
+        raise UsageError(
+            f"mask-gen --backend videocutler needs --weights (a .pth path or s3:// URI, or {RANDOM_WEIGHTS!r})"
+        )
     return VideoCutlerBackend(
         VideoCutlerOptions(
             cutler_dir=cutler_dir,
             config_file=config,
-            weights=weights,
+            weights=None if weights == RANDOM_WEIGHTS else weights,
             confidence=0.6 if confidence is None else confidence,
             device=device,
             window=window,
@@ -77,7 +82,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "videocutler/configs/imagenet_video/video_mask2former_R50_cls_agnostic.yaml); "
         "motion: a YAML of motion options (threshold, link_iou, ...)",
     )
-    add_flag(parser, "--weights", help="videocutler: model weights (.pth path or s3:// URI)")
+    add_flag(
+        parser,
+        "--weights",
+        help=f"videocutler: model weights (.pth path or s3:// URI; {RANDOM_WEIGHTS!r}: random init, for tests)",
+    )
     add_flag(parser, "--cutler_dir", help="videocutler: CutLER checkout (default $WSOVVIS_CUTLER_DIR)")
     add_flag(
         parser, "--confidence", type=fraction, default=None, help="keep instances scoring at least this (0.6)"

@@ -36,11 +36,11 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -52,6 +52,7 @@ from wsovvis.maskgen.backend import Backend, VideoPrediction
 from wsovvis.names import video_id_problem
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DONE_DIR = "_done"
 REPORTS_DIR = "_reports"
@@ -139,18 +140,33 @@ def frame_stem(name: str) -> str:
 def read_frames(folder: str | os.PathLike[str], names: list[str]) -> list[np.ndarray]:
     """Decode a video's frames (local folder) as RGB arrays of one size; a bad frame raises InputError naming it."""
     frames = []
-    for name in names:
-        path = os.path.join(folder, name)
-        try:
-            with Image.open(path) as image:
-                frames.append(np.asarray(image.convert("RGB")))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: cannot read frame ({exc})") from exc
-        if frames[-1].shape != frames[0].shape:
+    for name, frame in zip(names, _in_order(lambda name: _decode(os.path.join(folder, name)), names)):
+        frames.append(frame)
+        if frame.shape != frames[0].shape:
             raise InputError(
-                f"{path}: frame size {frames[-1].shape[:2]} differs from the first frame's {frames[0].shape[:2]}"
+                f"{os.path.join(folder, name)}: frame size {frame.shape[:2]} differs from the first frame's "
+                f"{frames[0].shape[:2]}"
             )
     return frames
+
+
+def _decode(path: str) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read frame ({exc})") from exc
+
+
+# Threads per video for downloading, decoding and encoding frames: the work is I/O and C code that releases the
+# GIL, so a video's frames go through several cores, and the pipeline fills and drains faster.
+_FRAME_THREADS = 4
+
+
+def _in_order(func: Callable[[str], T], items: list[str]) -> Iterator[T]:
+    """``func`` over ``items`` on a few threads, results (and the first error) in the items' order."""
+    with ThreadPoolExecutor(max_workers=_FRAME_THREADS, thread_name_prefix="mask-gen-frames") as pool:
+        yield from pool.map(func, items)
 
 
 def _fetch_frames(frames_root: str, video_id: str, scratch: Path) -> tuple[str, list[str]]:
@@ -161,8 +177,8 @@ def _fetch_frames(frames_root: str, video_id: str, scratch: Path) -> tuple[str, 
     if not storage.is_remote(source):
         return str(storage.local_path(source)), names
     local = scratch / video_id
-    for name in names:
-        storage.download(storage.join(source, name), local / name)
+    for _ in _in_order(lambda name: storage.download(storage.join(source, name), local / name), names):
+        pass
     return str(local), names
 
 
@@ -175,10 +191,11 @@ def _pack(
         )
     pngs = {}
     if prediction.num_instances:
-        for name, index_map in zip(names, prediction.index_maps, strict=True):
+        for index_map in prediction.index_maps:
             if index_map.shape != frame_shape:
                 raise RuntimeError(f"backend returned a {index_map.shape} index map for {frame_shape} frames")
-            pngs[frame_stem(name)] = masks.encode_png(index_map)
+        encoded = _in_order(masks.encode_png, prediction.index_maps)
+        pngs = {frame_stem(name): png for name, png in zip(names, encoded, strict=True)}
     sidecar = {
         "video_id": video_id,
         "num_instances": prediction.num_instances,
