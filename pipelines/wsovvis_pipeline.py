@@ -284,7 +284,9 @@ def build_pipeline(
                     train_task.outputs["results_json"],
                     val_frames_root,
                 )
-                attribute_and_evaluate("model", val_gt_json, train_task.outputs["results_json"], val_frames_root)
+                attribute_and_evaluate(
+                    "model", val_gt_json, train_task.outputs["results_json"], val_frames_root
+                )
 
     return wsovvis_pipeline
 

@@ -13,8 +13,8 @@ from wsovvis import storage, synth
 from wsovvis.cliutil import add_flag, positive_int
 from wsovvis.errors import WsovvisError
 from wsovvis.evaluate.step import OUTPUT_VERSION as EVALUATE_OUTPUT_VERSION
-from wsovvis.workspace import stage_root
 from wsovvis.maskgen.cli import RANDOM_WEIGHTS
+from wsovvis.workspace import stage_root
 
 log = logging.getLogger(__name__)
 

@@ -81,10 +81,11 @@ def test_convert_fans_in_every_shard_and_training_and_evaluation_follow(compiled
 
 
 def _all_tasks(spec: dict) -> dict[str, tuple[str, dict]]:
-    """Every task of every DAG: name -> (the DAG's component name, task)."""
+    """Every task of every DAG, the root's included: name -> (the DAG's component name, task)."""
+    dags = {"root": spec["root"], **spec["components"]}
     return {
         name: (component_name, task)
-        for component_name, component in spec["components"].items()
+        for component_name, component in dags.items()
         for name, task in component.get("dag", {}).get("tasks", {}).items()
     }
 
@@ -207,16 +208,9 @@ def test_secret_key_names_are_a_compile_option_that_reaches_every_pod_and_the_tr
         main(["pipeline", "compile", "--out", str(out), "--s3-secret-keys", "only-one"])
 
 
-def _all_tasks(spec: dict) -> dict:
-    tasks = dict(spec["root"]["dag"]["tasks"])
-    for component in spec["components"].values():
-        tasks.update(component.get("dag", {}).get("tasks", {}))
-    return tasks
-
-
 def test_the_model_predicts_on_and_is_scored_against_the_class_agnostic_val_gt(compiled) -> None:
     _, spec, _ = compiled
-    tasks = _all_tasks(spec)
+    tasks = {name: task for name, (_, task) in _all_tasks(spec).items()}
     # make-agnostic runs before train, always (it passes '' through when no val GT is given)...
     agnostic = tasks["make-agnostic"]
     assert agnostic["inputs"]["parameters"]["gt_json"]["componentInputParameter"] == "val_gt_json"
@@ -236,7 +230,7 @@ def test_the_trained_model_is_a_model_artifact_at_the_checkpoint_uri(compiled) -
     importer = spec["deploymentSpec"]["executors"]["exec-importer"]["importer"]
     assert importer["typeSchema"]["schemaTitle"] == "system.Model"
     assert importer["artifactUri"]["runtimeParameter"] == "uri"
-    (task,) = [t for t in _all_tasks(spec).values() if t["componentRef"]["name"] == "comp-importer"]
+    (task,) = [t for _, t in _all_tasks(spec).values() if t["componentRef"]["name"] == "comp-importer"]
     assert task["inputs"]["parameters"]["uri"]["componentInputParameter"] == "pipelinechannel--train-Output"
     outputs = spec["components"]["comp-train"]["outputDefinitions"]
     assert outputs["artifacts"]["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
@@ -250,7 +244,7 @@ def test_every_task_has_cpu_and_memory_requests_and_limits(compiled) -> None:
     from pipelines.wsovvis_pipeline import TASK_RESOURCES
 
     containers = {
-        name.removeprefix("exec-").removesuffix("-2"): executor["container"]
+        re.sub(r"-\d+$", "", name.removeprefix("exec-")): executor["container"]
         for name, executor in spec["deploymentSpec"]["executors"].items()
         if "container" in executor
     }

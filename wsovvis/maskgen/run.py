@@ -140,7 +140,9 @@ def frame_stem(name: str) -> str:
 def read_frames(folder: str | os.PathLike[str], names: list[str]) -> list[np.ndarray]:
     """Decode a video's frames (local folder) as RGB arrays of one size; a bad frame raises InputError naming it."""
     frames = []
-    for name, frame in zip(names, _in_order(lambda name: _decode(os.path.join(folder, name)), names)):
+    for name, frame in zip(
+        names, _in_order(lambda name: _decode(os.path.join(folder, name)), names), strict=True
+    ):
         frames.append(frame)
         if frame.shape != frames[0].shape:
             raise InputError(
