@@ -28,8 +28,12 @@ def test_attribute_reads_weights_from_s3_once_and_caches_text_embeddings_on_s3(
     write_json(tmp_path / "agnostic.json", agnostic_results(gt, [0.8, 0.5]))
     config, weights = write_tiny_model(tmp_path / "model")
     storage.upload_tree(tmp_path / "frames", f"{s3_bucket}/frames")
-    for local, key in ((tmp_path / "gt.json", "gt.json"), (tmp_path / "agnostic.json", "agnostic.json"),
-                       (config, "models/tiny.json"), (weights, "models/tiny.pt")):  # fmt: skip
+    for local, key in (
+        (tmp_path / "gt.json", "gt.json"),
+        (tmp_path / "agnostic.json", "agnostic.json"),
+        (config, "models/tiny.json"),
+        (weights, "models/tiny.pt"),
+    ):
         storage.upload(local, f"{s3_bucket}/{key}")
     monkeypatch.setenv("WSOVVIS_CACHE", str(tmp_path / "cache"))
 
@@ -65,9 +69,17 @@ def test_attribute_reads_weights_from_s3_once_and_caches_text_embeddings_on_s3(
     )
 
     code = main(
-        ["evaluate", "--gt", f"{s3_bucket}/gt.json", "--results", f"{s3_bucket}/out/first.json", "--lvvis",
-         "--out", f"{s3_bucket}/out/metrics.json"]
-    )  # fmt: skip
+        [
+            "evaluate",
+            "--gt",
+            f"{s3_bucket}/gt.json",
+            "--results",
+            f"{s3_bucket}/out/first.json",
+            "--lvvis",
+            "--out",
+            f"{s3_bucket}/out/metrics.json",
+        ]
+    )
     assert code == 0
     metrics = json.loads(storage.read_text(f"{s3_bucket}/out/metrics.json"))
     assert metrics["num_results"] == 4 and {"APb", "APn"} <= metrics.keys()

@@ -109,6 +109,9 @@ def test_params_parse_as_json_or_strings() -> None:
 def test_pipeline_labels_pseudo_tubes_with_clip_and_scores_them_lvvis(tmp_path: Path) -> None:
     pytest.importorskip("open_clip", reason="open_clip is not installed (pip install 'wsovvis[attribute]')")
     from tests.clipdata import write_tiny_model
+    from wsovvis.attribute.step import OUTPUT_VERSION as ATTRIBUTE_VERSION
+    from wsovvis.evaluate.step import OUTPUT_VERSION as EVALUATE_VERSION
+    from wsovvis.workspace import stage_root
 
     data = tmp_path / "data"
     subprocess.run(
@@ -128,16 +131,19 @@ def test_pipeline_labels_pseudo_tubes_with_clip_and_scores_them_lvvis(tmp_path: 
         f"clip_weights={weights}",
         "topk=2",
     ]
-    proc = subprocess.run(
-        [sys.executable, "-m", "wsovvis", "pipeline", "run", "--local", "--pipeline_root", str(tmp_path / "kfp"),
-         *[arg for p in params for arg in ("--param", p)]],
-        capture_output=True, text=True, check=False, timeout=900,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "wsovvis", "pipeline", "run", "--local"]
+    command += ["--pipeline_root", str(tmp_path / "kfp")]
+    command += [arg for param in params for arg in ("--param", param)]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (labelled,) = (tmp_path / "work" / "attribute").glob("*/results.json")
+    work = str(tmp_path / "work")
+    (labelled,) = Path(stage_root(work, "attribute", ATTRIBUTE_VERSION)).glob("*/results.json")
     results = json.loads(labelled.read_text())
     assert results and {r["category_id"] for r in results} <= {1, 2, 3, 4}
-    metrics = [json.loads(p.read_text()) for p in (tmp_path / "work" / "evaluate").glob("*/metrics.json")]
+    metrics = [
+        json.loads(p.read_text())
+        for p in Path(stage_root(work, "evaluate", EVALUATE_VERSION)).glob("*/metrics.json")
+    ]
     assert sorted(m["mode"] for m in metrics) == ["class-agnostic", "per-category"]
     (lvvis,) = [m for m in metrics if m["mode"] == "per-category"]
     assert lvvis["num_results"] == len(results) and {"APb", "APn"} <= lvvis.keys()

@@ -61,15 +61,21 @@ def _attribute(dataset, config: Path, weights: Path, *extra: str) -> int:
     return main(
         [
             "attribute",
-            "--results", str(dataset["results"]),
-            "--img_root", str(dataset["frames"]),
-            "--vocab", str(dataset["gt"]),
-            "--out", str(dataset["out"]),
-            "--clip_model", str(config),
-            "--clip_weights", str(weights),
+            "--results",
+            str(dataset["results"]),
+            "--img_root",
+            str(dataset["frames"]),
+            "--vocab",
+            str(dataset["gt"]),
+            "--out",
+            str(dataset["out"]),
+            "--clip_model",
+            str(config),
+            "--clip_weights",
+            str(weights),
             *extra,
         ]
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -140,9 +146,13 @@ def _error(dataset, config: Path, weights: Path) -> str:
 
     with pytest.raises(InputError) as caught:
         attribute(
-            dataset["results"], str(dataset["frames"]), dataset["gt"], dataset["out"],
-            clip_model=str(config), clip_weights=str(weights),
-        )  # fmt: skip
+            dataset["results"],
+            str(dataset["frames"]),
+            dataset["gt"],
+            dataset["out"],
+            clip_model=str(config),
+            clip_weights=str(weights),
+        )
     message = str(caught.value)
     assert "\n" not in message
     assert not dataset["out"].exists()
@@ -174,13 +184,28 @@ def test_weights_of_another_model_are_one_line_naming_both_options(dataset, tiny
 def test_the_command_prints_the_weights_error_as_one_line_and_exits_1(dataset, tiny_model, tmp_path) -> None:
     completed = subprocess.run(
         [
-            sys.executable, "-m", "wsovvis", "attribute",
-            "--results", str(dataset["results"]), "--img_root", str(dataset["frames"]),
-            "--vocab", str(dataset["gt"]), "--out", str(dataset["out"]),
-            "--clip_model", str(tiny_model[0]), "--clip_weights", str(_other_model_weights(tmp_path)),
+            sys.executable,
+            "-m",
+            "wsovvis",
+            "attribute",
+            "--results",
+            str(dataset["results"]),
+            "--img_root",
+            str(dataset["frames"]),
+            "--vocab",
+            str(dataset["gt"]),
+            "--out",
+            str(dataset["out"]),
+            "--clip_model",
+            str(tiny_model[0]),
+            "--clip_weights",
+            str(_other_model_weights(tmp_path)),
         ],
-        capture_output=True, text=True, check=False, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert completed.returncode == 1
     errors = [line for line in completed.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "do not fit --clip_model" in errors[0], completed.stderr
