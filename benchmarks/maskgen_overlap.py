@@ -2,7 +2,7 @@
 
     PYTHONPATH=$PWD python benchmarks/maskgen_overlap.py [--videos 24] [--frames 30] [--ms-per-frame 60] [--prefetch 2]
 
-Starts a real S3 server (scripts/s3-server.sh, as the tests do), uploads generated 1280x720 JPEG videos to it,
+Starts a real S3 server (wsovvis.s3server, as the tests do), uploads generated 1280x720 JPEG videos to it,
 then runs the same shard twice in the same run, reading frames from and writing tars to that server: once with
 ``prefetch=0`` (fetch, decode, predict, encode, pack, upload one after another) and once pipelined (the
 default ``prefetch``). The backend does no work but holds the foreground for a fixed time per frame, as a GPU
@@ -23,9 +23,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,9 +40,9 @@ sys.path.insert(0, str(ROOT))
 from wsovvis import shards, storage  # noqa: E402
 from wsovvis.maskgen import MaskGenConfig, mask_gen  # noqa: E402
 from wsovvis.maskgen.backend import VideoPrediction  # noqa: E402
+from wsovvis.s3server import local_s3_server  # noqa: E402
 
 HEIGHT, WIDTH = 720, 1280
-KEYS = ("minioadmin", "minioadmin")
 
 
 class FixedTimeBackend:
@@ -104,18 +101,6 @@ def upload_videos(frames_root: str, num_videos: int, num_frames: int, seed: int)
     return sum(len(data) for _, data in jobs)
 
 
-def start_s3(data_dir: Path) -> tuple[str, str]:
-    weed = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
-    env = dict(os.environ, WEED=weed, S3_ACCESS_KEY=KEYS[0], S3_SECRET_KEY=KEYS[1])
-    out = subprocess.run(
-        [str(ROOT / "scripts" / "s3-server.sh"), str(data_dir)], env=env, capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        sys.exit(f"S3 server did not start: {out.stderr.strip()}")
-    pid, port = out.stdout.split()
-    return pid, f"http://127.0.0.1:{port}"
-
-
 def _load() -> str:
     return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
 
@@ -148,46 +133,33 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="wsovvis-bench-overlap-", ignore_cleanup_errors=True) as tmp:
-        pid, endpoint = start_s3(Path(tmp) / "s3")
-        os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=KEYS[0], AWS_SECRET_ACCESS_KEY=KEYS[1])
-        try:
-            bucket = "s3://bench-overlap"
-            storage.ensure_bucket(bucket)
-            frames_root = f"{bucket}/frames"
-            size = upload_videos(frames_root, args.videos, args.frames, args.seed)
-            print(
-                f"case: {args.videos} videos x {args.frames} frames of {WIDTH}x{HEIGHT} JPEG "
-                f"({size / args.videos / args.frames / 1024:.0f} KiB a frame) on S3 at {endpoint}; "
-                f"backend {args.ms_per_frame:.0f} ms a frame"
-            )
-            manifest = f"{bucket}/plan/manifest.json"
-            shards.plan_shards(frames_root, 1, manifest)
-            serial = run_loop(bucket, manifest, frames_root, 0, args.ms_per_frame)
-            pipelined = run_loop(bucket, manifest, frames_root, args.prefetch, args.ms_per_frame)
-            same = all(
-                storage.read_bytes(f"{bucket}/masks-prefetch-0/video{v:03d}.tar")
-                == storage.read_bytes(f"{bucket}/masks-prefetch-{args.prefetch}/video{v:03d}.tar")
-                for v in range(args.videos)
-            )
-            print(
-                f"overhead: serial {serial:.1%}, pipelined {pipelined:.1%} (goal <= 5%); tars identical: {same}"
-            )
-            return 0 if pipelined <= 0.05 and same else 1
-        finally:
-            _stop(int(pid))
-
-
-def _stop(pid: int) -> None:
-    """Stop the S3 server and wait until it is gone, so that its data folder can be removed."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    with (
+        tempfile.TemporaryDirectory(prefix="wsovvis-bench-overlap-", ignore_cleanup_errors=True) as tmp,
+        local_s3_server(Path(tmp) / "s3") as server,
+    ):
+        os.environ.update(server.env())
+        bucket = "s3://bench-overlap"
+        storage.ensure_bucket(bucket)
+        frames_root = f"{bucket}/frames"
+        size = upload_videos(frames_root, args.videos, args.frames, args.seed)
+        print(
+            f"case: {args.videos} videos x {args.frames} frames of {WIDTH}x{HEIGHT} JPEG "
+            f"({size / args.videos / args.frames / 1024:.0f} KiB a frame) on S3 at {server.endpoint}; "
+            f"backend {args.ms_per_frame:.0f} ms a frame"
+        )
+        manifest = f"{bucket}/plan/manifest.json"
+        shards.plan_shards(frames_root, 1, manifest)
+        serial = run_loop(bucket, manifest, frames_root, 0, args.ms_per_frame)
+        pipelined = run_loop(bucket, manifest, frames_root, args.prefetch, args.ms_per_frame)
+        same = all(
+            storage.read_bytes(f"{bucket}/masks-prefetch-0/video{v:03d}.tar")
+            == storage.read_bytes(f"{bucket}/masks-prefetch-{args.prefetch}/video{v:03d}.tar")
+            for v in range(args.videos)
+        )
+        print(
+            f"overhead: serial {serial:.1%}, pipelined {pipelined:.1%} (goal <= 5%); tars identical: {same}"
+        )
+        return 0 if pipelined <= 0.05 and same else 1
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from wsovvis.errors import WsovvisError
@@ -25,11 +24,19 @@ READY_TIMEOUT_S = 30.0
 KEYS = ("minioadmin", "minioadmin")  # loopback only, for the lifetime of one run
 
 
-@dataclass(frozen=True)
 class S3Server:
-    endpoint: str
-    access_key: str
-    secret_key: str
+    """A SeaweedFS ``weed mini`` process on 127.0.0.1 with its data in ``data_dir``: started, killed, and started
+    again on the same port and data (as the fault tests do), or stopped."""
+
+    def __init__(self, data_dir: str | os.PathLike[str], keys: tuple[str, str] = KEYS) -> None:
+        self.data_dir = Path(data_dir)
+        self.access_key, self.secret_key = keys
+        self.port: int | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
         """The variables wsovvis.storage reads."""
@@ -38,6 +45,60 @@ class S3Server:
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
         }
+
+    def start(self) -> None:
+        """Start the server (on its earlier port after a kill, else a free one) and wait until it answers."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        identity = {
+            "name": "admin",
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+        }
+        (self.data_dir / "s3.json").write_text(json.dumps({"identities": [identity]}))
+        self.port = self.port or _free_port()
+        command = [weed_binary(), "mini", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
+        command += ["-master.telemetry=false", "-webdav=false", "-admin.ui=false"]
+        command += ["-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.port={self.port}"]
+        command.append(f"-s3.config={self.data_dir / 's3.json'}")
+        # weed mini also starts master, volume and filer servers: each on a free port, so parallel runs coexist
+        for server in ("master", "volume", "filer"):
+            command += [f"-{server}.port={_free_port()}", f"-{server}.port.grpc={_free_port()}"]
+        log_path = self.data_dir / "weed.log"
+        with open(log_path, "ab") as weed_log:
+            self._process = subprocess.Popen(command, stdout=weed_log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                urllib.request.urlopen(self.endpoint, timeout=1).close()
+                break
+            except urllib.error.HTTPError:
+                break  # an S3 error document: the server answers
+            except OSError as exc:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    self.kill()
+                    raise WsovvisError(
+                        f"S3 server did not start on {self.endpoint} ({exc}); see {log_path}"
+                    ) from exc
+                time.sleep(0.1)
+        log.info("S3 server (SeaweedFS) on %s, data in %s", self.endpoint, self.data_dir)
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), as a crash would."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 10 s)."""
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            self._process = None
+            log.info("S3 server on %s stopped", self.endpoint)
 
 
 def _free_port() -> int:
@@ -56,61 +117,10 @@ def weed_binary() -> str:
 
 @contextmanager
 def local_s3_server(data_dir: str | os.PathLike[str]) -> Iterator[S3Server]:
-    """Start SeaweedFS on 127.0.0.1 (every port free, so parallel runs coexist), yield it, stop it."""
-    data = Path(data_dir)
-    data.mkdir(parents=True, exist_ok=True)
-    identities = {
-        "identities": [
-            {
-                "name": "admin",
-                "credentials": [{"accessKey": KEYS[0], "secretKey": KEYS[1]}],
-                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-            }
-        ]
-    }
-    (data / "s3.json").write_text(json.dumps(identities))
-    port = _free_port()
-    command = [weed_binary(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
-    command += ["-master.telemetry=false", "-webdav=false", "-admin.ui=false"]
-    command += [
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        f"-s3.port={port}",
-        f"-s3.config={data / 's3.json'}",
-    ]
-    for flag in (
-        "master.port",
-        "master.port.grpc",
-        "volume.port",
-        "volume.port.grpc",
-        "filer.port",
-        "filer.port.grpc",
-    ):
-        command.append(f"-{flag}={_free_port()}")
-    endpoint = f"http://127.0.0.1:{port}"
-    with open(data / "weed.log", "ab") as weed_log:
-        process = subprocess.Popen(command, stdout=weed_log, stderr=subprocess.STDOUT)
+    """Start an S3 server with its data in ``data_dir``, yield it, stop it."""
+    server = S3Server(data_dir)
+    server.start()
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            try:
-                urllib.request.urlopen(endpoint, timeout=1).close()
-                break
-            except urllib.error.HTTPError:
-                break  # an S3 error document: the server answers
-            except OSError as exc:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise WsovvisError(
-                        f"S3 server did not start on {endpoint} ({exc}); see {data / 'weed.log'}"
-                    ) from exc
-                time.sleep(0.1)
-        log.info("S3 server (SeaweedFS) on %s, data in %s", endpoint, data)
-        yield S3Server(endpoint, *KEYS)
+        yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.info("S3 server on %s stopped", endpoint)
+        server.stop()
