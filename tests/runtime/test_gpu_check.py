@@ -1,13 +1,14 @@
 """``scripts/gpu-check.sh --dry-run``: every part of the GPU check that needs no GPU, on the CPU.
 
-Runs with the runtime python (``make test-runtime RUNTIME_PY=...``) and the three upstream trees named by
-``WSOVVIS_CUTLER_DIR``/``WSOVVIS_VNEXT_DIR``/``WSOVVIS_DETECTRON2_DIR``. The bundle comes from
-``$WSOVVIS_GPU_BUNDLE`` or is made by the test (that needs PyPI). Takes several minutes on 2 cores (it builds
-detectron2 from the bundle's copy).
+Runs with the runtime python (``make test-runtime RUNTIME_PY=...``) and the three upstream trees
+(``WSOVVIS_CUTLER_DIR``/``WSOVVIS_VNEXT_DIR``/``WSOVVIS_DETECTRON2_DIR``, else as ``tests/runtime_trees.py``
+says). The bundle comes from ``$WSOVVIS_GPU_BUNDLE`` or is made by the test (that needs PyPI). Takes several
+minutes on 2 cores (it builds detectron2 from the bundle's copy).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -16,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.runtime_trees import env_var, source_dirs
+from wsovvis.prepare.runtime import RuntimeSources
+
 pytestmark = [pytest.mark.runtime, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gpu-check.sh"
-TREES = ("WSOVVIS_CUTLER_DIR", "WSOVVIS_VNEXT_DIR", "WSOVVIS_DETECTRON2_DIR")
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +32,19 @@ def gpu_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     given = os.environ.get("WSOVVIS_GPU_BUNDLE")
     if given:
         return Path(given)
-    missing = [name for name in TREES if not os.environ.get(name)]
+    if importlib.util.find_spec("detectron2") is None:
+        pytest.skip(
+            f"detectron2 is not importable in {sys.executable}: run with the runtime python (docs/runtime.md)"
+        )
+    trees = source_dirs()
+    missing = RuntimeSources.from_dirs(**trees).missing_files()
     if missing:
-        pytest.skip(f"{', '.join(missing)} not set: the bundle needs the upstream trees (docs/runtime.md)")
+        names = ", ".join(env_var(name) for name in trees)
+        pytest.skip(f"the bundle needs the upstream trees ({names}; docs/runtime.md): {missing[0]} is absent")
     out = tmp_path_factory.mktemp("bundle") / "gpu-bundle"
     made = subprocess.run(
         [str(SCRIPT), "--bundle", str(out)],
-        env={**os.environ, "PYTHON": sys.executable},
+        env={**os.environ, **{env_var(name): path for name, path in trees.items()}, "PYTHON": sys.executable},
         capture_output=True,
         text=True,
         timeout=900,

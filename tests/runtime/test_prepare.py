@@ -14,17 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.runtime_trees import source_dirs
 from wsovvis.prepare import check, prepare
 from wsovvis.prepare.runtime import RuntimeSources, default_site_packages, hook_files
 
 pytestmark = [pytest.mark.runtime, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE_DIRS = {
-    "cutler": os.environ.get("WSOVVIS_CUTLER_DIR", "/work/rt/src/CutLER"),
-    "vnext": os.environ.get("WSOVVIS_VNEXT_DIR", "/work/rt/src/VNext"),
-    "detectron2": os.environ.get("WSOVVIS_DETECTRON2_DIR", "/work/rt/src/detectron2-v0.6"),
-}
+SOURCE_DIRS = source_dirs()  # $WSOVVIS_<NAME>_DIR, else third_party/ or the prepared runtime's trees
 
 
 def _skip_reason() -> str | None:

@@ -14,14 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.runtime_trees import source_dirs
+
 pytestmark = [pytest.mark.runtime, pytest.mark.slow]
 
 ARCH = os.environ.get("WSOVVIS_BUILD_OPS_ARCH")
-SOURCE_DIRS = {
-    "cutler": os.environ.get("WSOVVIS_CUTLER_DIR", "/work/rt/src/CutLER"),
-    "vnext": os.environ.get("WSOVVIS_VNEXT_DIR", "/work/rt/src/VNext"),
-    "detectron2": os.environ.get("WSOVVIS_DETECTRON2_DIR", "/work/rt/src/detectron2-v0.6"),
-}
+SOURCE_DIRS = source_dirs()  # $WSOVVIS_<NAME>_DIR, else third_party/ or the prepared runtime's trees
 
 if not ARCH:
     pytest.skip(
