@@ -218,13 +218,17 @@ def test_every_component_image_has_a_definition(tmp_path: Path):
 
 def checkout_copy(tmp_path: Path) -> Path:
     """What the build script reads, copied, so that its staging folder is not this checkout's (a build may be
-    running here)."""
+    running here): the script and every file the image tag's digest covers, so the copy's tags are this
+    checkout's."""
+    from wsovvis.images import _source_files
+
     root = tmp_path / "checkout"
     (root / "scripts").mkdir(parents=True)
     shutil.copy2(ROOT / "scripts" / "build-images.sh", root / "scripts")
-    shutil.copytree(ROOT / "wsovvis", root / "wsovvis", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "third_party").mkdir()
-    shutil.copy2(ROOT / "third_party" / "pins.json", root / "third_party")
+    for file in _source_files(ROOT):
+        copy = root / file.relative_to(ROOT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(file, copy)
     return root
 
 
