@@ -257,10 +257,24 @@ def test_build_script_rejects_unknown_arguments(tmp_path: Path):
     assert out.returncode == 2 and "unknown argument: toolz" in out.stderr
 
 
+# What `pip install -e` of a tree on the host leaves in it; never staged into the image.
+HOST_BUILD_ARTEFACTS = (
+    "build/temp.linux-x86_64-cpython-311/x.o",
+    "pkg/_C.cpython-311-x86_64-linux-gnu.so",
+    "pkg.egg-info/PKG-INFO",
+    "pkg/__pycache__/x.cpython-311.pyc",
+)
+
+
 def fake_third_party(root: Path, names=("CutLER", "VNext", "detectron2")) -> Path:
     for name in names:
         (root / name).mkdir(parents=True)
         (root / name / "README.md").write_text(f"{name}\n")
+        (root / name / "pkg").mkdir()
+        (root / name / "pkg" / "module.py").write_text("")
+        for artefact in HOST_BUILD_ARTEFACTS:
+            (root / name / artefact).parent.mkdir(parents=True, exist_ok=True)
+            (root / name / artefact).write_text("")
     return root
 
 
@@ -277,7 +291,13 @@ def test_build_script_stages_the_third_party_sources_from_a_local_folder(tmp_pat
     assert f"-t {RUNTIME_CPU_IMAGE}" in build_line
     for name in ("CutLER", "VNext", "detectron2"):
         assert f"{name}@{pins[name]['commit']}" in build_line
-        assert (root / "images" / "build" / "third_party" / name / "README.md").read_text() == f"{name}\n"
+        staged = root / "images" / "build" / "third_party" / name
+        assert (staged / "README.md").read_text() == f"{name}\n" and (staged / "pkg" / "module.py").is_file()
+        # the host's build artefacts stay out (the image compiles its own; they would bust the layer cache)
+        assert sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()) == [
+            "README.md",
+            "pkg/module.py",
+        ]
 
 
 def test_build_script_names_the_missing_third_party_source(tmp_path: Path):
