@@ -178,6 +178,20 @@ def test_base_image_is_a_build_argument(image: str):
     assert re.search(r"^FROM \$\{BASE\}", dockerfile(image), flags=re.MULTILINE)
 
 
+@pytest.mark.parametrize("image", sorted(IMAGE_EXTRAS))
+def test_what_the_image_records_is_rebuilt_when_only_a_build_argument_changes(image: str):
+    """podman 4.3 reused a cached LABEL/ENV of an older commit (checked with two builds differing only in a
+    --build-arg): a RUN naming every recorded argument comes before them, and RUN layers are cached by value."""
+    stage = final_stage(dockerfile(image))
+    recorded = set(re.findall(r"^ARG (\w+)=unknown$", stage, flags=re.MULTILINE))
+    assert {"WSOVVIS_IMAGE", "WSOVVIS_GIT_COMMIT"} <= recorded
+    run = re.search(r"^RUN : (.*)$", stage, flags=re.MULTILINE)
+    assert run and set(re.findall(r"\$\{(\w+)\}", run.group(1))) == recorded
+    for line in re.findall(r"^(?:LABEL|ENV) .*\$\{.*$", stage, flags=re.MULTILINE):
+        if set(re.findall(r"\$\{(\w+)\}", line)) & recorded:
+            assert stage.index(line) > run.start(), line
+
+
 def test_tools_image_leaves_the_entrypoint_to_kfp():
     assert not re.search(r"^ENTRYPOINT", dockerfile("tools"), flags=re.MULTILINE)
 
