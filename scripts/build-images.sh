@@ -109,7 +109,8 @@ build_tools() {
 }
 
 # The three upstream trees into images/build/third_party/: from $WSOVVIS_THIRD_PARTY_DIR/<name> when set, else
-# the submodule third_party/<name>; a git checkout must be at the pin. Sets THIRD_PARTY_PINS (an image label).
+# the submodule third_party/<name>; a git checkout must be at the pin. Build artefacts of the host are left out.
+# Sets THIRD_PARTY_PINS (an image label).
 stage_third_party() {
   local pins name dir want head label=""
   pins=$("$PYTHON" - "$ROOT/third_party/pins.json" <<'PY'
@@ -142,7 +143,10 @@ PY
     else
       echo "third-party source $name: $dir (not a git checkout: taken to be commit $want)" >&2
     fi
-    tar -C "$dir" --exclude=.git -cf - . | tar -C "$STAGE/third_party" --one-top-level="$name" -xf -
+    # not what a build on the host leaves in the tree (`pip install -e` of VNext: its compiled _C*.so, build/,
+    # *.egg-info): the image builds its own, and a changed artefact would rebuild every runtime layer
+    tar -C "$dir" --exclude=.git --exclude=build --exclude='*.egg-info' --exclude=__pycache__ --exclude='*.pyc' \
+      --exclude='*.so' -cf - . | tar -C "$STAGE/third_party" --one-top-level="$name" -xf -
     label+="$name@$want "
   done <<<"$pins"
   cp "$ROOT/third_party/pins.json" "$STAGE/pins.json" # what `wsovvis prepare` checks the trees against

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from wsovvis.images import RUNTIME_CPU_IMAGE, RUNTIME_IMAGE, TOOLS_IMAGE
+from wsovvis.maskgen.step import OUTPUT_VERSION as MASKGEN_OUTPUT_VERSION
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
 
@@ -52,8 +53,9 @@ def test_demo_runs_every_step_in_its_image_and_reports_metrics(docker_api, tmp_p
         metrics = json.loads(Path(metrics_path).read_text())
         assert metrics["mode"] == "class-agnostic" and metrics["num_videos"] == 3
         assert (Path(metrics_path).parent / "report.html").stat().st_size > 1000
-    # VideoCutLER masks for every video, written through S3 by the mask-gen containers
-    (masks_root,) = (out / "work" / "masks").iterdir()
+    # VideoCutLER masks for every video, written through S3 by the mask-gen containers under the masks root of
+    # mask-gen's output version (masks/v<OUTPUT_VERSION>/<key of what determines the masks>)
+    (masks_root,) = (out / "work" / "masks" / f"v{MASKGEN_OUTPUT_VERSION}").iterdir()
     assert len(list(masks_root.glob("*.tar"))) == 3
     # each step ran in the image it is compiled with (the runtime image as its CPU flavour), and exited 0
     runtime = {"prepare", "mask_gen", "train"}

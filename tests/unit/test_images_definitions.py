@@ -180,6 +180,20 @@ def test_base_image_is_a_build_argument(image: str):
     assert re.search(r"^FROM \$\{BASE\}", dockerfile(image), flags=re.MULTILINE)
 
 
+@pytest.mark.parametrize("image", sorted(IMAGE_EXTRAS))
+def test_what_the_image_records_is_rebuilt_when_only_a_build_argument_changes(image: str):
+    """podman 4.3 reused a cached LABEL/ENV of an older commit (checked with two builds differing only in a
+    --build-arg): a RUN naming every recorded argument comes before them, and RUN layers are cached by value."""
+    stage = final_stage(dockerfile(image))
+    recorded = set(re.findall(r"^ARG (\w+)=unknown$", stage, flags=re.MULTILINE))
+    assert {"WSOVVIS_IMAGE", "WSOVVIS_GIT_COMMIT"} <= recorded
+    run = re.search(r"^RUN : (.*)$", stage, flags=re.MULTILINE)
+    assert run and set(re.findall(r"\$\{(\w+)\}", run.group(1))) == recorded
+    for line in re.findall(r"^(?:LABEL|ENV) .*\$\{.*$", stage, flags=re.MULTILINE):
+        if set(re.findall(r"\$\{(\w+)\}", line)) & recorded:
+            assert stage.index(line) > run.start(), line
+
+
 def test_tools_image_leaves_the_entrypoint_to_kfp():
     assert not re.search(r"^ENTRYPOINT", dockerfile("tools"), flags=re.MULTILINE)
 
@@ -226,13 +240,17 @@ def test_every_component_image_has_a_definition(tmp_path: Path):
 
 def checkout_copy(tmp_path: Path) -> Path:
     """What the build script reads, copied, so that its staging folder is not this checkout's (a build may be
-    running here)."""
+    running here): the script and every file the image tag's digest covers, so the copy's tags are this
+    checkout's."""
+    from wsovvis.images import _source_files
+
     root = tmp_path / "checkout"
     (root / "scripts").mkdir(parents=True)
     shutil.copy2(ROOT / "scripts" / "build-images.sh", root / "scripts")
-    shutil.copytree(ROOT / "wsovvis", root / "wsovvis", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "third_party").mkdir()
-    shutil.copy2(ROOT / "third_party" / "pins.json", root / "third_party")
+    for file in _source_files(ROOT):
+        copy = root / file.relative_to(ROOT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(file, copy)
     return root
 
 
@@ -261,10 +279,24 @@ def test_build_script_rejects_unknown_arguments(tmp_path: Path):
     assert out.returncode == 2 and "unknown argument: toolz" in out.stderr
 
 
+# What `pip install -e` of a tree on the host leaves in it; never staged into the image.
+HOST_BUILD_ARTEFACTS = (
+    "build/temp.linux-x86_64-cpython-311/x.o",
+    "pkg/_C.cpython-311-x86_64-linux-gnu.so",
+    "pkg.egg-info/PKG-INFO",
+    "pkg/__pycache__/x.cpython-311.pyc",
+)
+
+
 def fake_third_party(root: Path, names=("CutLER", "VNext", "detectron2")) -> Path:
     for name in names:
         (root / name).mkdir(parents=True)
         (root / name / "README.md").write_text(f"{name}\n")
+        (root / name / "pkg").mkdir()
+        (root / name / "pkg" / "module.py").write_text("")
+        for artefact in HOST_BUILD_ARTEFACTS:
+            (root / name / artefact).parent.mkdir(parents=True, exist_ok=True)
+            (root / name / artefact).write_text("")
     return root
 
 
@@ -280,7 +312,13 @@ def test_build_script_stages_the_third_party_sources_from_a_local_folder(tmp_pat
     assert f"-t {image_names(root)['RUNTIME_CPU_IMAGE']}" in build_line
     for name in ("CutLER", "VNext", "detectron2"):
         assert f"{name}@{pins[name]['commit']}" in build_line
-        assert (root / "images" / "build" / "third_party" / name / "README.md").read_text() == f"{name}\n"
+        staged = root / "images" / "build" / "third_party" / name
+        assert (staged / "README.md").read_text() == f"{name}\n" and (staged / "pkg" / "module.py").is_file()
+        # the host's build artefacts stay out (the image compiles its own; they would bust the layer cache)
+        assert sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()) == [
+            "README.md",
+            "pkg/module.py",
+        ]
 
 
 def test_build_script_names_the_missing_third_party_source(tmp_path: Path):
