@@ -42,12 +42,32 @@ def docker_api() -> None:
 def test_demo_runs_every_step_in_its_image_and_reports_metrics(docker_api, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     proc = subprocess.run(
-        [sys.executable, "-m", "wsovvis", "demo", "--containers", "--out", str(out), "--videos", "3", "--shards", "2"],
-        capture_output=True, text=True, check=False, timeout=3000,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "wsovvis",
+            "demo",
+            "--containers",
+            "--out",
+            str(out),
+            "--videos",
+            "3",
+            "--shards",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3000,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    printed = dict(re.findall(r"^wsovvis demo: (pseudo tubes|model) vs ground truth.*\n.*\n +metrics: (\S+)$",
-                              proc.stdout, re.MULTILINE))  # fmt: skip
+    printed = dict(
+        re.findall(
+            r"^wsovvis demo: (pseudo tubes|model) vs ground truth.*\n.*\n +metrics: (\S+)$",
+            proc.stdout,
+            re.MULTILINE,
+        )
+    )
     assert set(printed) == {"pseudo tubes", "model"}, proc.stdout[-3000:]
     for metrics_path in printed.values():
         metrics = json.loads(Path(metrics_path).read_text())
@@ -61,8 +81,19 @@ def test_demo_runs_every_step_in_its_image_and_reports_metrics(docker_api, tmp_p
     runtime = {"prepare", "mask_gen", "train"}
     runs = json.loads((out / "containers.json").read_text())
     functions = sorted(run["function"] for run in runs)
-    assert functions == sorted(["prepare", "plan_shards", "mask_gen", "mask_gen", "convert", "evaluate",
-                                "train", "make_agnostic", "evaluate"])  # fmt: skip
+    assert functions == sorted(
+        [
+            "prepare",
+            "plan_shards",
+            "mask_gen",
+            "mask_gen",
+            "convert",
+            "evaluate",
+            "train",
+            "make_agnostic",
+            "evaluate",
+        ]
+    )
     for run in runs:
         assert run["exit_code"] == 0
         assert run["image"] == (RUNTIME_CPU_IMAGE if run["function"] in runtime else TOOLS_IMAGE), run
