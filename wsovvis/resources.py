@@ -12,6 +12,7 @@ import math
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -127,3 +128,19 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], workers: int) -> Iterat
     finally:
         gc.unfreeze()
         _forked_func = None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block (reference counting still frees everything acyclic).
+
+    Building millions of acyclic objects (a parsed JSON, unpickled results) triggers collections that traverse
+    every live object again and again: about half the time of parsing a large JSON goes to them.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
