@@ -105,33 +105,40 @@ def _add_intersections(
     det_on: np.ndarray,
     gt_on: np.ndarray,
     det_areas: np.ndarray,
+    det_tag: np.ndarray,
+    gt_tag: np.ndarray,
     frames: list[int],
 ) -> None:
     """Add |D∩G| over ``frames`` to ``inter`` [D, G] with one pycocotools ``iou`` call.
 
-    Every mask of frame f is passed with its size given as [height, width + f]: pycocotools compares sizes
-    before any pixel work and returns -1 for pairs that differ, so pairs from different frames cost one bounding
-    box test, and pairs within a frame are computed as usual (the width is used nowhere else for a valid RLE).
-    With every GT marked crowd, the value is |D∩G| / |D| (0 when there is no overlap): times |D| it is the
-    intersection, exactly, after rounding.
+    Every mask of frame f is passed with its size given as [height, width + f + tag * length], the tag being its
+    object's group: pycocotools compares sizes before any pixel work and returns -1 for pairs that differ, so
+    pairs from different frames or groups cost one bounding box test, and pairs within a frame and group are
+    computed as usual (the width is used nowhere else for a valid RLE). With every GT marked crowd, the value
+    is |D∩G| / |D| (0 when there is no overlap): times |D| it is the intersection, exactly, after rounding.
     """
     frame_of = np.asarray(frames, dtype=np.int64)
+    length = det_on.shape[1]
     row_pos, row_obj = np.nonzero(det_on[:, frame_of].T)  # ordered by frame, then result
     col_pos, col_obj = np.nonzero(gt_on[:, frame_of].T)
     row_frame, col_frame = frame_of[row_pos], frame_of[col_pos]
 
-    def tagged(objects: list[Detection] | list[GtObject], obj: np.ndarray, frame: np.ndarray) -> list[dict]:
+    def tagged(
+        objects: list[Detection] | list[GtObject], obj: np.ndarray, frame: np.ndarray, tag: np.ndarray
+    ) -> list[dict]:
         segs = [objects[i].segmentations[f] for i, f in zip(obj.tolist(), frame.tolist(), strict=True)]
         return [
-            {"size": [seg["size"][0], seg["size"][1] + f], "counts": seg["counts"]}
-            for seg, f in zip(segs, frame.tolist(), strict=True)
+            {"size": [seg["size"][0], seg["size"][1] + shift], "counts": seg["counts"]}
+            for seg, shift in zip(segs, (frame + tag[obj] * length).tolist(), strict=True)
         ]
 
     ratio = mask_utils.iou(
-        tagged(dets, row_obj, row_frame), tagged(gts, col_obj, col_frame), [1] * len(col_obj)
+        tagged(dets, row_obj, row_frame, det_tag),
+        tagged(gts, col_obj, col_frame, gt_tag),
+        [1] * len(col_obj),
     )
     ratio = np.asarray(ratio, dtype=np.float64).reshape(len(row_obj), len(col_obj))
-    r, c = np.nonzero((row_frame[:, None] == col_frame[None, :]) & (ratio > 0))
+    r, c = np.nonzero(ratio > 0)  # pairs of different sizes (frame or group) are -1
     counts = np.rint(ratio[r, c] * det_areas[row_obj[r], row_frame[r]]).astype(np.int64)
     np.add.at(inter, (row_obj[r], col_obj[c]), counts)
 
@@ -141,33 +148,42 @@ def video_ious(
     gts: list[GtObject],
     det_areas: np.ndarray,
     gt_areas: np.ndarray,
-    pairs: np.ndarray | None = None,
+    det_group: np.ndarray | None = None,
+    gt_group: np.ndarray | None = None,
 ) -> np.ndarray:
     """[D, G] video IoUs as the official ``computeIoU`` defines them, given [objects, frames] mask areas.
 
     Frames where a mask is absent or empty add no intersection, so only frames where both have pixels need
-    RLE work; ``pairs`` ([D, G] bool) limits that work to the pairs whose IoU will be used (left 0 otherwise).
+    RLE work; with ``det_group`` [D] and ``gt_group`` [G] (say, category ids) only pairs of equal groups are
+    computed, the others' IoU is left 0.
     """
     ious = np.zeros((len(dets), len(gts)))
     if not dets or not gts:
         return ious
-    det_use = pairs.any(1) if pairs is not None else np.ones(len(dets), dtype=bool)
-    gt_use = pairs.any(0) if pairs is not None else np.ones(len(gts), dtype=bool)
-    det_on = (det_areas > 0) & det_use[:, None]
-    gt_on = (gt_areas > 0) & gt_use[:, None]
+    if det_group is None or gt_group is None:
+        det_group, gt_group = np.zeros(len(dets), dtype=np.int64), np.zeros(len(gts), dtype=np.int64)
+    _, tags = np.unique(np.concatenate([det_group, gt_group]), return_inverse=True)
+    det_tag, gt_tag = tags[: len(dets)], tags[len(dets) :]
+    # A mask takes part only on frames where a mask of its group on the other side has pixels.
+    det_tag_on = np.zeros((tags.max() + 1, det_areas.shape[1]), dtype=bool)
+    gt_tag_on = np.zeros_like(det_tag_on)
+    np.logical_or.at(det_tag_on, det_tag, det_areas > 0)
+    np.logical_or.at(gt_tag_on, gt_tag, gt_areas > 0)
+    det_on = (det_areas > 0) & gt_tag_on[det_tag]
+    gt_on = (gt_areas > 0) & det_tag_on[gt_tag]
     inter = np.zeros((len(dets), len(gts)), dtype=np.int64)
-    frames = np.flatnonzero(det_on.any(0) & gt_on.any(0))
+    frames = np.flatnonzero(det_on.any(0))
     chunk: list[int] = []
     rows = cols = 0
     d_counts, g_counts = det_on[:, frames].sum(0).tolist(), gt_on[:, frames].sum(0).tolist()
     for frame, d_count, g_count in zip(frames.tolist(), d_counts, g_counts, strict=True):
         if chunk and (rows + d_count) * (cols + g_count) > _MAX_IOU_CELLS:
-            _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, chunk)
+            _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, det_tag, gt_tag, chunk)
             chunk, rows, cols = [], 0, 0
         chunk.append(frame)
         rows, cols = rows + d_count, cols + g_count
     if chunk:
-        _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, chunk)
+        _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, det_tag, gt_tag, chunk)
     union = det_areas.sum(1)[:, None] + gt_areas.sum(1)[None, :] - inter
     np.divide(inter, union, out=ious, where=union > 0)
     return ious
@@ -452,8 +468,7 @@ def _evaluate_videos(
         gt_group = np.array(
             [0 if options.class_agnostic else cat_index[g.category_id] for g in gts], dtype=np.int64
         )
-        same_group = det_group[:, None] == gt_group[None, :]
-        ious = video_ious(kept, gts, det_areas, gt_mask_areas, same_group)
+        ious = video_ious(kept, gts, det_areas, gt_mask_areas, det_group, gt_group)
 
         det_base, gt_base = len(part.det_rows), len(part.gt_rows)
         # Mean of the nonzero areas (0 if none); integer sums, so the same value np.mean gives.
@@ -477,7 +492,7 @@ def _evaluate_videos(
             d_local = np.flatnonzero(det_group == k)
             g_local = np.flatnonzero(gt_group == k)
             part.groups.append(_Group(det_base + d_local, gt_base + g_local, ious[np.ix_(d_local, g_local)]))
-        best = np.where(same_group, ious, 0.0).max(axis=0) if len(kept) else np.zeros(len(gts))
+        best = ious.max(axis=0) if len(kept) else np.zeros(len(gts))
         part.per_video.append(
             {
                 "video_id": video_id,
