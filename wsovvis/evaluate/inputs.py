@@ -120,14 +120,20 @@ def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[st
     for ann in data.get("annotations", []):
         video = videos[ann["video_id"]]
         where = f"annotation {ann['id']} (video {video.id})"
+        size = [video.height, video.width]
         try:
+            # The common case (a compressed RLE of the right size) inline, its characters checked below.
             segmentations = [
-                _gt_rle(seg, video, source, where, frame) for frame, seg in enumerate(ann["segmentations"])
+                seg
+                if type(seg) is dict and type(seg.get("counts")) is str and seg.get("size") == size
+                else _gt_rle(seg, video, source, where, frame)
+                for frame, seg in enumerate(ann["segmentations"])
             ]
         except (TypeError, ValueError, KeyError) as exc:
             raise InputError(
                 f"{source}: annotation {ann['id']} (video {video.id}): a segmentation is not a polygon or RLE ({exc})"
             ) from exc
+        _check_rle_strings(segmentations, source, where)
         areas = ann.get("areas")
         gts.append(
             GtObject(
@@ -186,11 +192,11 @@ def _check_result_rle(seg: Any, video: Video, source: str, where: str, frame: in
 
 
 def _check_rle_strings(segs: list[RLE | None], source: str, where: str) -> None:
-    """Compressed RLE strings hold only '0'..'o'; one regex pass over all frames of a result."""
-    if not _all_rle_chars("".join(seg["counts"] for seg in segs if seg is not None)):
-        frame = next(
-            f for f, seg in enumerate(segs) if seg is not None and _NOT_RLE_CHAR.search(seg["counts"])
-        )
+    """Compressed RLE strings hold only '0'..'o'; one pass over all frames of an object (counts that are bytes
+    came from pycocotools, which encoded them)."""
+    strings = [seg["counts"] if seg is not None and type(seg["counts"]) is str else "" for seg in segs]
+    if not _all_rle_chars("".join(strings)):
+        frame = next(f for f, counts in enumerate(strings) if _NOT_RLE_CHAR.search(counts))
         raise InputError(
             f"{source}: {where}: segmentations[{frame}].counts is not a compressed RLE string "
             f"(expected characters '0'..'o', as pycocotools encodes)"
