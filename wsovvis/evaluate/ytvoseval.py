@@ -431,13 +431,60 @@ def _top_results(
 
 @dataclass
 class _Part:
-    """The per-video work of a run of consecutive videos; row indices in ``groups`` are local to the part."""
+    """The per-video work of a run of consecutive videos, matched: one entry per kept result and per GT object."""
 
-    gt_rows: list[tuple[int, float, bool, bool, int]]  # category index, avg area, ignore, crowd, id
-    det_rows: list[tuple[int, int, int, float, float]]  # category index, video, rank, score, avg area
-    groups: list[_Group]
+    det_cat: np.ndarray  # [D] category index
+    det_video: np.ndarray  # [D] video number in the evaluation's order
+    det_rank: np.ndarray  # [D] rank within its video and category
+    det_score: np.ndarray  # [D]
+    dt_matched: np.ndarray  # [A, T, D] matched, as the official counts a match
+    dt_ignore: np.ndarray  # [A, T, D]
+    gt_cat: np.ndarray  # [G] category index
+    gt_ignore: np.ndarray  # [A, G]
     per_video: list[dict[str, Any]]
-    left_out: int = 0  # results past the 100 per video and category
+    left_out: int  # results past the 100 per video and category
+
+
+def _matched(
+    gt_rows: list[tuple[int, float, bool, bool, int]],
+    det_rows: list[tuple[int, int, int, float, float]],
+    groups: list[_Group],
+    per_video: list[dict[str, Any]],
+    left_out: int,
+) -> _Part:
+    """Greedy matching of rows whose groups index them; returns what accumulation needs, as arrays."""
+    gt_cat = np.array([r[0] for r in gt_rows], dtype=np.int64)
+    gt_area = np.array([r[1] for r in gt_rows], dtype=np.float64)
+    gt_flag = np.array([r[2] for r in gt_rows], dtype=bool)
+    gt_crowd = np.array([r[3] for r in gt_rows], dtype=bool)
+    gt_id = np.array([r[4] for r in gt_rows], dtype=np.int64)
+    det_area = np.array([r[4] for r in det_rows], dtype=np.float64)
+
+    low = np.array([lo for lo, _ in AREA_RANGES])[:, None]
+    high = np.array([hi for _, hi in AREA_RANGES])[:, None]
+    gt_ignore = gt_flag[None, :] | (gt_area[None, :] < low) | (gt_area[None, :] > high)  # [A, G]
+    det_outside = (det_area[None, :] < low) | (det_area[None, :] > high)  # [A, D]
+
+    matched = _match_all(groups, gt_ignore, gt_crowd, len(det_rows))  # [A, T, D]
+    has_match = matched >= 0
+    safe = np.maximum(matched, 0)
+    # The official stores the matched GT's id and tests it for truth: a match to GT id 0 counts as none.
+    dt_matched = has_match & (gt_id[safe] != 0) if len(gt_id) else np.zeros_like(has_match)
+    area_index = np.arange(len(AREA_RANGES))[:, None, None]
+    dt_ignore = (has_match & gt_ignore[area_index, safe]) if len(gt_id) else np.zeros_like(has_match)
+    dt_ignore |= ~dt_matched & det_outside[:, None, :]
+    return _Part(
+        det_cat=np.array([r[0] for r in det_rows], dtype=np.int64),
+        det_video=np.array([r[1] for r in det_rows], dtype=np.int64),
+        det_rank=np.array([r[2] for r in det_rows], dtype=np.int64),
+        det_score=np.array([r[3] for r in det_rows], dtype=np.float64),
+        dt_matched=dt_matched,
+        dt_ignore=dt_ignore,
+        gt_cat=gt_cat,
+        gt_ignore=gt_ignore,
+        per_video=per_video,
+        left_out=left_out,
+    )
 
 
 def _evaluate_videos(
@@ -449,13 +496,17 @@ def _evaluate_videos(
     first: int,
     video_ids: list[int],
 ) -> _Part:
-    """IoUs, rows and groups of ``video_ids``, the videos numbered from ``first`` in the evaluation's order."""
-    part = _Part([], [], [], [])
+    """IoUs and matching of ``video_ids``, the videos numbered from ``first`` in the evaluation's order."""
+    gt_rows: list[tuple[int, float, bool, bool, int]] = []  # category index, avg area, ignore, crowd, id
+    det_rows: list[tuple[int, int, int, float, float]] = []  # category index, video, rank, score, avg area
+    groups: list[_Group] = []  # row indices
+    per_video: list[dict[str, Any]] = []
+    left_out = 0
     for v, video_id in enumerate(video_ids, start=first):
         video = inputs.videos[video_id]
         gts = _official_gt_order(gts_by_video.get(video_id, []), options.class_agnostic)
         kept, group_of_det = _top_results(dets_by_video.get(video_id, []), cat_index, options.class_agnostic)
-        part.left_out += len(dets_by_video.get(video_id, [])) - len(kept)
+        left_out += len(dets_by_video.get(video_id, [])) - len(kept)
         det_areas = _frame_areas(kept, video.length)
         gt_mask_areas = _frame_areas(gts, video.length)
         det_group = np.array([k for k, _ in group_of_det], dtype=np.int64)
@@ -464,16 +515,16 @@ def _evaluate_videos(
         )
         ious = video_ious(kept, gts, det_areas, gt_mask_areas, det_group, gt_group)
 
-        det_base, gt_base = len(part.det_rows), len(part.gt_rows)
+        det_base, gt_base = len(det_rows), len(gt_rows)
         # Mean of the nonzero areas (0 if none); integer sums, so the same value np.mean gives.
         present = (det_areas > 0).sum(1)
         mean_area = np.where(present > 0, det_areas.sum(1) / np.maximum(present, 1), 0.0).tolist()
         for (k, rank), det, area in zip(group_of_det, kept, mean_area, strict=True):
-            part.det_rows.append((k, v, rank, det.score, area))
+            det_rows.append((k, v, rank, det.score, area))
         for gt, mask_areas in zip(gts, gt_mask_areas, strict=True):
             # The official averages the GT's 'areas' field; without one, the mask areas stand in.
             areas = gt.areas if gt.areas is not None else mask_areas.tolist()
-            part.gt_rows.append(
+            gt_rows.append(
                 (
                     0 if options.class_agnostic else cat_index[gt.category_id],
                     _mean_nonzero(areas, options.lvvis),
@@ -485,9 +536,9 @@ def _evaluate_videos(
         for k in sorted(set(det_group.tolist()) | set(gt_group.tolist())):
             d_local = np.flatnonzero(det_group == k)
             g_local = np.flatnonzero(gt_group == k)
-            part.groups.append(_Group(det_base + d_local, gt_base + g_local, ious[np.ix_(d_local, g_local)]))
+            groups.append(_Group(det_base + d_local, gt_base + g_local, ious[np.ix_(d_local, g_local)]))
         best = ious.max(axis=0) if len(kept) else np.zeros(len(gts))
-        part.per_video.append(
+        per_video.append(
             {
                 "video_id": video_id,
                 "num_gt": len(gts),
@@ -496,14 +547,14 @@ def _evaluate_videos(
                 "gt_found_at_50": int((best >= 0.5).sum()),
             }
         )
-    return part
+    return _matched(gt_rows, det_rows, groups, per_video, left_out)
 
 
 def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluation:
     """Evaluate loaded inputs; returns the accumulated arrays and per-video details.
 
-    The per-video work (IoUs, ranks, areas) is spread over ``workers`` forked processes; the result does not
-    depend on their number.
+    The per-video work (IoUs, ranks, areas, matching) is spread over ``workers`` forked processes; the result
+    does not depend on their number.
     """
     started = time.monotonic()
     warnings = Counter(inputs.warnings)
@@ -538,19 +589,15 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
             inputs, options, cat_index, gts_by_video, dets_by_video, first, video_ids[first:stop]
         )
 
-    gt_rows: list[tuple[int, float, bool, bool, int]] = []
-    det_rows: list[tuple[int, int, int, float, float]] = []
-    groups: list[_Group] = []
-    per_video: list[dict[str, Any]] = []
-    parts = fork_map(evaluate_slice, pieces, workers)
-    for part in progress(parts, total=len(pieces), desc="evaluate", unit="part"):
-        det_base, gt_base = len(det_rows), len(gt_rows)
-        det_rows += part.det_rows
-        gt_rows += part.gt_rows
-        groups += [_Group(g.dets + det_base, g.gts + gt_base, g.ious) for g in part.groups]
-        per_video += part.per_video
+    parts: list[_Part] = []
+    done = 0
+    for part in progress(
+        fork_map(evaluate_slice, pieces, workers), total=len(pieces), desc="evaluate", unit="part"
+    ):
+        parts.append(part)
+        done += len(part.per_video)
         warnings["results_left_out_over_100_per_video_and_category"] += part.left_out
-        log.info("evaluate: %d/%d videos", len(per_video), len(video_ids))
+        log.info("evaluate: %d/%d videos", done, len(video_ids))
 
     if warnings["results_left_out_over_100_per_video_and_category"]:
         log.warning(
@@ -559,40 +606,26 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
         )
     else:
         del warnings["results_left_out_over_100_per_video_and_category"]
-    gt_cat = np.array([r[0] for r in gt_rows], dtype=np.int64)
-    gt_area = np.array([r[1] for r in gt_rows], dtype=np.float64)
-    gt_flag = np.array([r[2] for r in gt_rows], dtype=bool)
-    gt_crowd = np.array([r[3] for r in gt_rows], dtype=bool)
-    gt_id = np.array([r[4] for r in gt_rows], dtype=np.int64)
-    det_cat = np.array([r[0] for r in det_rows], dtype=np.int64)
-    det_video = np.array([r[1] for r in det_rows], dtype=np.int64)
-    det_rank = np.array([r[2] for r in det_rows], dtype=np.int64)
-    det_score = np.array([r[3] for r in det_rows], dtype=np.float64)
-    det_area = np.array([r[4] for r in det_rows], dtype=np.float64)
-
-    low = np.array([lo for lo, _ in AREA_RANGES])[:, None]
-    high = np.array([hi for _, hi in AREA_RANGES])[:, None]
-    gt_ignore = gt_flag[None, :] | (gt_area[None, :] < low) | (gt_area[None, :] > high)  # [A, G]
-    det_outside = (det_area[None, :] < low) | (det_area[None, :] > high)  # [A, D]
-
-    matched = _match_all(groups, gt_ignore, gt_crowd, len(det_rows))  # [A, T, D]
-    has_match = matched >= 0
-    safe = np.maximum(matched, 0)
-    # The official stores the matched GT's id and tests it for truth: a match to GT id 0 counts as none.
-    dt_matched = has_match & (gt_id[safe] != 0) if len(gt_id) else np.zeros_like(has_match)
-    area_index = np.arange(len(AREA_RANGES))[:, None, None]
-    dt_ignore = (has_match & gt_ignore[area_index, safe]) if len(gt_id) else np.zeros_like(has_match)
-    dt_ignore |= ~dt_matched & det_outside[:, None, :]
-
+    gt_cat = np.concatenate([p.gt_cat for p in parts])
+    gt_ignore = np.concatenate([p.gt_ignore for p in parts], axis=1)
+    det_cat = np.concatenate([p.det_cat for p in parts])
     gt_counts = np.zeros((num_k, len(AREA_RANGES)), dtype=np.int64)
     for a in range(len(AREA_RANGES)):
         gt_counts[:, a] = np.bincount(gt_cat[~gt_ignore[a]], minlength=num_k)
-    precision, recall = accumulate(det_cat, det_video, det_rank, det_score, dt_matched, dt_ignore, gt_counts)
+    precision, recall = accumulate(
+        det_cat,
+        np.concatenate([p.det_video for p in parts]),
+        np.concatenate([p.det_rank for p in parts]),
+        np.concatenate([p.det_score for p in parts]),
+        np.concatenate([p.dt_matched for p in parts], axis=2),
+        np.concatenate([p.dt_ignore for p in parts], axis=2),
+        gt_counts,
+    )
     log.info(
         "evaluated %d videos, %d GT objects, %d results in %.2fs",
         len(video_ids),
-        len(gt_rows),
-        len(det_rows),
+        len(gt_cat),
+        len(det_cat),
         time.monotonic() - started,
     )
     return Evaluation(
@@ -601,6 +634,6 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
         category_ids=[-1] if options.class_agnostic else category_ids,
         gt_counts=gt_counts,
         result_counts=np.bincount(det_cat, minlength=num_k),
-        per_video=per_video,
+        per_video=[video for p in parts for video in p.per_video],
         warnings=warnings,
     )
