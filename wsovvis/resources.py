@@ -13,6 +13,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -125,6 +126,25 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], workers: int) -> Iterat
     try:
         with multiprocessing.get_context("fork").Pool(min(workers, len(items))) as pool:
             yield from pool.imap(_call_forked, items, chunksize=1)
+    finally:
+        gc.unfreeze()
+        _forked_func = None
+
+
+@contextmanager
+def fork_call(func: Callable[[], R]) -> Iterator[AsyncResult[R]]:
+    """``func()`` computed by a process forked on entry, while the block runs; its ``get()`` waits for the value
+    (or raises ``func``'s exception). As with :func:`fork_map`, ``func`` reaches the process through fork."""
+    global _forked_func
+
+    def call(_: Any) -> R:
+        return func()
+
+    _forked_func = call
+    gc.freeze()
+    try:
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            yield pool.apply_async(_call_forked, (None,))
     finally:
         gc.unfreeze()
         _forked_func = None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import os
 import posixpath
 import re
@@ -24,7 +23,7 @@ from pycocotools import mask as mask_utils
 
 from wsovvis import rle, storage, ytvis
 from wsovvis.errors import InputError
-from wsovvis.resources import fork_map, slices
+from wsovvis.resources import fork_call, fork_map, slices
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +106,9 @@ def _gt_rle(seg: Any, video: Video, source: str, where: str, frame: int) -> RLE 
     return checked
 
 
-def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject]]:
-    source = os.fspath(uri)
-    data = ytvis.load_dataset(uri)
+def _gt_objects(data: Any, source: str) -> tuple[dict[int, Video], list[GtObject]]:
+    """The videos and GT objects (mask areas included) of a parsed GT, validated in place."""
+    ytvis.validate_dataset(data, source)
     if not data.get("categories"):
         raise InputError(f"{source}: the GT has no 'categories'; evaluation needs the category list")
     videos = {
@@ -134,16 +133,63 @@ def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[st
                 f"{source}: annotation {ann['id']} (video {video.id}): a segmentation is not a polygon or RLE ({exc})"
             ) from exc
         _check_rle_strings(segmentations, source, where)
-        areas = ann.get("areas")
-        gts.append(
-            GtObject(
-                ann["id"], video.id, ann["category_id"], bool(ann.get("iscrowd", 0)), segmentations, areas
-            )
-        )
+        gts.append(_gt_object(ann, segmentations))
     fill_mask_areas(gts, {vid: v.length for vid, v in videos.items()})
     for gt in gts:
         _check_area_limit(gt.mask_areas, videos[gt.video_id], source, f"annotation {gt.id}")
+    return videos, gts
+
+
+def _gt_object(ann: dict[str, Any], segmentations: list[RLE | None]) -> GtObject:
+    return GtObject(
+        ann["id"],
+        ann["video_id"],
+        ann["category_id"],
+        bool(ann.get("iscrowd", 0)),
+        segmentations,
+        ann.get("areas"),
+    )
+
+
+def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject]]:
+    data = storage.read_json(uri, finite=True)
+    videos, gts = _gt_objects(data, os.fspath(uri))
     return videos, data["categories"], gts
+
+
+@dataclass
+class _CheckedGt:
+    """What checking a parsed GT found; only what the parent lacks travels back from the worker."""
+
+    videos: dict[int, Video]
+    # per annotation: its checked segmentations where they differ from the annotation's own list, else None
+    segmentations: list[list[RLE | None] | None]
+    mask_areas: list[np.ndarray]
+
+
+def _check_gt(data: Any, source: str) -> _CheckedGt:
+    videos, gts = _gt_objects(data, source)
+    return _CheckedGt(
+        videos,
+        [
+            None
+            if all(a is b for a, b in zip(gt.segmentations, ann["segmentations"], strict=True))
+            else gt.segmentations
+            for gt, ann in zip(gts, data.get("annotations", []), strict=True)
+        ],
+        [gt.mask_areas for gt in gts],
+    )
+
+
+def _gt_of_checked(data: dict[str, Any], checked: _CheckedGt) -> list[GtObject]:
+    gts = []
+    for ann, segmentations, mask_areas in zip(
+        data.get("annotations", []), checked.segmentations, checked.mask_areas, strict=True
+    ):
+        gt = _gt_object(ann, ann["segmentations"] if segmentations is None else segmentations)
+        gt.mask_areas = mask_areas
+        gts.append(gt)
+    return gts
 
 
 # --------------------------------------------------------------------------------------------------- results
@@ -484,21 +530,23 @@ def load_results(
 
 
 def load(gt: str | os.PathLike[str], results: str | os.PathLike[str], workers: int = 1) -> EvalInputs:
-    """GT and results, loaded and checked; with ``workers`` > 1 the GT loads in another process while the
-    results file is parsed here. Errors come as a serial load gives them: the GT's first."""
+    """GT and results, loaded and checked; with ``workers`` > 1 the parsed GT is checked in another process
+    while the results file is parsed here. Errors come as a serial load gives them: the GT's first."""
     warnings: Counter[str] = Counter()
     if workers <= 1:
         videos, categories, gts = load_gt(gt)
         return EvalInputs(videos, categories, gts, load_results(results, videos, warnings), warnings)
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        loading_gt = pool.apply_async(load_gt, (gt,))
+    gt_data = storage.read_json(gt, finite=True)
+    with fork_call(lambda: _check_gt(gt_data, os.fspath(gt))) as checking:
         try:
             data = storage.read_json(results, finite=True)
         except Exception:
-            loading_gt.wait()
-            if not loading_gt.successful():
-                loading_gt.get()  # raises the GT's error, which a serial load would have met first
+            checking.wait()
+            if not checking.successful():
+                checking.get()  # raises the GT's error, which a serial load would have met first
             raise
-        videos, categories, gts = loading_gt.get()
-    detections = load_results(results, videos, warnings, workers, data)
-    return EvalInputs(videos, categories, gts, detections, warnings)
+        checked = checking.get()
+    detections = load_results(results, checked.videos, warnings, workers, data)
+    return EvalInputs(
+        checked.videos, gt_data["categories"], _gt_of_checked(gt_data, checked), detections, warnings
+    )
