@@ -164,7 +164,7 @@ class _CheckedGt:
     videos: dict[int, Video]
     # per annotation: its checked segmentations where they differ from the annotation's own list, else None
     segmentations: list[list[RLE | None] | None]
-    mask_areas: list[np.ndarray]
+    mask_areas: np.ndarray  # every object's, concatenated
 
 
 def _check_gt(data: Any, source: str) -> _CheckedGt:
@@ -177,17 +177,18 @@ def _check_gt(data: Any, source: str) -> _CheckedGt:
             else gt.segmentations
             for gt, ann in zip(gts, data.get("annotations", []), strict=True)
         ],
-        [gt.mask_areas for gt in gts],
+        _concatenated([gt.mask_areas for gt in gts]),
     )
 
 
 def _gt_of_checked(data: dict[str, Any], checked: _CheckedGt) -> list[GtObject]:
     gts = []
-    for ann, segmentations, mask_areas in zip(
-        data.get("annotations", []), checked.segmentations, checked.mask_areas, strict=True
-    ):
+    position = 0
+    for ann, segmentations in zip(data.get("annotations", []), checked.segmentations, strict=True):
         gt = _gt_object(ann, ann["segmentations"] if segmentations is None else segmentations)
-        gt.mask_areas = mask_areas
+        length = checked.videos[gt.video_id].length
+        gt.mask_areas = checked.mask_areas[position : position + length]
+        position += length
         gts.append(gt)
     return gts
 
@@ -263,6 +264,10 @@ def fill_mask_areas(objects: list[Detection] | list[GtObject], length_of: dict[i
         obj.mask_areas = areas
 
 
+def _concatenated(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+
+
 def _check_areas(detections: list[Detection], videos: dict[int, Video], source: str) -> None:
     """A compressed RLE whose area exceeds the frame is malformed (its runs do not add up to the frame)."""
     fill_mask_areas(detections, {vid: v.length for vid, v in videos.items()})
@@ -327,7 +332,7 @@ class _CheckedSlice:
 
     # index, video id, category id, score, the checked segmentations where they differ from the entry's
     found: list[tuple[int, int, int, float, list[RLE | None] | None]]
-    mask_areas: list[np.ndarray]
+    mask_areas: np.ndarray  # theirs, concatenated: one array unpickles much faster than thousands
     unknown_videos: int
     error: InputError | None = None
     area_error: InputError | None = None
@@ -344,7 +349,7 @@ def _check_slice(
             if det is not None:
                 detections.append(det)
     except InputError as exc:
-        return _CheckedSlice([], [], 0, error=exc)
+        return _CheckedSlice([], _concatenated([]), 0, error=exc)
     area_error = None
     try:
         _check_areas(detections, videos, source)
@@ -364,7 +369,7 @@ def _check_slice(
             )
             for det, segs in zip(detections, entries, strict=True)
         ],
-        [det.mask_areas for det in detections],
+        _concatenated([det.mask_areas for det in detections]),
         warnings["results_for_unknown_videos"],
         area_error=area_error,
     )
@@ -387,11 +392,13 @@ def _results_from_list(
     for checked in checked_slices:
         if checked.unknown_videos:
             warnings["results_for_unknown_videos"] += checked.unknown_videos
-        for (index, video_id, category_id, score, segs), areas in zip(
-            checked.found, checked.mask_areas, strict=True
-        ):
+        position = 0
+        for index, video_id, category_id, score, segs in checked.found:
             if segs is None:
                 segs = results[index]["segmentations"]
+            length = videos[video_id].length
+            areas = checked.mask_areas[position : position + length]
+            position += length
             detections.append(Detection(index, video_id, category_id, score, segs, areas))
     if warnings["results_for_unknown_videos"]:
         log.warning(
