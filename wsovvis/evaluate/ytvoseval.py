@@ -235,12 +235,12 @@ class _Group:
 def _match_all(
     groups: list[_Group], gt_ignore: np.ndarray, gt_crowd: np.ndarray, num_dets: int
 ) -> np.ndarray:
-    """Global matched GT index [A, T, num_dets] (or -1) over every group, batched by padded size."""
+    """Matched GT index [A, T, num_dets] (or -1) over groups that each have results and GT, batched by padded
+    size."""
     matched = np.full((len(AREA_RANGES), len(IOU_THRESHOLDS), num_dets), -1, dtype=np.int64)
     buckets: dict[tuple[int, int], list[_Group]] = defaultdict(list)
     for group in groups:
-        if len(group.dets) and len(group.gts):
-            buckets[_pow2(len(group.dets)), _pow2(len(group.gts))].append(group)
+        buckets[_pow2(len(group.dets)), _pow2(len(group.gts))].append(group)
     for (dpad, gpad), members in buckets.items():
         # Bounded memory: at most ~4M IoU cells per batch.
         step = max(1, (1 << 22) // (dpad * gpad))
@@ -499,7 +499,7 @@ def _evaluate_videos(
     """IoUs and matching of ``video_ids``, the videos numbered from ``first`` in the evaluation's order."""
     gt_rows: list[tuple[int, float, bool, bool, int]] = []  # category index, avg area, ignore, crowd, id
     det_rows: list[tuple[int, int, int, float, float]] = []  # category index, video, rank, score, avg area
-    groups: list[_Group] = []  # row indices
+    groups: list[_Group] = []  # row indices; only those with results and GT
     per_video: list[dict[str, Any]] = []
     left_out = 0
     for v, video_id in enumerate(video_ids, start=first):
@@ -533,10 +533,11 @@ def _evaluate_videos(
                     gt.id,
                 )
             )
-        for k in sorted(set(det_group.tolist()) | set(gt_group.tolist())):
+        # Only groups with both results and GT take part in matching.
+        for k in np.intersect1d(det_group, gt_group).tolist():
             d_local = np.flatnonzero(det_group == k)
             g_local = np.flatnonzero(gt_group == k)
-            groups.append(_Group(det_base + d_local, gt_base + g_local, ious[np.ix_(d_local, g_local)]))
+            groups.append(_Group(det_base + d_local, gt_base + g_local, ious[d_local][:, g_local]))
         best = ious.max(axis=0) if len(kept) else np.zeros(len(gts))
         per_video.append(
             {
