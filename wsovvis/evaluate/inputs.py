@@ -134,7 +134,7 @@ def _gt_objects(data: Any, source: str) -> tuple[dict[int, Video], list[GtObject
             ) from exc
         _check_rle_strings(segmentations, source, where)
         gts.append(_gt_object(ann, segmentations))
-    fill_mask_areas(gts, {vid: v.length for vid, v in videos.items()})
+    fill_mask_areas(gts)
     for gt in gts:
         _check_area_limit(gt.mask_areas, videos[gt.video_id], source, f"annotation {gt.id}")
     return videos, gts
@@ -250,18 +250,16 @@ def _check_rle_strings(segs: list[RLE | None], source: str, where: str) -> None:
         )
 
 
-def fill_mask_areas(objects: list[Detection] | list[GtObject], length_of: dict[int, int]) -> None:
+def fill_mask_areas(objects: list[Detection] | list[GtObject]) -> None:
     """Set every object's per-frame mask areas (0 where absent) with as few pycocotools calls as it allows."""
-    flat = [seg for obj in objects for seg in obj.segmentations if seg is not None]
-    values = rle.areas(flat)
+    present = np.array([seg is not None for obj in objects for seg in obj.segmentations], dtype=bool)
+    areas = np.zeros(len(present), dtype=np.int64)
+    areas[present] = rle.areas([seg for obj in objects for seg in obj.segmentations if seg is not None])
     position = 0
     for obj in objects:
-        areas = np.zeros(length_of[obj.video_id], dtype=np.int64)
-        for frame, seg in enumerate(obj.segmentations):
-            if seg is not None:
-                areas[frame] = values[position]
-                position += 1
-        obj.mask_areas = areas
+        length = len(obj.segmentations)
+        obj.mask_areas = areas[position : position + length]
+        position += length
 
 
 def _concatenated(arrays: list[np.ndarray]) -> np.ndarray:
@@ -270,7 +268,7 @@ def _concatenated(arrays: list[np.ndarray]) -> np.ndarray:
 
 def _check_areas(detections: list[Detection], videos: dict[int, Video], source: str) -> None:
     """A compressed RLE whose area exceeds the frame is malformed (its runs do not add up to the frame)."""
-    fill_mask_areas(detections, {vid: v.length for vid, v in videos.items()})
+    fill_mask_areas(detections)
     for det in detections:
         _check_area_limit(det.mask_areas, videos[det.video_id], source, f"result {det.index}")
 
