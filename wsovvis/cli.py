@@ -4,7 +4,8 @@ Errors end with one line and an exit code (tracebacks only with ``--log-level DE
 2 usage, 3 runtime missing, 5 storage or other infrastructure fault (see docs/robustness.md).
 
 Each module named in ``SUBCOMMANDS`` exposes ``add_parser(subparsers)``, which registers its parser and sets
-``func`` to a callable taking the parsed namespace and returning an exit code.
+``func`` to a callable taking the parsed namespace and returning an exit code. A command line naming a command
+imports only that command's module (the others' imports cost a few hundred ms); help without one imports all.
 """
 
 from __future__ import annotations
@@ -21,24 +22,26 @@ from wsovvis.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
-SUBCOMMANDS = (
-    "wsovvis.prepare",
-    "wsovvis.synth",
-    "wsovvis.shards",
-    "wsovvis.maskgen.cli",
-    "wsovvis.convert.cli",
-    "wsovvis.agnostic",
-    "wsovvis.train.cli",
-    "wsovvis.k8s.pytorchjob",
-    "wsovvis.k8s.launcher",
-    "wsovvis.evaluate.cli",
-    "wsovvis.attribute.cli",
-    "wsovvis.pipeline_cli",
-    "wsovvis.demo",
-)
+# Command name -> the module whose add_parser registers it.
+SUBCOMMANDS = {
+    "prepare": "wsovvis.prepare",
+    "synth": "wsovvis.synth",
+    "plan-shards": "wsovvis.shards",
+    "mask-gen": "wsovvis.maskgen.cli",
+    "convert": "wsovvis.convert.cli",
+    "make-agnostic": "wsovvis.agnostic",
+    "train": "wsovvis.train.cli",
+    "render-pytorchjob": "wsovvis.k8s.pytorchjob",
+    "launch-pytorchjob": "wsovvis.k8s.launcher",
+    "evaluate": "wsovvis.evaluate.cli",
+    "attribute": "wsovvis.attribute.cli",
+    "pipeline": "wsovvis.pipeline_cli",
+    "demo": "wsovvis.demo",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``wsovvis`` parser with every command, or with only ``command``'s when it names one."""
     parser = argparse.ArgumentParser(
         prog="wsovvis",
         description="Weakly-supervised open-vocabulary video instance segmentation: the pipeline's stages.",
@@ -46,13 +49,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wsovvis {__version__}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-    for module_name in SUBCOMMANDS:
+    modules = [SUBCOMMANDS[command]] if command in SUBCOMMANDS else SUBCOMMANDS.values()
+    for module_name in modules:
         importlib.import_module(module_name).add_parser(subparsers)
     return parser
 
 
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command a command line runs: its first argument after the global ``--log-level`` option, if any."""
+    args = list(argv)
+    while args and (args[0] == "--log-level" or args[0].startswith("--log-level=")):
+        del args[: 2 if args[0] == "--log-level" else 1]
+    return args[0] if args else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser(command_of(argv)).parse_args(argv)
     setup_logging(args.log_level)
     try:
         return int(args.func(args) or 0)

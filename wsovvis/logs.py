@@ -9,8 +9,6 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from tqdm import tqdm
-
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
@@ -38,6 +36,8 @@ def progress(
     """A tqdm bar on an interactive terminal; elsewhere (pods, CI, pipes, or ``WSOVVIS_NO_PROGRESS`` set) one log
     line every ``WSOVVIS_PROGRESS_SECONDS`` (default 30) and one at the end, so a long step is never silent."""
     if sys.stderr.isatty() and not os.environ.get("WSOVVIS_NO_PROGRESS"):
+        from tqdm import tqdm  # only here: importing it costs ~50 ms, which every command would pay
+
         return iter(tqdm(iterable, total=total, desc=desc, unit=unit, leave=False))
     return _logged(iterable, total, desc or "progress", unit)
 

@@ -12,6 +12,8 @@ import math
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -127,3 +129,38 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], workers: int) -> Iterat
     finally:
         gc.unfreeze()
         _forked_func = None
+
+
+@contextmanager
+def fork_call(func: Callable[[], R]) -> Iterator[AsyncResult[R]]:
+    """``func()`` computed by a process forked on entry, while the block runs; its ``get()`` waits for the value
+    (or raises ``func``'s exception). As with :func:`fork_map`, ``func`` reaches the process through fork."""
+    global _forked_func
+
+    def call(_: Any) -> R:
+        return func()
+
+    _forked_func = call
+    gc.freeze()
+    try:
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            yield pool.apply_async(_call_forked, (None,))
+    finally:
+        gc.unfreeze()
+        _forked_func = None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block (reference counting still frees everything acyclic).
+
+    Building millions of acyclic objects (a parsed JSON, unpickled results) triggers collections that traverse
+    every live object again and again: about half the time of parsing a large JSON goes to them.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -103,6 +103,15 @@ def test_uncompressed_result_rle_is_accepted(tmp_path):
     assert evaluate(gt, res)["AP"] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_uncompressed_gt_rle_is_accepted(tmp_path, workers):
+    # The checked GT (converted to compressed RLE) comes back from the worker that checks it.
+    data = gt_data()
+    data["annotations"][0]["segmentations"][0] = {"size": [H, W], "counts": [0] + [5, 5] * 10}
+    gt, res = write(tmp_path, data, [result(1, 1, 0.9, [TOP5, TOP4]), result(2, 2, 0.8, [TOP4])])
+    assert evaluate(gt, res, workers=workers)["AP"] == pytest.approx(1.0)
+
+
 def test_lvvis_needs_partitions_and_per_category(tmp_path):
     data = gt_data()
     gt, res = write(tmp_path, data, [result(1, 1, 0.9, [TOP5, TOP4])])

@@ -1,13 +1,15 @@
-"""available_cpus: a pool sized from the container's CPU quota and affinity, never the host's core count."""
+"""available_cpus: a pool sized from the container's CPU quota and affinity, never the host's core count; fork_call,
+gc_paused."""
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
 import pytest
 
-from wsovvis.resources import available_cpus, cgroup_cpu_limit
+from wsovvis.resources import available_cpus, cgroup_cpu_limit, fork_call, gc_paused
 
 
 @pytest.fixture
@@ -47,3 +49,19 @@ def test_affinity_smaller_than_quota_wins(tmp_path: Path, monkeypatch: pytest.Mo
 def test_no_cgroup_files_means_no_limit(tmp_path: Path, eight_cores: None) -> None:
     assert cgroup_cpu_limit(tmp_path) is None
     assert available_cpus(tmp_path) == 8
+
+
+def test_fork_call_computes_in_another_process_and_raises_its_error() -> None:
+    big = list(range(100_000))  # reaches the process through fork, not pickle
+    with fork_call(lambda: (os.getpid(), sum(big))) as pending:
+        pid, total = pending.get()
+    assert pid != os.getpid() and total == sum(big)
+    with fork_call(lambda: 1 // 0) as pending, pytest.raises(ZeroDivisionError):
+        pending.get()
+
+
+def test_gc_paused_restores_the_collector() -> None:
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()

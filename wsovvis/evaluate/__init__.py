@@ -28,7 +28,7 @@ from wsovvis.evaluate.ytvoseval import (
     summarize,
     summarize_one,
 )
-from wsovvis.resources import available_cpus
+from wsovvis.resources import available_cpus, gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +137,10 @@ def evaluate(
         {"--out": out, "--report": report, "report.md": report_md},
         {"--gt": gt, "--results": results, "--img_root": img_root},
     )
-    loaded = eval_inputs.load(gt, results, workers)
-    evaluation = run(loaded, options, workers)
-    metrics = metrics_of(evaluation, loaded.categories, options, gt)
+    with gc_paused():
+        loaded = eval_inputs.load(gt, results, workers)
+        evaluation = run(loaded, options, workers)
+        metrics = metrics_of(evaluation, loaded.categories, options, gt)
     metrics["gt"] = os.fspath(gt)
     metrics["results"] = os.fspath(results)
     log.info(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import os
 import posixpath
 import re
@@ -24,7 +23,7 @@ from pycocotools import mask as mask_utils
 
 from wsovvis import rle, storage, ytvis
 from wsovvis.errors import InputError
-from wsovvis.resources import fork_map, slices
+from wsovvis.resources import fork_call, fork_map, slices
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +106,9 @@ def _gt_rle(seg: Any, video: Video, source: str, where: str, frame: int) -> RLE 
     return checked
 
 
-def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject]]:
-    source = os.fspath(uri)
-    data = ytvis.load_dataset(uri)
+def _gt_objects(data: Any, source: str) -> tuple[dict[int, Video], list[GtObject]]:
+    """The videos and GT objects (mask areas included) of a parsed GT, validated in place."""
+    ytvis.validate_dataset(data, source)
     if not data.get("categories"):
         raise InputError(f"{source}: the GT has no 'categories'; evaluation needs the category list")
     videos = {
@@ -120,24 +119,78 @@ def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[st
     for ann in data.get("annotations", []):
         video = videos[ann["video_id"]]
         where = f"annotation {ann['id']} (video {video.id})"
+        size = [video.height, video.width]
         try:
+            # The common case (a compressed RLE of the right size) inline, its characters checked below.
             segmentations = [
-                _gt_rle(seg, video, source, where, frame) for frame, seg in enumerate(ann["segmentations"])
+                seg
+                if type(seg) is dict and type(seg.get("counts")) is str and seg.get("size") == size
+                else _gt_rle(seg, video, source, where, frame)
+                for frame, seg in enumerate(ann["segmentations"])
             ]
         except (TypeError, ValueError, KeyError) as exc:
             raise InputError(
                 f"{source}: annotation {ann['id']} (video {video.id}): a segmentation is not a polygon or RLE ({exc})"
             ) from exc
-        areas = ann.get("areas")
-        gts.append(
-            GtObject(
-                ann["id"], video.id, ann["category_id"], bool(ann.get("iscrowd", 0)), segmentations, areas
-            )
-        )
-    fill_mask_areas(gts, {vid: v.length for vid, v in videos.items()})
+        _check_rle_strings(segmentations, source, where)
+        gts.append(_gt_object(ann, segmentations))
+    fill_mask_areas(gts)
     for gt in gts:
         _check_area_limit(gt.mask_areas, videos[gt.video_id], source, f"annotation {gt.id}")
+    return videos, gts
+
+
+def _gt_object(ann: dict[str, Any], segmentations: list[RLE | None]) -> GtObject:
+    return GtObject(
+        ann["id"],
+        ann["video_id"],
+        ann["category_id"],
+        bool(ann.get("iscrowd", 0)),
+        segmentations,
+        ann.get("areas"),
+    )
+
+
+def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject]]:
+    data = storage.read_json(uri, finite=True)
+    videos, gts = _gt_objects(data, os.fspath(uri))
     return videos, data["categories"], gts
+
+
+@dataclass
+class _CheckedGt:
+    """What checking a parsed GT found; only what the parent lacks travels back from the worker."""
+
+    videos: dict[int, Video]
+    # per annotation: its checked segmentations where they differ from the annotation's own list, else None
+    segmentations: list[list[RLE | None] | None]
+    mask_areas: np.ndarray  # every object's, concatenated
+
+
+def _check_gt(data: Any, source: str) -> _CheckedGt:
+    videos, gts = _gt_objects(data, source)
+    return _CheckedGt(
+        videos,
+        [
+            None
+            if all(a is b for a, b in zip(gt.segmentations, ann["segmentations"], strict=True))
+            else gt.segmentations
+            for gt, ann in zip(gts, data.get("annotations", []), strict=True)
+        ],
+        _concatenated([gt.mask_areas for gt in gts]),
+    )
+
+
+def _gt_of_checked(data: dict[str, Any], checked: _CheckedGt) -> list[GtObject]:
+    gts = []
+    position = 0
+    for ann, segmentations in zip(data.get("annotations", []), checked.segmentations, strict=True):
+        gt = _gt_object(ann, ann["segmentations"] if segmentations is None else segmentations)
+        length = checked.videos[gt.video_id].length
+        gt.mask_areas = checked.mask_areas[position : position + length]
+        position += length
+        gts.append(gt)
+    return gts
 
 
 # --------------------------------------------------------------------------------------------------- results
@@ -186,34 +239,36 @@ def _check_result_rle(seg: Any, video: Video, source: str, where: str, frame: in
 
 
 def _check_rle_strings(segs: list[RLE | None], source: str, where: str) -> None:
-    """Compressed RLE strings hold only '0'..'o'; one regex pass over all frames of a result."""
-    if not _all_rle_chars("".join(seg["counts"] for seg in segs if seg is not None)):
-        frame = next(
-            f for f, seg in enumerate(segs) if seg is not None and _NOT_RLE_CHAR.search(seg["counts"])
-        )
+    """Compressed RLE strings hold only '0'..'o'; one pass over all frames of an object (counts that are bytes
+    came from pycocotools, which encoded them)."""
+    strings = [seg["counts"] if seg is not None and type(seg["counts"]) is str else "" for seg in segs]
+    if not _all_rle_chars("".join(strings)):
+        frame = next(f for f, counts in enumerate(strings) if _NOT_RLE_CHAR.search(counts))
         raise InputError(
             f"{source}: {where}: segmentations[{frame}].counts is not a compressed RLE string "
             f"(expected characters '0'..'o', as pycocotools encodes)"
         )
 
 
-def fill_mask_areas(objects: list[Detection] | list[GtObject], length_of: dict[int, int]) -> None:
+def fill_mask_areas(objects: list[Detection] | list[GtObject]) -> None:
     """Set every object's per-frame mask areas (0 where absent) with as few pycocotools calls as it allows."""
-    flat = [seg for obj in objects for seg in obj.segmentations if seg is not None]
-    values = rle.areas(flat)
+    present = np.array([seg is not None for obj in objects for seg in obj.segmentations], dtype=bool)
+    areas = np.zeros(len(present), dtype=np.int64)
+    areas[present] = rle.areas([seg for obj in objects for seg in obj.segmentations if seg is not None])
     position = 0
     for obj in objects:
-        areas = np.zeros(length_of[obj.video_id], dtype=np.int64)
-        for frame, seg in enumerate(obj.segmentations):
-            if seg is not None:
-                areas[frame] = values[position]
-                position += 1
-        obj.mask_areas = areas
+        length = len(obj.segmentations)
+        obj.mask_areas = areas[position : position + length]
+        position += length
+
+
+def _concatenated(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
 
 
 def _check_areas(detections: list[Detection], videos: dict[int, Video], source: str) -> None:
     """A compressed RLE whose area exceeds the frame is malformed (its runs do not add up to the frame)."""
-    fill_mask_areas(detections, {vid: v.length for vid, v in videos.items()})
+    fill_mask_areas(detections)
     for det in detections:
         _check_area_limit(det.mask_areas, videos[det.video_id], source, f"result {det.index}")
 
@@ -275,7 +330,7 @@ class _CheckedSlice:
 
     # index, video id, category id, score, the checked segmentations where they differ from the entry's
     found: list[tuple[int, int, int, float, list[RLE | None] | None]]
-    mask_areas: list[np.ndarray]
+    mask_areas: np.ndarray  # theirs, concatenated: one array unpickles much faster than thousands
     unknown_videos: int
     error: InputError | None = None
     area_error: InputError | None = None
@@ -292,7 +347,7 @@ def _check_slice(
             if det is not None:
                 detections.append(det)
     except InputError as exc:
-        return _CheckedSlice([], [], 0, error=exc)
+        return _CheckedSlice([], _concatenated([]), 0, error=exc)
     area_error = None
     try:
         _check_areas(detections, videos, source)
@@ -312,7 +367,7 @@ def _check_slice(
             )
             for det, segs in zip(detections, entries, strict=True)
         ],
-        [det.mask_areas for det in detections],
+        _concatenated([det.mask_areas for det in detections]),
         warnings["results_for_unknown_videos"],
         area_error=area_error,
     )
@@ -335,11 +390,13 @@ def _results_from_list(
     for checked in checked_slices:
         if checked.unknown_videos:
             warnings["results_for_unknown_videos"] += checked.unknown_videos
-        for (index, video_id, category_id, score, segs), areas in zip(
-            checked.found, checked.mask_areas, strict=True
-        ):
+        position = 0
+        for index, video_id, category_id, score, segs in checked.found:
             if segs is None:
                 segs = results[index]["segmentations"]
+            length = videos[video_id].length
+            areas = checked.mask_areas[position : position + length]
+            position += length
             detections.append(Detection(index, video_id, category_id, score, segs, areas))
     if warnings["results_for_unknown_videos"]:
         log.warning(
@@ -478,21 +535,23 @@ def load_results(
 
 
 def load(gt: str | os.PathLike[str], results: str | os.PathLike[str], workers: int = 1) -> EvalInputs:
-    """GT and results, loaded and checked; with ``workers`` > 1 the GT loads in another process while the
-    results file is parsed here. Errors come as a serial load gives them: the GT's first."""
+    """GT and results, loaded and checked; with ``workers`` > 1 the parsed GT is checked in another process
+    while the results file is parsed here. Errors come as a serial load gives them: the GT's first."""
     warnings: Counter[str] = Counter()
     if workers <= 1:
         videos, categories, gts = load_gt(gt)
         return EvalInputs(videos, categories, gts, load_results(results, videos, warnings), warnings)
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        loading_gt = pool.apply_async(load_gt, (gt,))
+    gt_data = storage.read_json(gt, finite=True)
+    with fork_call(lambda: _check_gt(gt_data, os.fspath(gt))) as checking:
         try:
             data = storage.read_json(results, finite=True)
         except Exception:
-            loading_gt.wait()
-            if not loading_gt.successful():
-                loading_gt.get()  # raises the GT's error, which a serial load would have met first
+            checking.wait()
+            if not checking.successful():
+                checking.get()  # raises the GT's error, which a serial load would have met first
             raise
-        videos, categories, gts = loading_gt.get()
-    detections = load_results(results, videos, warnings, workers, data)
-    return EvalInputs(videos, categories, gts, detections, warnings)
+        checked = checking.get()
+    detections = load_results(results, checked.videos, warnings, workers, data)
+    return EvalInputs(
+        checked.videos, gt_data["categories"], _gt_of_checked(gt_data, checked), detections, warnings
+    )

@@ -202,11 +202,8 @@ def _video_panel(
     dets = sorted(dets, key=lambda d: -d.score)[:100]
     det_areas = np.stack([d.mask_areas for d in dets]) if dets else np.zeros((0, video.length), np.int64)
     gt_areas = np.stack([g.mask_areas for g in gts]) if gts else np.zeros((0, video.length), np.int64)
-    same = np.array(
-        [[class_agnostic or d.category_id == g.category_id for g in gts] for d in dets], dtype=bool
-    )
-    ious = video_ious(dets, gts, det_areas, gt_areas, same.reshape(len(dets), len(gts)))
-    ious = np.where(same.reshape(ious.shape), ious, 0.0)
+    groups = [[0 if class_agnostic else obj.category_id for obj in objs] for objs in (dets, gts)]
+    ious = video_ious(dets, gts, det_areas, gt_areas, *(np.array(g, dtype=np.int64) for g in groups))
     gt_layers, det_layers, legend = [], [], []
     matched: set[int] = set()
     for j, gt in enumerate(gts):

@@ -105,33 +105,40 @@ def _add_intersections(
     det_on: np.ndarray,
     gt_on: np.ndarray,
     det_areas: np.ndarray,
+    det_tag: np.ndarray,
+    gt_tag: np.ndarray,
     frames: list[int],
 ) -> None:
     """Add |D∩G| over ``frames`` to ``inter`` [D, G] with one pycocotools ``iou`` call.
 
-    Every mask of frame f is passed with its size given as [height, width + f]: pycocotools compares sizes
-    before any pixel work and returns -1 for pairs that differ, so pairs from different frames cost one bounding
-    box test, and pairs within a frame are computed as usual (the width is used nowhere else for a valid RLE).
-    With every GT marked crowd, the value is |D∩G| / |D| (0 when there is no overlap): times |D| it is the
-    intersection, exactly, after rounding.
+    Every mask of frame f is passed with its size given as [height, width + f + tag * length], the tag being its
+    object's group: pycocotools compares sizes before any pixel work and returns -1 for pairs that differ, so
+    pairs from different frames or groups cost one bounding box test, and pairs within a frame and group are
+    computed as usual (the width is used nowhere else for a valid RLE). With every GT marked crowd, the value
+    is |D∩G| / |D| (0 when there is no overlap): times |D| it is the intersection, exactly, after rounding.
     """
     frame_of = np.asarray(frames, dtype=np.int64)
+    length = det_on.shape[1]
     row_pos, row_obj = np.nonzero(det_on[:, frame_of].T)  # ordered by frame, then result
     col_pos, col_obj = np.nonzero(gt_on[:, frame_of].T)
     row_frame, col_frame = frame_of[row_pos], frame_of[col_pos]
 
-    def tagged(objects: list[Detection] | list[GtObject], obj: np.ndarray, frame: np.ndarray) -> list[dict]:
+    def tagged(
+        objects: list[Detection] | list[GtObject], obj: np.ndarray, frame: np.ndarray, tag: np.ndarray
+    ) -> list[dict]:
         segs = [objects[i].segmentations[f] for i, f in zip(obj.tolist(), frame.tolist(), strict=True)]
         return [
-            {"size": [seg["size"][0], seg["size"][1] + f], "counts": seg["counts"]}
-            for seg, f in zip(segs, frame.tolist(), strict=True)
+            {"size": [seg["size"][0], seg["size"][1] + shift], "counts": seg["counts"]}
+            for seg, shift in zip(segs, (frame + tag[obj] * length).tolist(), strict=True)
         ]
 
     ratio = mask_utils.iou(
-        tagged(dets, row_obj, row_frame), tagged(gts, col_obj, col_frame), [1] * len(col_obj)
+        tagged(dets, row_obj, row_frame, det_tag),
+        tagged(gts, col_obj, col_frame, gt_tag),
+        [1] * len(col_obj),
     )
     ratio = np.asarray(ratio, dtype=np.float64).reshape(len(row_obj), len(col_obj))
-    r, c = np.nonzero((row_frame[:, None] == col_frame[None, :]) & (ratio > 0))
+    r, c = np.nonzero(ratio > 0)  # pairs of different sizes (frame or group) are -1
     counts = np.rint(ratio[r, c] * det_areas[row_obj[r], row_frame[r]]).astype(np.int64)
     np.add.at(inter, (row_obj[r], col_obj[c]), counts)
 
@@ -141,33 +148,42 @@ def video_ious(
     gts: list[GtObject],
     det_areas: np.ndarray,
     gt_areas: np.ndarray,
-    pairs: np.ndarray | None = None,
+    det_group: np.ndarray | None = None,
+    gt_group: np.ndarray | None = None,
 ) -> np.ndarray:
     """[D, G] video IoUs as the official ``computeIoU`` defines them, given [objects, frames] mask areas.
 
     Frames where a mask is absent or empty add no intersection, so only frames where both have pixels need
-    RLE work; ``pairs`` ([D, G] bool) limits that work to the pairs whose IoU will be used (left 0 otherwise).
+    RLE work; with ``det_group`` [D] and ``gt_group`` [G] (say, category ids) only pairs of equal groups are
+    computed, the others' IoU is left 0.
     """
     ious = np.zeros((len(dets), len(gts)))
     if not dets or not gts:
         return ious
-    det_use = pairs.any(1) if pairs is not None else np.ones(len(dets), dtype=bool)
-    gt_use = pairs.any(0) if pairs is not None else np.ones(len(gts), dtype=bool)
-    det_on = (det_areas > 0) & det_use[:, None]
-    gt_on = (gt_areas > 0) & gt_use[:, None]
+    if det_group is None or gt_group is None:
+        det_group, gt_group = np.zeros(len(dets), dtype=np.int64), np.zeros(len(gts), dtype=np.int64)
+    _, tags = np.unique(np.concatenate([det_group, gt_group]), return_inverse=True)
+    det_tag, gt_tag = tags[: len(dets)], tags[len(dets) :]
+    # A mask takes part only on frames where a mask of its group on the other side has pixels.
+    det_tag_on = np.zeros((tags.max() + 1, det_areas.shape[1]), dtype=bool)
+    gt_tag_on = np.zeros_like(det_tag_on)
+    np.logical_or.at(det_tag_on, det_tag, det_areas > 0)
+    np.logical_or.at(gt_tag_on, gt_tag, gt_areas > 0)
+    det_on = (det_areas > 0) & gt_tag_on[det_tag]
+    gt_on = (gt_areas > 0) & det_tag_on[gt_tag]
     inter = np.zeros((len(dets), len(gts)), dtype=np.int64)
-    frames = np.flatnonzero(det_on.any(0) & gt_on.any(0))
+    frames = np.flatnonzero(det_on.any(0))
     chunk: list[int] = []
     rows = cols = 0
     d_counts, g_counts = det_on[:, frames].sum(0).tolist(), gt_on[:, frames].sum(0).tolist()
     for frame, d_count, g_count in zip(frames.tolist(), d_counts, g_counts, strict=True):
         if chunk and (rows + d_count) * (cols + g_count) > _MAX_IOU_CELLS:
-            _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, chunk)
+            _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, det_tag, gt_tag, chunk)
             chunk, rows, cols = [], 0, 0
         chunk.append(frame)
         rows, cols = rows + d_count, cols + g_count
     if chunk:
-        _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, chunk)
+        _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, det_tag, gt_tag, chunk)
     union = det_areas.sum(1)[:, None] + gt_areas.sum(1)[None, :] - inter
     np.divide(inter, union, out=ious, where=union > 0)
     return ious
@@ -219,12 +235,12 @@ class _Group:
 def _match_all(
     groups: list[_Group], gt_ignore: np.ndarray, gt_crowd: np.ndarray, num_dets: int
 ) -> np.ndarray:
-    """Global matched GT index [A, T, num_dets] (or -1) over every group, batched by padded size."""
+    """Matched GT index [A, T, num_dets] (or -1) over groups that each have results and GT, batched by padded
+    size."""
     matched = np.full((len(AREA_RANGES), len(IOU_THRESHOLDS), num_dets), -1, dtype=np.int64)
     buckets: dict[tuple[int, int], list[_Group]] = defaultdict(list)
     for group in groups:
-        if len(group.dets) and len(group.gts):
-            buckets[_pow2(len(group.dets)), _pow2(len(group.gts))].append(group)
+        buckets[_pow2(len(group.dets)), _pow2(len(group.gts))].append(group)
     for (dpad, gpad), members in buckets.items():
         # Bounded memory: at most ~4M IoU cells per batch.
         step = max(1, (1 << 22) // (dpad * gpad))
@@ -292,23 +308,20 @@ def accumulate(
     num_k = gt_counts.shape[0]
     # Filled per (area, maxDets) block, returned as views in the official's axis order: the values, and the
     # order in which indexing the views yields them, are the same as the official's arrays'.
-    precision = np.full((num_a, num_m, num_t, num_r, num_k), -1.0)
-    recall = np.full((num_a, num_m, num_t, num_k), -1.0)
+    # Every block is written below.
+    precision = np.empty((num_a, num_m, num_t, num_r, num_k))
+    recall = np.empty((num_a, num_m, num_t, num_k))
     for m, max_det in enumerate(MAX_DETS):
         kept = np.flatnonzero(det_rank < max_det)
         order = kept[np.lexsort((det_rank[kept], det_video[kept], -det_score[kept], det_cat[kept]))]
         for a in range(num_a):
             valid = gt_counts[:, a] > 0
-            if not valid.any():
-                continue
             rows = order[valid[det_cat[order]]]
+            if len(rows) == 0:
+                recall[a, m] = precision[a, m] = np.where(valid, 0.0, -1.0)
+                continue
             cats = det_cat[rows]
             starts, counts = _segments(cats, num_k)
-            valid_idx = np.flatnonzero(valid)
-            if len(rows) == 0:
-                recall[a, m][:, valid_idx] = 0
-                precision[a, m][:, :, valid_idx] = 0
-                continue
             matched = dt_matched[a][:, rows]
             ignored = dt_ignore[a][:, rows]
             tp_cum = np.cumsum(matched & ~ignored, axis=1)
@@ -320,28 +333,30 @@ def accumulate(
             pr = tp / (fp + tp + np.spacing(1))
 
             last = np.maximum(starts + counts - 1, 0)
-            recall_k = np.where(counts[None, :] > 0, rc[:, last], 0.0)
-            recall[a, m][:, valid_idx] = recall_k[:, valid_idx]
+            recall[a, m] = np.where(valid, np.where(counts > 0, rc[:, last], 0.0), -1.0)
 
             envelope = _suffix_max_within(pr, cats)
 
             # The official reads precision at the first position whose recall reaches each threshold (0 past
             # the end). covered[i] = number of thresholds <= rc[i] (exact float comparisons), so position i
-            # serves the thresholds from covered[i-1] (0 at a category's start) up to covered[i] - 1.
-            precision[a, m][:, :, valid_idx] = 0.0
+            # serves the thresholds from covered[i-1] (0 at a category's start) up to covered[i] - 1. Laid out
+            # category after category, each position repeated for the thresholds it serves and each category
+            # closed by the thresholds it never reaches (0; -1 without GT), the [K, R] table is one np.repeat.
             covered = np.searchsorted(RECALL_THRESHOLDS, rc, side="right")
             first = np.zeros(len(rows), dtype=bool)
             first[starts[counts > 0]] = True
             previous = np.concatenate([np.zeros((num_t, 1), dtype=covered.dtype), covered[:, :-1]], axis=1)
             previous[:, first] = 0
-            spans = covered - previous
-            for t in range(num_t):
-                total = int(spans[t].sum())
-                if total == 0:
-                    continue
-                span_start = np.cumsum(spans[t]) - spans[t]
-                thr = np.repeat(previous[t], spans[t]) + np.arange(total) - np.repeat(span_start, spans[t])
-                precision[a, m, t, thr, np.repeat(cats, spans[t])] = np.repeat(envelope[t], spans[t])
+            slot = np.arange(len(rows)) + cats  # after one closing slot per earlier category
+            closing = starts + counts + np.arange(num_k)
+            values = np.empty((num_t, len(rows) + num_k))
+            repeats = np.empty((num_t, len(rows) + num_k), dtype=np.int64)
+            values[:, slot] = envelope
+            repeats[:, slot] = covered - previous
+            values[:, closing] = np.where(valid, 0.0, -1.0)
+            repeats[:, closing] = num_r - np.where(counts > 0, covered[:, last], 0)
+            table = np.repeat(values.ravel(), repeats.ravel()).reshape(num_t, num_k, num_r)
+            precision[a, m] = table.transpose(0, 2, 1)
     return precision.transpose(2, 3, 4, 0, 1), recall.transpose(2, 3, 0, 1)
 
 
@@ -357,26 +372,21 @@ def summarize_one(
     max_dets: int,
     categories: np.ndarray | None = None,
 ) -> float:
-    """The official ``_summarize``, optionally over a subset of the K axis (LV-VIS base/novel)."""
-    aind = [i for i, label in enumerate(AREA_LABELS) if label == area]
-    mind = [i for i, m in enumerate(MAX_DETS) if m == max_dets]
-    if ap:
-        s = precision
-        if iou_thr is not None:
-            s = s[np.where(iou_thr == IOU_THRESHOLDS)[0]]
-        s = s[:, :, :, aind, mind]
-        if categories is not None:
-            s = s[:, :, categories]
-    else:
-        s = recall
-        if iou_thr is not None:
-            s = s[np.where(iou_thr == IOU_THRESHOLDS)[0]]
-        s = s[:, :, aind, mind]
-        if categories is not None:
-            s = s[:, categories]
-    if len(s[s > -1]) == 0:
+    """The official ``_summarize``, optionally over a subset of the K axis (LV-VIS base/novel).
+
+    Plain indexing of the area and maxDets axes (the official indexes them with lists): the selected values come
+    in the same order, so their mean is the same, and no 1.2M-value copy is made.
+    """
+    a, m = AREA_LABELS.index(area), MAX_DETS.index(max_dets)
+    s = precision[..., a, m] if ap else recall[..., a, m]
+    if iou_thr is not None:
+        s = s[np.where(iou_thr == IOU_THRESHOLDS)[0]]
+    if categories is not None:
+        s = s[..., categories]
+    defined = s[s > -1]
+    if len(defined) == 0:
         return -1.0
-    return float(np.mean(s[s > -1]))
+    return float(np.mean(defined))
 
 
 def summarize(
@@ -421,13 +431,60 @@ def _top_results(
 
 @dataclass
 class _Part:
-    """The per-video work of a run of consecutive videos; row indices in ``groups`` are local to the part."""
+    """The per-video work of a run of consecutive videos, matched: one entry per kept result and per GT object."""
 
-    gt_rows: list[tuple[int, float, bool, bool, int]]  # category index, avg area, ignore, crowd, id
-    det_rows: list[tuple[int, int, int, float, float]]  # category index, video, rank, score, avg area
-    groups: list[_Group]
+    det_cat: np.ndarray  # [D] category index
+    det_video: np.ndarray  # [D] video number in the evaluation's order
+    det_rank: np.ndarray  # [D] rank within its video and category
+    det_score: np.ndarray  # [D]
+    dt_matched: np.ndarray  # [A, T, D] matched, as the official counts a match
+    dt_ignore: np.ndarray  # [A, T, D]
+    gt_cat: np.ndarray  # [G] category index
+    gt_ignore: np.ndarray  # [A, G]
     per_video: list[dict[str, Any]]
-    left_out: int = 0  # results past the 100 per video and category
+    left_out: int  # results past the 100 per video and category
+
+
+def _matched(
+    gt_rows: list[tuple[int, float, bool, bool, int]],
+    det_rows: list[tuple[int, int, int, float, float]],
+    groups: list[_Group],
+    per_video: list[dict[str, Any]],
+    left_out: int,
+) -> _Part:
+    """Greedy matching of rows whose groups index them; returns what accumulation needs, as arrays."""
+    gt_cat = np.array([r[0] for r in gt_rows], dtype=np.int64)
+    gt_area = np.array([r[1] for r in gt_rows], dtype=np.float64)
+    gt_flag = np.array([r[2] for r in gt_rows], dtype=bool)
+    gt_crowd = np.array([r[3] for r in gt_rows], dtype=bool)
+    gt_id = np.array([r[4] for r in gt_rows], dtype=np.int64)
+    det_area = np.array([r[4] for r in det_rows], dtype=np.float64)
+
+    low = np.array([lo for lo, _ in AREA_RANGES])[:, None]
+    high = np.array([hi for _, hi in AREA_RANGES])[:, None]
+    gt_ignore = gt_flag[None, :] | (gt_area[None, :] < low) | (gt_area[None, :] > high)  # [A, G]
+    det_outside = (det_area[None, :] < low) | (det_area[None, :] > high)  # [A, D]
+
+    matched = _match_all(groups, gt_ignore, gt_crowd, len(det_rows))  # [A, T, D]
+    has_match = matched >= 0
+    safe = np.maximum(matched, 0)
+    # The official stores the matched GT's id and tests it for truth: a match to GT id 0 counts as none.
+    dt_matched = has_match & (gt_id[safe] != 0) if len(gt_id) else np.zeros_like(has_match)
+    area_index = np.arange(len(AREA_RANGES))[:, None, None]
+    dt_ignore = (has_match & gt_ignore[area_index, safe]) if len(gt_id) else np.zeros_like(has_match)
+    dt_ignore |= ~dt_matched & det_outside[:, None, :]
+    return _Part(
+        det_cat=np.array([r[0] for r in det_rows], dtype=np.int64),
+        det_video=np.array([r[1] for r in det_rows], dtype=np.int64),
+        det_rank=np.array([r[2] for r in det_rows], dtype=np.int64),
+        det_score=np.array([r[3] for r in det_rows], dtype=np.float64),
+        dt_matched=dt_matched,
+        dt_ignore=dt_ignore,
+        gt_cat=gt_cat,
+        gt_ignore=gt_ignore,
+        per_video=per_video,
+        left_out=left_out,
+    )
 
 
 def _evaluate_videos(
@@ -439,32 +496,35 @@ def _evaluate_videos(
     first: int,
     video_ids: list[int],
 ) -> _Part:
-    """IoUs, rows and groups of ``video_ids``, the videos numbered from ``first`` in the evaluation's order."""
-    part = _Part([], [], [], [])
+    """IoUs and matching of ``video_ids``, the videos numbered from ``first`` in the evaluation's order."""
+    gt_rows: list[tuple[int, float, bool, bool, int]] = []  # category index, avg area, ignore, crowd, id
+    det_rows: list[tuple[int, int, int, float, float]] = []  # category index, video, rank, score, avg area
+    groups: list[_Group] = []  # row indices; only those with results and GT
+    per_video: list[dict[str, Any]] = []
+    left_out = 0
     for v, video_id in enumerate(video_ids, start=first):
         video = inputs.videos[video_id]
         gts = _official_gt_order(gts_by_video.get(video_id, []), options.class_agnostic)
         kept, group_of_det = _top_results(dets_by_video.get(video_id, []), cat_index, options.class_agnostic)
-        part.left_out += len(dets_by_video.get(video_id, [])) - len(kept)
+        left_out += len(dets_by_video.get(video_id, [])) - len(kept)
         det_areas = _frame_areas(kept, video.length)
         gt_mask_areas = _frame_areas(gts, video.length)
         det_group = np.array([k for k, _ in group_of_det], dtype=np.int64)
         gt_group = np.array(
             [0 if options.class_agnostic else cat_index[g.category_id] for g in gts], dtype=np.int64
         )
-        same_group = det_group[:, None] == gt_group[None, :]
-        ious = video_ious(kept, gts, det_areas, gt_mask_areas, same_group)
+        ious = video_ious(kept, gts, det_areas, gt_mask_areas, det_group, gt_group)
 
-        det_base, gt_base = len(part.det_rows), len(part.gt_rows)
+        det_base, gt_base = len(det_rows), len(gt_rows)
         # Mean of the nonzero areas (0 if none); integer sums, so the same value np.mean gives.
         present = (det_areas > 0).sum(1)
         mean_area = np.where(present > 0, det_areas.sum(1) / np.maximum(present, 1), 0.0).tolist()
         for (k, rank), det, area in zip(group_of_det, kept, mean_area, strict=True):
-            part.det_rows.append((k, v, rank, det.score, area))
+            det_rows.append((k, v, rank, det.score, area))
         for gt, mask_areas in zip(gts, gt_mask_areas, strict=True):
             # The official averages the GT's 'areas' field; without one, the mask areas stand in.
             areas = gt.areas if gt.areas is not None else mask_areas.tolist()
-            part.gt_rows.append(
+            gt_rows.append(
                 (
                     0 if options.class_agnostic else cat_index[gt.category_id],
                     _mean_nonzero(areas, options.lvvis),
@@ -473,12 +533,13 @@ def _evaluate_videos(
                     gt.id,
                 )
             )
-        for k in sorted(set(det_group.tolist()) | set(gt_group.tolist())):
+        # Only groups with both results and GT take part in matching.
+        for k in np.intersect1d(det_group, gt_group).tolist():
             d_local = np.flatnonzero(det_group == k)
             g_local = np.flatnonzero(gt_group == k)
-            part.groups.append(_Group(det_base + d_local, gt_base + g_local, ious[np.ix_(d_local, g_local)]))
-        best = np.where(same_group, ious, 0.0).max(axis=0) if len(kept) else np.zeros(len(gts))
-        part.per_video.append(
+            groups.append(_Group(det_base + d_local, gt_base + g_local, ious[d_local][:, g_local]))
+        best = ious.max(axis=0) if len(kept) else np.zeros(len(gts))
+        per_video.append(
             {
                 "video_id": video_id,
                 "num_gt": len(gts),
@@ -487,14 +548,14 @@ def _evaluate_videos(
                 "gt_found_at_50": int((best >= 0.5).sum()),
             }
         )
-    return part
+    return _matched(gt_rows, det_rows, groups, per_video, left_out)
 
 
 def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluation:
     """Evaluate loaded inputs; returns the accumulated arrays and per-video details.
 
-    The per-video work (IoUs, ranks, areas) is spread over ``workers`` forked processes; the result does not
-    depend on their number.
+    The per-video work (IoUs, ranks, areas, matching) is spread over ``workers`` forked processes; the result
+    does not depend on their number.
     """
     started = time.monotonic()
     warnings = Counter(inputs.warnings)
@@ -529,19 +590,15 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
             inputs, options, cat_index, gts_by_video, dets_by_video, first, video_ids[first:stop]
         )
 
-    gt_rows: list[tuple[int, float, bool, bool, int]] = []
-    det_rows: list[tuple[int, int, int, float, float]] = []
-    groups: list[_Group] = []
-    per_video: list[dict[str, Any]] = []
-    parts = fork_map(evaluate_slice, pieces, workers)
-    for part in progress(parts, total=len(pieces), desc="evaluate", unit="part"):
-        det_base, gt_base = len(det_rows), len(gt_rows)
-        det_rows += part.det_rows
-        gt_rows += part.gt_rows
-        groups += [_Group(g.dets + det_base, g.gts + gt_base, g.ious) for g in part.groups]
-        per_video += part.per_video
+    parts: list[_Part] = []
+    done = 0
+    for part in progress(
+        fork_map(evaluate_slice, pieces, workers), total=len(pieces), desc="evaluate", unit="part"
+    ):
+        parts.append(part)
+        done += len(part.per_video)
         warnings["results_left_out_over_100_per_video_and_category"] += part.left_out
-        log.info("evaluate: %d/%d videos", len(per_video), len(video_ids))
+        log.info("evaluate: %d/%d videos", done, len(video_ids))
 
     if warnings["results_left_out_over_100_per_video_and_category"]:
         log.warning(
@@ -550,40 +607,26 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
         )
     else:
         del warnings["results_left_out_over_100_per_video_and_category"]
-    gt_cat = np.array([r[0] for r in gt_rows], dtype=np.int64)
-    gt_area = np.array([r[1] for r in gt_rows], dtype=np.float64)
-    gt_flag = np.array([r[2] for r in gt_rows], dtype=bool)
-    gt_crowd = np.array([r[3] for r in gt_rows], dtype=bool)
-    gt_id = np.array([r[4] for r in gt_rows], dtype=np.int64)
-    det_cat = np.array([r[0] for r in det_rows], dtype=np.int64)
-    det_video = np.array([r[1] for r in det_rows], dtype=np.int64)
-    det_rank = np.array([r[2] for r in det_rows], dtype=np.int64)
-    det_score = np.array([r[3] for r in det_rows], dtype=np.float64)
-    det_area = np.array([r[4] for r in det_rows], dtype=np.float64)
-
-    low = np.array([lo for lo, _ in AREA_RANGES])[:, None]
-    high = np.array([hi for _, hi in AREA_RANGES])[:, None]
-    gt_ignore = gt_flag[None, :] | (gt_area[None, :] < low) | (gt_area[None, :] > high)  # [A, G]
-    det_outside = (det_area[None, :] < low) | (det_area[None, :] > high)  # [A, D]
-
-    matched = _match_all(groups, gt_ignore, gt_crowd, len(det_rows))  # [A, T, D]
-    has_match = matched >= 0
-    safe = np.maximum(matched, 0)
-    # The official stores the matched GT's id and tests it for truth: a match to GT id 0 counts as none.
-    dt_matched = has_match & (gt_id[safe] != 0) if len(gt_id) else np.zeros_like(has_match)
-    area_index = np.arange(len(AREA_RANGES))[:, None, None]
-    dt_ignore = (has_match & gt_ignore[area_index, safe]) if len(gt_id) else np.zeros_like(has_match)
-    dt_ignore |= ~dt_matched & det_outside[:, None, :]
-
+    gt_cat = np.concatenate([p.gt_cat for p in parts])
+    gt_ignore = np.concatenate([p.gt_ignore for p in parts], axis=1)
+    det_cat = np.concatenate([p.det_cat for p in parts])
     gt_counts = np.zeros((num_k, len(AREA_RANGES)), dtype=np.int64)
     for a in range(len(AREA_RANGES)):
         gt_counts[:, a] = np.bincount(gt_cat[~gt_ignore[a]], minlength=num_k)
-    precision, recall = accumulate(det_cat, det_video, det_rank, det_score, dt_matched, dt_ignore, gt_counts)
+    precision, recall = accumulate(
+        det_cat,
+        np.concatenate([p.det_video for p in parts]),
+        np.concatenate([p.det_rank for p in parts]),
+        np.concatenate([p.det_score for p in parts]),
+        np.concatenate([p.dt_matched for p in parts], axis=2),
+        np.concatenate([p.dt_ignore for p in parts], axis=2),
+        gt_counts,
+    )
     log.info(
         "evaluated %d videos, %d GT objects, %d results in %.2fs",
         len(video_ids),
-        len(gt_rows),
-        len(det_rows),
+        len(gt_cat),
+        len(det_cat),
         time.monotonic() - started,
     )
     return Evaluation(
@@ -592,6 +635,6 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
         category_ids=[-1] if options.class_agnostic else category_ids,
         gt_counts=gt_counts,
         result_counts=np.bincount(det_cat, minlength=num_k),
-        per_video=per_video,
+        per_video=[video for p in parts for video in p.per_video],
         warnings=warnings,
     )
