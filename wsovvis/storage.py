@@ -318,16 +318,31 @@ def exists(uri: str | os.PathLike[str]) -> bool:
     return with_retries(stat, f"stat {uri}")
 
 
-def size(uri: str | os.PathLike[str]) -> int:
-    """Size in bytes of one file or object."""
+@dataclass(frozen=True)
+class ObjectStat:
+    """Size in bytes and, for an S3 object, its ETag: a digest the server computes from the content at each write
+    (a rewrite with other bytes gets another one); None for a local file."""
+
+    size: int
+    etag: str | None
+
+
+def stat(uri: str | os.PathLike[str]) -> ObjectStat:
+    """Size (and ETag) of one file or object, from one HEAD request on S3."""
     if not is_remote(uri):
         path = local_path(uri)
         try:
-            return path.stat().st_size
+            return ObjectStat(path.stat().st_size, None)
         except FileNotFoundError as exc:
             raise StorageNotFoundError(f"{path}: does not exist") from exc
     loc = parse_s3(uri)
-    return with_retries(lambda: int(s3_client().stat_object(loc.bucket, loc.key).size), f"stat {uri}")
+    info = with_retries(lambda: s3_client().stat_object(loc.bucket, loc.key), f"stat {uri}")
+    return ObjectStat(int(info.size), str(info.etag))
+
+
+def size(uri: str | os.PathLike[str]) -> int:
+    """Size in bytes of one file or object."""
+    return stat(uri).size
 
 
 def sha256(uri: str | os.PathLike[str]) -> str:

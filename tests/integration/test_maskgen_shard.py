@@ -173,7 +173,7 @@ def test_empty_and_failing_videos(dataset, tmp_path, caplog) -> None:
 
 
 @pytest.mark.s3
-def test_frames_manifest_and_masks_on_s3(dataset, reference, s3_bucket) -> None:
+def test_frames_manifest_and_masks_on_s3(dataset, reference, s3_bucket, monkeypatch) -> None:
     frames_root = f"{s3_bucket}/frames"
     shard_videos = [v.video_id for v in dataset.videos[:3]]
     for video in dataset.videos[:3]:
@@ -197,8 +197,23 @@ def test_frames_manifest_and_masks_on_s3(dataset, reference, s3_bucket) -> None:
         assert storage.exists(f"{out_root}/_done/{video_id}.json")
     assert storage.read_json(f"{out_root}/_reports/shard-0.json")["counts"]["failed"] == 0
 
-    rerun = mask_gen(MaskGenConfig(manifest, 0, frames_root, out_root), MotionBackend())
+    # A resume trusts a tar whose ETag is still the one its marker recorded, without downloading it...
+    def no_download(uri):
+        raise AssertionError(f"{uri} was read back to check it")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(storage, "sha256", no_download)
+        rerun = mask_gen(MaskGenConfig(manifest, 0, frames_root, out_root), MotionBackend())
     assert all(o.earlier_run for o in rerun.outcomes)
+
+    # ...and a tar rewritten with other bytes of the same size (a new ETag) is checked and made again.
+    damaged = shard_videos[0]
+    tar = bytearray(storage.read_bytes(f"{out_root}/{damaged}.tar"))
+    tar[-1] ^= 0xFF
+    storage.write_bytes(f"{out_root}/{damaged}.tar", bytes(tar))
+    rerun = mask_gen(MaskGenConfig(manifest, 0, frames_root, out_root), MotionBackend())
+    assert sorted(o.video_id for o in rerun.outcomes if not o.earlier_run) == [damaged]
+    assert storage.read_bytes(f"{out_root}/{damaged}.tar") == (reference / f"{damaged}.tar").read_bytes()
 
 
 def test_pipelined_and_serial_loops_write_the_same_output(dataset, manifest, reference, tmp_path) -> None:

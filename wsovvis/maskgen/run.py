@@ -226,14 +226,19 @@ def _store_video(
     """Pack and write the video's tar, then its marker; returns the status (done or empty)."""
     data = _pack(video_id, names, prediction, frame_shape)
     status = "done" if prediction.num_instances else "empty"
-    storage.write_bytes(storage.join(config.out_root, f"{video_id}{masks.TAR_SUFFIX}"), data)
+    tar_uri = storage.join(config.out_root, f"{video_id}{masks.TAR_SUFFIX}")
+    storage.write_bytes(tar_uri, data)
+    tar = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    etag = storage.stat(tar_uri).etag
+    if etag is not None:
+        tar["etag"] = etag
     marker = {
         "video_id": video_id,
         "status": status,
         "num_instances": prediction.num_instances,
         "frames": len(names),
         "settings": settings,
-        "tar": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+        "tar": tar,
     }
     storage.write_json(storage.join(config.out_root, DONE_DIR, f"{video_id}.json"), marker)
     return status
@@ -268,7 +273,9 @@ def _done_markers(out_root: str, videos: list[str]) -> dict[str, str]:
 
 
 def _tar_problem(marker_uri: str, tar_uri: str) -> str | None:
-    """Why the marker does not vouch for the tar (None: it does): size and SHA-256 as the marker recorded."""
+    """Why the marker does not vouch for the tar (None: it does): size and SHA-256 as the marker recorded. On S3
+    an ETag that is still the one recorded at the write vouches for the content without reading the tar back
+    (a resume would otherwise download every finished tar of the shard)."""
     try:
         marker = storage.read_json(marker_uri)
         recorded = marker["tar"]
@@ -276,11 +283,13 @@ def _tar_problem(marker_uri: str, tar_uri: str) -> str | None:
     except (InputError, KeyError, TypeError, ValueError) as exc:
         return f"its marker {marker_uri} is unreadable or records no tar size and digest ({exc})"
     try:
-        actual_size = storage.size(tar_uri)
+        actual = storage.stat(tar_uri)
     except storage.StorageNotFoundError:
         return f"its tar {tar_uri} is missing"
-    if actual_size != size:
-        return f"its tar {tar_uri} has {actual_size} bytes, the marker recorded {size}"
+    if actual.size != size:
+        return f"its tar {tar_uri} has {actual.size} bytes, the marker recorded {size}"
+    if actual.etag is not None and actual.etag == recorded.get("etag"):
+        return None
     if storage.sha256(tar_uri) != digest:
         return f"its tar {tar_uri} differs from what the marker recorded (SHA-256)"
     return None
