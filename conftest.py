@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,27 +32,14 @@ def _started_s3_server(data_dir: Path) -> S3Server:
     return server
 
 
-@contextmanager
-def _pointed_at(server: S3Server) -> Iterator[None]:
-    """The AWS_* variables point at ``server`` while the block runs."""
-    saved = {key: os.environ.get(key) for key in server.env()}
-    os.environ.update(server.env())
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real S3 server (SeaweedFS on a free loopback port) for the session; the AWS_* variables point at it."""
+    from wsovvis.environ import environ_set
+
     server = _started_s3_server(tmp_path_factory.mktemp("s3"))
     try:
-        with _pointed_at(server):
+        with environ_set(server.env()):
             yield server.endpoint
     finally:
         server.stop()
@@ -64,9 +49,11 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def s3_server(tmp_path: Path) -> Iterator[S3Server]:
     """A fresh S3 server for one test, which the test may kill and start again on the same port and data (the
     AWS_* variables point at it while the test runs)."""
+    from wsovvis.environ import environ_set
+
     server = _started_s3_server(tmp_path / "s3-server")
     try:
-        with _pointed_at(server):
+        with environ_set(server.env()):
             yield server
     finally:
         server.kill()

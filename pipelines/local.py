@@ -16,6 +16,7 @@ from typing import Any
 
 from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline
 from wsovvis import storage
+from wsovvis.environ import environ_set
 from wsovvis.errors import WsovvisError
 from wsovvis.images import RUNTIME_CPU_IMAGE, RUNTIME_IMAGE
 from wsovvis.maskgen.cli import RANDOM_WEIGHTS
@@ -64,20 +65,11 @@ def _run(pipeline: Callable[..., Any], params: dict[str, Any]) -> None:
     # kfp.local indents task output by swapping builtins.print per task; parallel ParallelFor iterations restore
     # each other's swaps, which can leave every later print of this process indented. Put the real one back.
     print_function = builtins.print
-    saved_env = {key: os.environ.get(key) for key in _STEP_ENV}
-    os.environ.update(_step_env())
     try:
-        pipeline(**params)
+        with environ_set(_step_env()):
+            pipeline(**params)
     finally:
         builtins.print = print_function
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-_STEP_ENV = ("PYTHONSAFEPATH", "PYTHONPATH")
 
 
 def _step_env() -> dict[str, str]:
@@ -242,23 +234,14 @@ def run_in_containers(
     """
     out = Path(out).resolve()
     local_work = out / "work"
-    with local_s3_server(out / "s3") as server:
-        saved = {key: os.environ.get(key) for key in server.env()}
-        os.environ.update(server.env())
+    with local_s3_server(out / "s3") as server, environ_set(server.env()):
+        storage.ensure_bucket(CONTAINER_BUCKET)
+        staged = _stage_inputs(params, CONTAINER_BUCKET)
+        work_root = staged.get("work_root") or ""
+        if not storage.is_remote(work_root):
+            staged["work_root"] = work_root = storage.join(CONTAINER_BUCKET, "work")
         try:
-            storage.ensure_bucket(CONTAINER_BUCKET)
-            staged = _stage_inputs(params, CONTAINER_BUCKET)
-            work_root = staged.get("work_root") or ""
-            if not storage.is_remote(work_root):
-                staged["work_root"] = work_root = storage.join(CONTAINER_BUCKET, "work")
-            try:
-                run_pipeline_in_containers(build_pipeline(parallelism), staged, out, server.env())
-            finally:
-                storage.download_tree(work_root, local_work)
+            run_pipeline_in_containers(build_pipeline(parallelism), staged, out, server.env())
         finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            storage.download_tree(work_root, local_work)
     return local_work
