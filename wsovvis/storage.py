@@ -345,6 +345,17 @@ def size(uri: str | os.PathLike[str]) -> int:
     return stat(uri).size
 
 
+def _stream_object(loc: S3Location, consume: Callable[[bytes], object]) -> None:
+    """Pass an object's bytes to ``consume`` in 1 MiB chunks (one GET; the caller retries the whole)."""
+    response = s3_client().get_object(loc.bucket, loc.key)
+    try:
+        for chunk in response.stream(1 << 20):
+            consume(chunk)
+    finally:
+        response.close()
+        response.release_conn()
+
+
 def sha256(uri: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of one file or object, read in chunks."""
     digest = hashlib.sha256()
@@ -361,13 +372,7 @@ def sha256(uri: str | os.PathLike[str]) -> str:
 
     def get() -> str:
         partial = hashlib.sha256()
-        response = s3_client().get_object(loc.bucket, loc.key)
-        try:
-            for chunk in response.stream(1 << 20):
-                partial.update(chunk)
-        finally:
-            response.close()
-            response.release_conn()
+        _stream_object(loc, partial.update)
         return partial.hexdigest()
 
     return with_retries(get, f"read {uri}")
@@ -483,13 +488,7 @@ def download(uri: str, destination: str | os.PathLike[str]) -> Path:
             def get() -> None:
                 handle.seek(0)
                 handle.truncate()
-                response = s3_client().get_object(loc.bucket, loc.key)
-                try:
-                    for chunk in response.stream(1 << 20):
-                        handle.write(chunk)
-                finally:
-                    response.close()
-                    response.release_conn()
+                _stream_object(loc, handle.write)
 
             with_retries(get, f"download {uri}")
         else:
@@ -609,15 +608,17 @@ def open_atomic(uri: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[An
         upload(staged, os.fspath(uri))
 
 
-def write_bytes(uri: str | os.PathLike[str], data: bytes) -> None:
+def write_bytes(uri: str | os.PathLike[str], data: bytes) -> str | None:
+    """Write ``data`` atomically; return the S3 object's ETag as the server gave it (None for a local file)."""
     if is_remote(uri):
         loc = parse_s3(os.fspath(uri))
-        with_retries(
+        written = with_retries(
             lambda: s3_client().put_object(loc.bucket, loc.key, io.BytesIO(data), len(data)), f"write {uri}"
         )
-        return
+        return str(written.etag)
     with _atomic_local(local_path(uri), "wb") as handle:
         handle.write(data)
+    return None
 
 
 def write_text(uri: str | os.PathLike[str], text: str) -> None:

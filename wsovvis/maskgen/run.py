@@ -227,9 +227,8 @@ def _store_video(
     data = _pack(video_id, names, prediction, frame_shape)
     status = "done" if prediction.num_instances else "empty"
     tar_uri = storage.join(config.out_root, f"{video_id}{masks.TAR_SUFFIX}")
-    storage.write_bytes(tar_uri, data)
+    etag = storage.write_bytes(tar_uri, data)
     tar = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    etag = storage.stat(tar_uri).etag
     if etag is not None:
         tar["etag"] = etag
     marker = {
