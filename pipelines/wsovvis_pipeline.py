@@ -190,14 +190,15 @@ def build_pipeline(
         )
         convert_task.set_retry(3)
 
-        def evaluate_class_agnostic(display_name: str, gt_json, results_json, img_root) -> None:
+        def scored(display_name: str, gt_json, results_json, img_root, *, lvvis: bool) -> None:
+            """Class-agnostic AP of tubes, or with ``lvvis`` per-category AP/APb/APn of labelled results."""
             task = evaluate(
                 gt_json=gt_json,
                 results_json=results_json,
                 img_root=img_root,
                 work_root=work_root,
-                class_agnostic=True,
-                lvvis=False,
+                class_agnostic=not lvvis,
+                lvvis=lvvis,
             )
             configured(task, "evaluate").set_display_name(display_name).set_retry(3)
 
@@ -217,15 +218,7 @@ def build_pipeline(
                     device=device,
                 )
                 configured(task, "attribute").set_display_name(f"attribute-{name}").set_retry(2)
-                scored = evaluate(
-                    gt_json=gt_json,
-                    results_json=task.outputs["Output"],
-                    img_root=img_root,
-                    work_root=work_root,
-                    class_agnostic=False,
-                    lvvis=True,
-                )
-                configured(scored, "evaluate").set_display_name(f"evaluate-{name}-lvvis").set_retry(3)
+                scored(f"evaluate-{name}-lvvis", gt_json, task.outputs["Output"], img_root, lvvis=True)
                 return task
 
             with dsl.If(clip_weights != "", name=f"clip-weights-given-{name}"):
@@ -235,8 +228,12 @@ def build_pipeline(
                     label("cpu")
 
         with dsl.If(train_gt_json != "", name="pseudo-tube-gt-given"):
-            evaluate_class_agnostic(
-                "evaluate-pseudo-tubes", train_gt_json, convert_task.outputs["Output"], frames_root
+            scored(
+                "evaluate-pseudo-tubes",
+                train_gt_json,
+                convert_task.outputs["Output"],
+                frames_root,
+                lvvis=False,
             )
             attribute_and_evaluate("pseudo-tubes", train_gt_json, convert_task.outputs["Output"], frames_root)
 
@@ -278,11 +275,12 @@ def build_pipeline(
                 artifact_uri=train_task.outputs["Output"], artifact_class=dsl.Model, reimport=False
             ).set_display_name("model")
             with dsl.If(agnostic_task.outputs["Output"] != "", name="val-gt-given"):
-                evaluate_class_agnostic(
+                scored(
                     "evaluate-model",
                     agnostic_task.outputs["Output"],
                     train_task.outputs["results_json"],
                     val_frames_root,
+                    lvvis=False,
                 )
                 attribute_and_evaluate(
                     "model", val_gt_json, train_task.outputs["results_json"], val_frames_root
