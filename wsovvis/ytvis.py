@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from wsovvis import storage
 from wsovvis.errors import InputError
-from wsovvis.names import name_problem
+from wsovvis.names import NAME_MAX, name_problem
 
 AGNOSTIC_CATEGORY: dict[str, Any] = {"id": 1, "name": "object"}
 
@@ -59,6 +60,18 @@ def _check_rle(
         )
 
 
+# Where a path component might be empty, '.' or '..' (a boundary, up to two dots, a boundary), contain NUL, or
+# exceed 255 bytes (ASCII: one byte a character), in names joined by newlines. No match: every component is a
+# usable name; a match sends the video's names through the per-component check, which says what is wrong.
+_SUSPECT_COMPONENT = re.compile(r"(?:^|[/\n])\.{0,2}(?=[/\n]|$)|\x00|[^/\n]{" + str(NAME_MAX + 1) + "}")
+
+
+def _plain_names(names: list[str]) -> bool:
+    """True when every component of every name is a usable file name (one scan for the common case)."""
+    joined = "\n".join(names)
+    return joined.isascii() and _SUSPECT_COMPONENT.search(joined) is None
+
+
 def validate_video(video: Any, source: str) -> dict[str, Any]:
     if not isinstance(video, dict):
         raise _fail(source, "videos[]", f"entry is not an object: {video!r:.80}")
@@ -76,8 +89,10 @@ def validate_video(video: Any, source: str) -> dict[str, Any]:
     _check_int(length, source, where, "length", minimum=1)
     if length != len(names):
         raise _fail(source, where, f"field 'length' is {length} but 'file_names' has {len(names)} entries")
-    video["file_names"] = [normalise_file_name(n) for n in names]
-    for index, name in enumerate(video["file_names"]):
+    video["file_names"] = names = [normalise_file_name(n) for n in names]
+    if _plain_names(names):
+        return video
+    for index, name in enumerate(names):
         problem = next(filter(None, (name_problem(part) for part in name.split("/"))), None)
         if problem:
             raise _fail(
@@ -86,6 +101,27 @@ def validate_video(video: Any, source: str) -> dict[str, Any]:
                 f"file_names[{index}] {name!r} is not a plain relative path below the image root ({problem})",
             )
     return video
+
+
+def _plain_values(field: str, values: list[Any], size: tuple[int, int]) -> bool:
+    """True when every entry has the common well-formed shape (absent, a compressed RLE of the video's size
+    with integer dimensions, a list of four, a number); otherwise the per-frame checks find what is wrong."""
+    if field == "segmentations":
+        expected = list(size)
+        return all(
+            value is None
+            or (
+                type(value) is dict
+                and type(value.get("counts")) is str
+                and (rle_size := value.get("size")) == expected
+                and type(rle_size[0]) is int
+                and type(rle_size[1]) is int
+            )
+            for value in values
+        )
+    if field == "bboxes":
+        return all(value is None or (type(value) is list and len(value) == 4) for value in values)
+    return all(value is None or type(value) is int or type(value) is float for value in values)
 
 
 def validate_annotation(
@@ -114,6 +150,8 @@ def validate_annotation(
             raise _fail(
                 source, where, f"'{field}' has {count} entries, the video has length {video['length']}"
             )
+        if _plain_values(field, values, size):
+            continue
         for frame, value in enumerate(values):
             if value is None:
                 continue

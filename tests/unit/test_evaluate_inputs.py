@@ -237,6 +237,34 @@ def test_a_malformed_result_is_reported_before_any_oversized_mask(tmp_path, work
         evaluate(gt, res, workers=workers)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_errors_come_in_file_order_though_results_are_checked_by_video(tmp_path, workers):
+    # Each worker checks the results of the videos it evaluates (video 1 first); the error reported is still the
+    # one a pass over the file meets first: the first malformed result, whatever its video, else the first
+    # oversized mask.
+    def fine(video_id):
+        return result(video_id, video_id, 0.8, [TOP4, TOP5] if video_id == 1 else [TOP4])
+
+    oversized = {"size": [H, W], "counts": "0o"}
+    results = [fine(v) for v in (2, 1) * 6]
+    results[2] = result(1, 1, 0.9, [TOP5, oversized])
+    results[5] = result(2, 2, 0.9, [{"size": [H, W], "counts": "bad counts"}])
+    results[8] = result(1, 1, 0.9, [TOP5, {"size": [H, W]}])
+    gt, res = write(tmp_path, gt_data(), results)
+    with pytest.raises(InputError, match=r"result 5 \(video 2\): segmentations\[0\]\.counts is not"):
+        evaluate(gt, res, workers=workers)
+    results[2], results[5], results[8] = fine(1), fine(2), fine(1)
+    results[3] = result(2, 2, 0.9, [oversized])
+    results[9] = result(1, 1, 0.9, [TOP5, oversized])
+    gt, res = write(tmp_path, gt_data(), results)
+    with pytest.raises(InputError, match=r"result 3 \(video 2\): segmentations\[0\] is a malformed RLE"):
+        evaluate(gt, res, workers=workers)
+    results[11] = {"video_id": 1, "score": 0.5, "category_id": 1}
+    gt, res = write(tmp_path, gt_data(), results)
+    with pytest.raises(InputError, match="result 11 .*missing field 'segmentations'"):
+        evaluate(gt, res, workers=workers)
+
+
 def test_workers_below_one_is_a_usage_error(tmp_path):
     gt, res = write(tmp_path, gt_data(), [])
     with pytest.raises(UsageError, match="--workers must be >= 1"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -58,6 +59,46 @@ def test_local_write_read_list_walk_and_delete(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not valid JSON"):
         storage.write_text(tmp_path / "bad.json", "{")
         storage.read_json(tmp_path / "bad.json")
+
+
+def test_json_parses_to_the_values_the_standard_library_gives(tmp_path: Path) -> None:
+    # The fast parser must not change a score's last bit, an integer's size or which duplicate key wins.
+    text = (
+        '{"f": [0.1, 2.2250738585072011e-308, 4.9406564584124654e-324, 1.7976931348623157e308, -0.0, 1E5,'
+        ' 0.30000000000000004, 123456789.123456789123456789e-5], "i": [0, -0, 123456789012345678901234567890],'
+        ' "s": ["a\\u0000b", "\\ud83d\\ude00", "\\u00e9"], "dup": 1, "dup": 2, "n": [true, false, null]}'
+    )
+    (tmp_path / "v.json").write_text(text)
+    parsed = storage.read_json(tmp_path / "v.json", finite=True)
+    assert repr(parsed) == repr(json.loads(text))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"a": NaN}', "holds a number that is not finite"),
+        (b'{"a": -1e999}', "holds a number that is not finite"),
+        (b'{"a": 1,}', "not valid JSON"),
+        (b'{"a": "\xff"}', "not valid JSON"),
+    ],
+)
+def test_json_that_is_not_finite_or_not_json_is_an_input_error(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    (tmp_path / "bad.json").write_bytes(content)
+    with pytest.raises(InputError, match=f"bad.json: {message}"):
+        storage.read_json(tmp_path / "bad.json", finite=True)
+
+
+def test_json_the_standard_library_accepts_still_parses(tmp_path: Path) -> None:
+    # What the fast parser refuses goes to the standard library's: a byte order mark, a lone surrogate, NaN
+    # where finiteness is not asked for.
+    (tmp_path / "bom.json").write_bytes(b'\xef\xbb\xbf{"a": 1}')
+    (tmp_path / "lone.json").write_text('["\\udc80"]')
+    (tmp_path / "nan.json").write_text('{"a": NaN}')
+    assert storage.read_json(tmp_path / "bom.json") == {"a": 1}
+    assert storage.read_json(tmp_path / "lone.json") == ["\udc80"]
+    assert storage.read_json(tmp_path / "nan.json")["a"] != storage.read_json(tmp_path / "nan.json")["a"]
 
 
 def test_open_atomic_keeps_the_old_file_when_the_writer_fails(tmp_path: Path) -> None:

@@ -61,6 +61,12 @@ def test_backslashes_are_normalised_and_a_valid_dataset_passes() -> None:
         ),
         (lambda d: d["annotations"][0]["segmentations"][0].update(size=[5, 6]), "differs from the video's"),
         (lambda d: d["annotations"][0]["bboxes"].__setitem__(0, [1, 2]), "bboxes[0] must be [x, y, w, h]"),
+        # sizes that compare equal to the video's but are not integers
+        (
+            lambda d: d["annotations"][0]["segmentations"][0].update(size=[4.0, 6]),
+            "segmentations[0].size must be [height, width]",
+        ),
+        (lambda d: d["annotations"][0]["areas"].__setitem__(0, "6"), "areas[0] must be a number"),
         (lambda d: d["annotations"].append(copy.deepcopy(d["annotations"][0])), "annotation 5: duplicate id"),
     ],
 )
@@ -71,6 +77,34 @@ def test_validation_errors_name_the_file_place_and_field(mutate, message: str) -
         ytvis.validate_dataset(data, "gt.json")
     assert str(exc.value).startswith("gt.json: ")
     assert message in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("a/../00000.jpg", "names a folder"),
+        ("../a/00000.jpg", "names a folder"),
+        ("a/./00000.jpg", "names a folder"),
+        ("/a/00000.jpg", "empty"),
+        ("a//00000.jpg", "empty"),
+        ("a/", "empty"),
+        ("a/0\x000.jpg", "NUL"),
+        ("a/" + "x" * 256, "256 bytes long"),
+        ("a/\udc80.jpg", "not valid UTF-8"),
+    ],
+)
+def test_frame_names_that_leave_the_image_root_are_refused(name: str, problem: str) -> None:
+    data = _dataset()
+    data["videos"][0]["file_names"][1] = name
+    with pytest.raises(InputError, match=rf"video 1: file_names\[1\] .* \(.*{problem}"):
+        ytvis.validate_dataset(data, "gt.json")
+
+
+def test_frame_names_that_only_look_odd_are_accepted() -> None:
+    data = _dataset()
+    data["videos"][0]["file_names"] = ["a/...", "a/.hidden.jpg"]
+    data["videos"].append(dict(data["videos"][0], id=2, file_names=["é/" + "x" * 250, "b/1.jpg"]))
+    assert ytvis.validate_dataset(data, "gt.json")["videos"][1]["file_names"][0].startswith("é/")
 
 
 def test_results_validation_checks_lengths_against_the_videos() -> None:

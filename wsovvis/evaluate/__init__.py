@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from wsovvis import storage
-from wsovvis.errors import UsageError
+from wsovvis.errors import InputError, UsageError
 from wsovvis.evaluate import inputs as eval_inputs
 from wsovvis.evaluate.lvvis import base_novel
 from wsovvis.evaluate.ytvoseval import (
@@ -138,8 +138,15 @@ def evaluate(
         {"--gt": gt, "--results": results, "--img_root": img_root},
     )
     with gc_paused():
-        loaded = eval_inputs.load(gt, results, workers)
-        evaluation = run(loaded, options, workers)
+        # The report draws results, so it needs them checked up front; otherwise the workers check the results
+        # of the videos they evaluate.
+        loaded = eval_inputs.load(gt, results, workers, check_results=report is not None)
+        try:
+            evaluation = run(loaded, options, workers)
+        except InputError:
+            if loaded.unchecked is not None:
+                loaded.unchecked.raise_first_error(loaded.videos)
+            raise
         metrics = metrics_of(evaluation, loaded.categories, options, gt)
     metrics["gt"] = os.fspath(gt)
     metrics["results"] = os.fspath(results)

@@ -14,7 +14,7 @@ import math
 import os
 import posixpath
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,12 +73,41 @@ class Detection:
 
 
 @dataclass
+class UncheckedResults:
+    """A results list whose entries for GT videos are checked (and their mask areas computed) by whoever
+    evaluates those videos: a worker checks the results it evaluates, so no process touches them twice."""
+
+    entries: list[Any]
+    source: str
+    by_video: dict[int, list[int]]  # GT video id -> indices of its entries, in file order
+
+    def detections(self, video_ids: list[int], videos: dict[int, Video]) -> list[Detection]:
+        """The checked detections of ``video_ids``, mask areas filled in; InputError for a malformed one."""
+        unused: Counter[str] = Counter()
+        found = [
+            _result(self.entries[index], index, videos, self.source, unused)
+            for video_id in video_ids
+            for index in self.by_video.get(video_id, ())
+        ]
+        detections = [det for det in found if det is not None]
+        _check_areas(detections, videos, self.source)
+        return detections
+
+    def raise_first_error(self, videos: dict[int, Video]) -> None:
+        """Raise the error a full check raises (the first malformed result, else the first oversized mask): the
+        one to report when checking by video found one, since videos are not in file order."""
+        _results_from_list(self.entries, videos, self.source, Counter(), workers=1)
+
+
+@dataclass
 class EvalInputs:
     videos: dict[int, Video]
     categories: list[dict[str, Any]]
     gts: list[GtObject]
     detections: list[Detection]
     warnings: Counter[str] = field(default_factory=Counter)
+    # With load(check_results=False) and a results list: its entries for GT videos, not yet in ``detections``.
+    unchecked: UncheckedResults | None = None
 
 
 def _warn(warnings: Counter[str], key: str, count: int, message: str, *args: Any) -> None:
@@ -505,6 +534,39 @@ def _results_from_dataset(
     return detections
 
 
+def _defer_results_list(
+    entries: list[Any], videos: dict[int, Video], source: str, warnings: Counter[str]
+) -> UncheckedResults:
+    """Index a results list's entries by GT video, to be checked where they are evaluated; entries for no GT
+    video are checked here (counted, or the error a full check gives)."""
+    by_video: dict[int, list[int]] = defaultdict(list)
+    elsewhere = []
+    for index, entry in enumerate(entries):
+        video_id = entry.get("video_id") if type(entry) is dict else None
+        if type(video_id) is int and video_id in videos:
+            by_video[video_id].append(index)
+        else:
+            elsewhere.append(index)
+    unchecked = UncheckedResults(entries, source, dict(by_video))
+    try:
+        for index in elsewhere:
+            _result(entries[index], index, videos, source, warnings)
+    except InputError:
+        unchecked.raise_first_error(videos)
+        raise
+    if warnings["results_for_unknown_videos"]:
+        log.warning(
+            "%s: %d results are for videos not in the GT; they are left out (the official evaluator refuses them)",
+            source,
+            warnings["results_for_unknown_videos"],
+        )
+    if not by_video:
+        _warn(
+            warnings, "no_results", 1, "%s: no usable results; every AP and AR is 0 where GT exists", source
+        )
+    return unchecked
+
+
 def load_results(
     uri: str | os.PathLike[str],
     videos: dict[int, Video],
@@ -534,16 +596,43 @@ def load_results(
     return detections
 
 
-def load(gt: str | os.PathLike[str], results: str | os.PathLike[str], workers: int = 1) -> EvalInputs:
+def load(
+    gt: str | os.PathLike[str],
+    results: str | os.PathLike[str],
+    workers: int = 1,
+    *,
+    check_results: bool = True,
+) -> EvalInputs:
     """GT and results, loaded and checked; with ``workers`` > 1 the parsed GT is checked in another process
-    while the results file is parsed here. Errors come as a serial load gives them: the GT's first."""
+    while the results file is parsed here. Errors come as a serial load gives them: the GT's first.
+
+    ``check_results=False``: a results list's entries for GT videos are left to whoever evaluates them
+    (:attr:`EvalInputs.unchecked`) instead of becoming ``detections`` here."""
     warnings: Counter[str] = Counter()
     if workers <= 1:
         videos, categories, gts = load_gt(gt)
-        return EvalInputs(videos, categories, gts, load_results(results, videos, warnings), warnings)
-    gt_data = storage.read_json(gt, finite=True)
-    with fork_call(lambda: _check_gt(gt_data, os.fspath(gt))) as checking:
+        data = storage.read_json(results, finite=True)
+    else:
+        videos, categories, gts, data = _load_in_parallel(gt, results)
+    if not check_results and isinstance(data, list):
+        unchecked = _defer_results_list(data, videos, os.fspath(results), warnings)
+        return EvalInputs(videos, categories, gts, [], warnings, unchecked)
+    detections = load_results(results, videos, warnings, workers, data)
+    return EvalInputs(videos, categories, gts, detections, warnings)
+
+
+def _load_in_parallel(
+    gt: str | os.PathLike[str], results: str | os.PathLike[str]
+) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject], Any]:
+    """The GT checked in a forked process while both files are parsed here; the parsed results returned."""
+    gt_bytes = storage.read_bytes(gt)
+    # Both processes parse the GT: a checker reading the parsed GT of this one would copy (copy-on-write) every
+    # page whose objects it touches, which costs more than parsing.
+    with fork_call(
+        lambda: _check_gt(storage.parse_json(gt_bytes, gt, finite=True), os.fspath(gt))
+    ) as checking:
         try:
+            gt_data = storage.parse_json(gt_bytes, gt, finite=True)
             data = storage.read_json(results, finite=True)
         except Exception:
             checking.wait()
@@ -551,7 +640,4 @@ def load(gt: str | os.PathLike[str], results: str | os.PathLike[str], workers: i
                 checking.get()  # raises the GT's error, which a serial load would have met first
             raise
         checked = checking.get()
-    detections = load_results(results, checked.videos, warnings, workers, data)
-    return EvalInputs(
-        checked.videos, gt_data["categories"], _gt_of_checked(gt_data, checked), detections, warnings
-    )
+    return checked.videos, gt_data["categories"], _gt_of_checked(gt_data, checked), data

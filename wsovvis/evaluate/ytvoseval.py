@@ -443,6 +443,7 @@ class _Part:
     gt_ignore: np.ndarray  # [A, G]
     per_video: list[dict[str, Any]]
     left_out: int  # results past the 100 per video and category
+    unknown_category: int  # per-category mode: results whose category is not a GT category (left out)
 
 
 def _matched(
@@ -451,6 +452,7 @@ def _matched(
     groups: list[_Group],
     per_video: list[dict[str, Any]],
     left_out: int,
+    unknown_category: int,
 ) -> _Part:
     """Greedy matching of rows whose groups index them; returns what accumulation needs, as arrays."""
     gt_cat = np.array([r[0] for r in gt_rows], dtype=np.int64)
@@ -484,6 +486,7 @@ def _matched(
         gt_ignore=gt_ignore,
         per_video=per_video,
         left_out=left_out,
+        unknown_category=unknown_category,
     )
 
 
@@ -492,11 +495,24 @@ def _evaluate_videos(
     options: EvalOptions,
     cat_index: dict[int, int],
     gts_by_video: dict[int, list[GtObject]],
-    dets_by_video: dict[int, list[Detection]],
+    checked_by_video: dict[int, list[Detection]],
     first: int,
     video_ids: list[int],
 ) -> _Part:
-    """IoUs and matching of ``video_ids``, the videos numbered from ``first`` in the evaluation's order."""
+    """IoUs and matching of ``video_ids``, the videos numbered from ``first`` in the evaluation's order; their
+    results come checked (``checked_by_video``) or are checked here (``inputs.unchecked``)."""
+    if inputs.unchecked is not None:
+        detections = inputs.unchecked.detections(video_ids, inputs.videos)
+    else:
+        detections = [det for video_id in video_ids for det in checked_by_video.get(video_id, [])]
+    unknown_category = 0
+    if not options.class_agnostic:
+        known = [det for det in detections if det.category_id in cat_index]
+        unknown_category = len(detections) - len(known)
+        detections = known
+    dets_by_video: dict[int, list[Detection]] = defaultdict(list)
+    for det in detections:
+        dets_by_video[det.video_id].append(det)
     gt_rows: list[tuple[int, float, bool, bool, int]] = []  # category index, avg area, ignore, crowd, id
     det_rows: list[tuple[int, int, int, float, float]] = []  # category index, video, rank, score, avg area
     groups: list[_Group] = []  # row indices; only those with results and GT
@@ -548,7 +564,7 @@ def _evaluate_videos(
                 "gt_found_at_50": int((best >= 0.5).sum()),
             }
         )
-    return _matched(gt_rows, det_rows, groups, per_video, left_out)
+    return _matched(gt_rows, det_rows, groups, per_video, left_out, unknown_category)
 
 
 def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluation:
@@ -561,25 +577,13 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
     warnings = Counter(inputs.warnings)
     category_ids = sorted({c["id"] for c in inputs.categories})
     cat_index = {cid: k for k, cid in enumerate(category_ids)}
-    detections = inputs.detections
-    if not options.class_agnostic:
-        unknown = [d for d in detections if d.category_id not in cat_index]
-        if unknown:
-            warnings["results_with_unknown_category"] += len(unknown)
-            log.warning(
-                "%d results have a category_id that is not a GT category; they are left out, as the official "
-                "evaluator does",
-                len(unknown),
-            )
-            detections = [d for d in detections if d.category_id in cat_index]
     num_k = 1 if options.class_agnostic else len(category_ids)
-
     gts_by_video: dict[int, list[GtObject]] = defaultdict(list)
     for gt in inputs.gts:
         gts_by_video[gt.video_id].append(gt)
-    dets_by_video: dict[int, list[Detection]] = defaultdict(list)
-    for det in detections:
-        dets_by_video[det.video_id].append(det)
+    checked_by_video: dict[int, list[Detection]] = defaultdict(list)
+    for det in inputs.detections:
+        checked_by_video[det.video_id].append(det)
 
     video_ids = sorted(inputs.videos)
     pieces = slices(len(video_ids), max(1, workers) * _PIECES_PER_WORKER)
@@ -587,7 +591,7 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
     def evaluate_slice(bounds: tuple[int, int]) -> _Part:
         first, stop = bounds
         return _evaluate_videos(
-            inputs, options, cat_index, gts_by_video, dets_by_video, first, video_ids[first:stop]
+            inputs, options, cat_index, gts_by_video, checked_by_video, first, video_ids[first:stop]
         )
 
     parts: list[_Part] = []
@@ -598,7 +602,17 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
         parts.append(part)
         done += len(part.per_video)
         warnings["results_left_out_over_100_per_video_and_category"] += part.left_out
+        warnings["results_with_unknown_category"] += part.unknown_category
         log.info("evaluate: %d/%d videos", done, len(video_ids))
+
+    if warnings["results_with_unknown_category"]:
+        log.warning(
+            "%d results have a category_id that is not a GT category; they are left out, as the official "
+            "evaluator does",
+            warnings["results_with_unknown_category"],
+        )
+    else:
+        del warnings["results_with_unknown_category"]
 
     if warnings["results_left_out_over_100_per_video_and_category"]:
         log.warning(
