@@ -263,6 +263,20 @@ def test_errors_come_in_file_order_though_results_are_checked_by_video(tmp_path,
     gt, res = write(tmp_path, gt_data(), results)
     with pytest.raises(InputError, match="result 11 .*missing field 'segmentations'"):
         evaluate(gt, res, workers=workers)
+    # The GT's masks are measured where their videos are evaluated too; its errors still come first.
+    bad_gt = gt_data()
+    bad_gt["annotations"][1]["segmentations"] = [oversized]
+    gt, res = write(tmp_path, bad_gt, results)
+    with pytest.raises(
+        InputError, match=r"gt.json: annotation 2 \(video 2\): segmentations\[0\] is a malformed"
+    ):
+        evaluate(gt, res, workers=workers)
+    results[0] = {"video_id": "x"}
+    gt, res = write(tmp_path, bad_gt, results)
+    with pytest.raises(
+        InputError, match=r"gt.json: annotation 2 \(video 2\): segmentations\[0\] is a malformed"
+    ):
+        evaluate(gt, res, workers=workers)
 
 
 def test_workers_below_one_is_a_usage_error(tmp_path):

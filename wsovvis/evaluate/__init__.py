@@ -138,14 +138,14 @@ def evaluate(
         {"--gt": gt, "--results": results, "--img_root": img_root},
     )
     with gc_paused():
-        # The report draws results, so it needs them checked up front; otherwise the workers check the results
-        # of the videos they evaluate.
-        loaded = eval_inputs.load(gt, results, workers, check_results=report is not None)
+        # The report draws masks, so it needs them checked up front; otherwise each worker checks the masks of
+        # the videos it evaluates.
+        loaded = eval_inputs.load(gt, results, workers, defer_checks=report is None)
         try:
             evaluation = run(loaded, options, workers)
         except InputError:
-            if loaded.unchecked is not None:
-                loaded.unchecked.raise_first_error(loaded.videos)
+            if loaded.deferred is not None:
+                loaded.deferred.raise_first_error(loaded)
             raise
         metrics = metrics_of(evaluation, loaded.categories, options, gt)
     metrics["gt"] = os.fspath(gt)

@@ -100,14 +100,31 @@ class UncheckedResults:
 
 
 @dataclass
+class Deferred:
+    """Checks left to whoever evaluates each video: the GT's mask areas (and that each fits its frame) and, for a
+    results list, its entries. A worker checks what it evaluates, so no process touches those objects twice."""
+
+    gt_source: str
+    results: UncheckedResults | None
+
+    def raise_first_error(self, inputs: EvalInputs) -> None:
+        """Raise the error a full load raises (the GT's first): the one to report when a worker found one, since
+        workers go video by video, not in file order."""
+        fill_gt_areas(inputs.gts, inputs.videos, self.gt_source)
+        if self.results is not None:
+            self.results.raise_first_error(inputs.videos)
+
+
+@dataclass
 class EvalInputs:
     videos: dict[int, Video]
     categories: list[dict[str, Any]]
     gts: list[GtObject]
     detections: list[Detection]
     warnings: Counter[str] = field(default_factory=Counter)
-    # With load(check_results=False) and a results list: its entries for GT videos, not yet in ``detections``.
-    unchecked: UncheckedResults | None = None
+    # load(defer_checks=True): GT mask areas not filled yet, and a results list's entries for GT videos not yet
+    # in ``detections``.
+    deferred: Deferred | None = None
 
 
 def _warn(warnings: Counter[str], key: str, count: int, message: str, *args: Any) -> None:
@@ -135,8 +152,8 @@ def _gt_rle(seg: Any, video: Video, source: str, where: str, frame: int) -> RLE 
     return checked
 
 
-def _gt_objects(data: Any, source: str) -> tuple[dict[int, Video], list[GtObject]]:
-    """The videos and GT objects (mask areas included) of a parsed GT, validated in place."""
+def _gt_objects(data: Any, source: str, with_areas: bool = True) -> tuple[dict[int, Video], list[GtObject]]:
+    """The videos and GT objects of a parsed GT, validated in place; mask areas filled in ``with_areas``."""
     ytvis.validate_dataset(data, source)
     if not data.get("categories"):
         raise InputError(f"{source}: the GT has no 'categories'; evaluation needs the category list")
@@ -163,10 +180,16 @@ def _gt_objects(data: Any, source: str) -> tuple[dict[int, Video], list[GtObject
             ) from exc
         _check_rle_strings(segmentations, source, where)
         gts.append(_gt_object(ann, segmentations))
+    if with_areas:
+        fill_gt_areas(gts, videos, source)
+    return videos, gts
+
+
+def fill_gt_areas(gts: list[GtObject], videos: dict[int, Video], source: str) -> None:
+    """Set the GT objects' mask areas; InputError for the first mask larger than its frame (a malformed RLE)."""
     fill_mask_areas(gts)
     for gt in gts:
         _check_area_limit(gt.mask_areas, videos[gt.video_id], source, f"annotation {gt.id}")
-    return videos, gts
 
 
 def _gt_object(ann: dict[str, Any], segmentations: list[RLE | None]) -> GtObject:
@@ -180,9 +203,11 @@ def _gt_object(ann: dict[str, Any], segmentations: list[RLE | None]) -> GtObject
     )
 
 
-def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject]]:
+def load_gt(
+    uri: str | os.PathLike[str], with_areas: bool = True
+) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject]]:
     data = storage.read_json(uri, finite=True)
-    videos, gts = _gt_objects(data, os.fspath(uri))
+    videos, gts = _gt_objects(data, os.fspath(uri), with_areas)
     return videos, data["categories"], gts
 
 
@@ -196,8 +221,8 @@ class _CheckedGt:
     mask_areas: np.ndarray  # every object's, concatenated
 
 
-def _check_gt(data: Any, source: str) -> _CheckedGt:
-    videos, gts = _gt_objects(data, source)
+def _check_gt(data: Any, source: str, with_areas: bool) -> _CheckedGt:
+    videos, gts = _gt_objects(data, source, with_areas)
     return _CheckedGt(
         videos,
         [
@@ -215,9 +240,10 @@ def _gt_of_checked(data: dict[str, Any], checked: _CheckedGt) -> list[GtObject]:
     position = 0
     for ann, segmentations in zip(data.get("annotations", []), checked.segmentations, strict=True):
         gt = _gt_object(ann, ann["segmentations"] if segmentations is None else segmentations)
-        length = checked.videos[gt.video_id].length
-        gt.mask_areas = checked.mask_areas[position : position + length]
-        position += length
+        if len(checked.mask_areas):
+            length = checked.videos[gt.video_id].length
+            gt.mask_areas = checked.mask_areas[position : position + length]
+            position += length
         gts.append(gt)
     return gts
 
@@ -535,10 +561,10 @@ def _results_from_dataset(
 
 
 def _defer_results_list(
-    entries: list[Any], videos: dict[int, Video], source: str, warnings: Counter[str]
-) -> UncheckedResults:
-    """Index a results list's entries by GT video, to be checked where they are evaluated; entries for no GT
-    video are checked here (counted, or the error a full check gives)."""
+    entries: list[Any], videos: dict[int, Video], source: str
+) -> tuple[UncheckedResults, list[int]]:
+    """A results list's entries indexed by GT video, to be checked where they are evaluated, and the indices of
+    the entries that name no GT video."""
     by_video: dict[int, list[int]] = defaultdict(list)
     elsewhere = []
     for index, entry in enumerate(entries):
@@ -547,24 +573,29 @@ def _defer_results_list(
             by_video[video_id].append(index)
         else:
             elsewhere.append(index)
-    unchecked = UncheckedResults(entries, source, dict(by_video))
-    try:
-        for index in elsewhere:
-            _result(entries[index], index, videos, source, warnings)
-    except InputError:
-        unchecked.raise_first_error(videos)
-        raise
+    return UncheckedResults(entries, source, dict(by_video)), elsewhere
+
+
+def _check_elsewhere(
+    unchecked: UncheckedResults, elsewhere: list[int], videos: dict[int, Video], warnings: Counter[str]
+) -> None:
+    """Check the entries that name no GT video (counted as unknown, or an error), and warn as a full load does."""
+    for index in elsewhere:
+        _result(unchecked.entries[index], index, videos, unchecked.source, warnings)
     if warnings["results_for_unknown_videos"]:
         log.warning(
             "%s: %d results are for videos not in the GT; they are left out (the official evaluator refuses them)",
-            source,
+            unchecked.source,
             warnings["results_for_unknown_videos"],
         )
-    if not by_video:
+    if not unchecked.by_video:
         _warn(
-            warnings, "no_results", 1, "%s: no usable results; every AP and AR is 0 where GT exists", source
+            warnings,
+            "no_results",
+            1,
+            "%s: no usable results; every AP and AR is 0 where GT exists",
+            unchecked.source,
         )
-    return unchecked
 
 
 def load_results(
@@ -601,35 +632,44 @@ def load(
     results: str | os.PathLike[str],
     workers: int = 1,
     *,
-    check_results: bool = True,
+    defer_checks: bool = False,
 ) -> EvalInputs:
     """GT and results, loaded and checked; with ``workers`` > 1 the parsed GT is checked in another process
     while the results file is parsed here. Errors come as a serial load gives them: the GT's first.
 
-    ``check_results=False``: a results list's entries for GT videos are left to whoever evaluates them
-    (:attr:`EvalInputs.unchecked`) instead of becoming ``detections`` here."""
+    ``defer_checks``: the GT's mask areas and a results list's entries for GT videos are left to whoever
+    evaluates each video (:attr:`EvalInputs.deferred`)."""
     warnings: Counter[str] = Counter()
     if workers <= 1:
-        videos, categories, gts = load_gt(gt)
+        videos, categories, gts = load_gt(gt, with_areas=not defer_checks)
         data = storage.read_json(results, finite=True)
     else:
-        videos, categories, gts, data = _load_in_parallel(gt, results)
-    if not check_results and isinstance(data, list):
-        unchecked = _defer_results_list(data, videos, os.fspath(results), warnings)
-        return EvalInputs(videos, categories, gts, [], warnings, unchecked)
+        videos, categories, gts, data = _load_in_parallel(gt, results, with_areas=not defer_checks)
+    if not defer_checks:
+        detections = load_results(results, videos, warnings, workers, data)
+        return EvalInputs(videos, categories, gts, detections, warnings)
+    if isinstance(data, list):
+        unchecked, elsewhere = _defer_results_list(data, videos, os.fspath(results))
+        inputs = EvalInputs(videos, categories, gts, [], warnings, Deferred(os.fspath(gt), unchecked))
+        try:
+            _check_elsewhere(unchecked, elsewhere, videos, warnings)
+        except InputError:
+            inputs.deferred.raise_first_error(inputs)
+            raise
+        return inputs
     detections = load_results(results, videos, warnings, workers, data)
-    return EvalInputs(videos, categories, gts, detections, warnings)
+    return EvalInputs(videos, categories, gts, detections, warnings, Deferred(os.fspath(gt), None))
 
 
 def _load_in_parallel(
-    gt: str | os.PathLike[str], results: str | os.PathLike[str]
+    gt: str | os.PathLike[str], results: str | os.PathLike[str], with_areas: bool
 ) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject], Any]:
     """The GT checked in a forked process while both files are parsed here; the parsed results returned."""
     gt_bytes = storage.read_bytes(gt)
     # Both processes parse the GT: a checker reading the parsed GT of this one would copy (copy-on-write) every
     # page whose objects it touches, which costs more than parsing.
     with fork_call(
-        lambda: _check_gt(storage.parse_json(gt_bytes, gt, finite=True), os.fspath(gt))
+        lambda: _check_gt(storage.parse_json(gt_bytes, gt, finite=True), os.fspath(gt), with_areas)
     ) as checking:
         try:
             gt_data = storage.parse_json(gt_bytes, gt, finite=True)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject
+from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject, fill_gt_areas
 from wsovvis.logs import progress
 from wsovvis.resources import fork_map, slices
 
@@ -500,9 +500,17 @@ def _evaluate_videos(
     video_ids: list[int],
 ) -> _Part:
     """IoUs and matching of ``video_ids``, the videos numbered from ``first`` in the evaluation's order; their
-    results come checked (``checked_by_video``) or are checked here (``inputs.unchecked``)."""
-    if inputs.unchecked is not None:
-        detections = inputs.unchecked.detections(video_ids, inputs.videos)
+    results come checked (``checked_by_video``) or are checked here (``inputs.deferred``), as are the GT's
+    mask areas."""
+    deferred = inputs.deferred
+    if deferred is not None:
+        fill_gt_areas(
+            [gt for video_id in video_ids for gt in gts_by_video.get(video_id, [])],
+            inputs.videos,
+            deferred.gt_source,
+        )
+    if deferred is not None and deferred.results is not None:
+        detections = deferred.results.detections(video_ids, inputs.videos)
     else:
         detections = [det for video_id in video_ids for det in checked_by_video.get(video_id, [])]
     unknown_category = 0
