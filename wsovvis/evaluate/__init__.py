@@ -47,8 +47,8 @@ def _per_category(evaluation: Evaluation, categories: list[dict[str, Any]]) -> l
     by_id = {c["id"]: c for c in categories}
     all_area, max100 = AREA_LABELS.index("all"), MAX_DETS.index(100)
     at_50 = int(np.flatnonzero(IOU_THRESHOLDS == 0.5)[0])
-    ap = _mean_defined(evaluation.precision[:, :, :, all_area, max100], (0, 1))
-    ap50 = _mean_defined(evaluation.precision[at_50, :, :, all_area, max100], (0,))
+    ap = _mean_defined(evaluation.precision[:, :, :, all_area], (0, 1))
+    ap50 = _mean_defined(evaluation.precision[at_50, :, :, all_area], (0,))
     ar100 = _mean_defined(evaluation.recall[:, :, all_area, max100], (0,))
     rows = []
     for k, cid in enumerate(evaluation.category_ids):

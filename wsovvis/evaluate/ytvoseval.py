@@ -69,7 +69,7 @@ class EvalOptions:
 class Evaluation:
     """Accumulated arrays (official layout) and what the report needs per video, category and object."""
 
-    precision: np.ndarray  # [T, R, K, A, M]
+    precision: np.ndarray  # [T, R, K, A] at maxDets 100, the only one the official's stats read
     recall: np.ndarray  # [T, K, A, M]
     category_ids: list[int]  # the K axis; [-1] when class-agnostic
     gt_counts: np.ndarray  # [K, A] GT objects that count (not ignored) per category and area range
@@ -84,7 +84,13 @@ class Evaluation:
 def _mean_nonzero(values: list[Any], truncate: bool) -> float:
     """The official's ``avg_area``: mean of the truthy entries (LV-VIS: after int()), 0 if none."""
     kept = [int(a) if truncate else a for a in values if a]
-    return float(np.array(kept).mean()) if kept else 0.0
+    if not kept:
+        return 0.0
+    if all(type(a) is int for a in kept):
+        # Integer sums below 2**53 are exact in any order, so numpy's float sum is this one and the quotient is
+        # rounded once, as here; a numpy call per object cost more than the rest of its bookkeeping.
+        return sum(kept) / len(kept)
+    return float(np.array(kept).mean())
 
 
 def _frame_areas(objects: list[Detection] | list[GtObject], length: int) -> np.ndarray:
@@ -297,7 +303,8 @@ def accumulate(
     dt_ignore: np.ndarray,
     gt_counts: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The official ``accumulate``, vectorised over categories: precision [T,R,K,A,M], recall [T,K,A,M].
+    """The official ``accumulate``, vectorised over categories: precision [T,R,K,A] (at maxDets 100: the official
+    fills it for every maxDets, but its stats read only this one), recall [T,K,A,M].
 
     Per maxDet the results are ordered by (category, -score, video, rank) - the official's stable sort of
     the per-video lists concatenated in video order - and per-category running sums come from one cumsum.
@@ -309,7 +316,7 @@ def accumulate(
     # Filled per (area, maxDets) block, returned as views in the official's axis order: the values, and the
     # order in which indexing the views yields them, are the same as the official's arrays'.
     # Every block is written below.
-    precision = np.empty((num_a, num_m, num_t, num_r, num_k))
+    precision = np.empty((num_a, num_t, num_r, num_k))
     recall = np.empty((num_a, num_m, num_t, num_k))
     for m, max_det in enumerate(MAX_DETS):
         kept = np.flatnonzero(det_rank < max_det)
@@ -318,7 +325,9 @@ def accumulate(
             valid = gt_counts[:, a] > 0
             rows = order[valid[det_cat[order]]]
             if len(rows) == 0:
-                recall[a, m] = precision[a, m] = np.where(valid, 0.0, -1.0)
+                recall[a, m] = np.where(valid, 0.0, -1.0)
+                if max_det == MAX_DETS[-1]:
+                    precision[a] = np.where(valid, 0.0, -1.0)
                 continue
             cats = det_cat[rows]
             starts, counts = _segments(cats, num_k)
@@ -334,6 +343,8 @@ def accumulate(
 
             last = np.maximum(starts + counts - 1, 0)
             recall[a, m] = np.where(valid, np.where(counts > 0, rc[:, last], 0.0), -1.0)
+            if max_det != MAX_DETS[-1]:
+                continue
 
             envelope = _suffix_max_within(pr, cats)
 
@@ -356,8 +367,8 @@ def accumulate(
             values[:, closing] = np.where(valid, 0.0, -1.0)
             repeats[:, closing] = num_r - np.where(counts > 0, covered[:, last], 0)
             table = np.repeat(values.ravel(), repeats.ravel()).reshape(num_t, num_k, num_r)
-            precision[a, m] = table.transpose(0, 2, 1)
-    return precision.transpose(2, 3, 4, 0, 1), recall.transpose(2, 3, 0, 1)
+            precision[a] = table.transpose(0, 2, 1)
+    return precision.transpose(1, 2, 3, 0), recall.transpose(2, 3, 0, 1)
 
 
 # --------------------------------------------------------------------------------------------------- summarize
@@ -375,10 +386,13 @@ def summarize_one(
     """The official ``_summarize``, optionally over a subset of the K axis (LV-VIS base/novel).
 
     Plain indexing of the area and maxDets axes (the official indexes them with lists): the selected values come
-    in the same order, so their mean is the same, and no 1.2M-value copy is made.
+    in the same order, so their mean is the same, and no 1.2M-value copy is made. Precision exists at maxDets
+    100 only, as every AP stat of the official reads it.
     """
     a, m = AREA_LABELS.index(area), MAX_DETS.index(max_dets)
-    s = precision[..., a, m] if ap else recall[..., a, m]
+    if ap and max_dets != MAX_DETS[-1]:
+        raise ValueError(f"precision is kept at maxDets {MAX_DETS[-1]} only, not {max_dets}")
+    s = precision[..., a] if ap else recall[..., a, m]
     if iou_thr is not None:
         s = s[np.where(iou_thr == IOU_THRESHOLDS)[0]]
     if categories is not None:
