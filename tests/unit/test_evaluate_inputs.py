@@ -56,7 +56,17 @@ def test_empty_results_give_zero_with_a_warning(tmp_path):
         ),
         ([TOP5, {"size": [H + 1, W], "counts": TOP4["counts"]}], r"differs from video 1's \[height, width\]"),
         ([TOP5, {"counts": TOP4["counts"]}], r"segmentations\[1\] is not an RLE dict"),
-        ([TOP5, {"size": [H, W], "counts": "0o"}], r"segmentations\[1\] is a malformed RLE"),
+        # area 200 in a 10x10 frame
+        ([TOP5, {"size": [H, W], "counts": "0X6"}], r"segmentations\[1\] is a malformed RLE"),
+        # ends inside a number: pycocotools would read past the string and write past its buffer
+        (
+            [TOP5, {"size": [H, W], "counts": "0o"}],
+            r"segmentations\[1\].counts is not a compressed RLE string \(it ends inside a number, with 'o'\)",
+        ),
+        (
+            [TOP5, {"size": [H, W], "counts": "0P"}],
+            r"segmentations\[1\].counts is not a compressed RLE string \(it ends inside a number, with 'P'\)",
+        ),
         ([TOP5, {"size": [H, W], "counts": [5, 5]}], r"segmentations\[1\] is a malformed uncompressed RLE"),
         ("nope", "'segmentations' has str entries"),
     ],
@@ -224,7 +234,7 @@ def test_metrics_do_not_depend_on_the_number_of_workers(tmp_path, class_agnostic
 @pytest.mark.parametrize("workers", [1, 3])
 def test_a_malformed_result_is_reported_before_any_oversized_mask(tmp_path, workers):
     # Checked in slices by several processes, the errors still come as one pass over the list gives them.
-    oversized = {"size": [H, W], "counts": "0o"}
+    oversized = {"size": [H, W], "counts": "0X6"}
     results = [result(2, 2, 0.8, [TOP4]) for _ in range(12)]
     results[1] = result(1, 1, 0.9, [TOP5, oversized])
     results[10] = result(1, 1, 0.9, [TOP5, oversized])
@@ -245,7 +255,7 @@ def test_errors_come_in_file_order_though_results_are_checked_by_video(tmp_path,
     def fine(video_id):
         return result(video_id, video_id, 0.8, [TOP4, TOP5] if video_id == 1 else [TOP4])
 
-    oversized = {"size": [H, W], "counts": "0o"}
+    oversized = {"size": [H, W], "counts": "0X6"}
     results = [fine(v) for v in (2, 1) * 6]
     results[2] = result(1, 1, 0.9, [TOP5, oversized])
     results[5] = result(2, 2, 0.9, [{"size": [H, W], "counts": "bad counts"}])
@@ -275,6 +285,17 @@ def test_errors_come_in_file_order_though_results_are_checked_by_video(tmp_path,
     gt, res = write(tmp_path, bad_gt, results)
     with pytest.raises(
         InputError, match=r"gt.json: annotation 2 \(video 2\): segmentations\[0\] is a malformed"
+    ):
+        evaluate(gt, res, workers=workers)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_gt_rle_that_ends_inside_a_number_is_refused(tmp_path, workers):
+    data = gt_data()
+    data["annotations"][1]["segmentations"] = [{"size": [H, W], "counts": TOP4["counts"] + "o"}]
+    gt, res = write(tmp_path, data, [result(1, 1, 0.9, [TOP5, TOP4])])
+    with pytest.raises(
+        InputError, match=r"annotation 2 \(video 2\): segmentations\[0\].counts .* ends inside"
     ):
         evaluate(gt, res, workers=workers)
 

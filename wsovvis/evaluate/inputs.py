@@ -38,6 +38,25 @@ def _all_rle_chars(text: str) -> bool:
     return text.isascii() and not text.encode("ascii").translate(None, _RLE_BYTES)
 
 
+def _rle_string_problem(counts: str) -> str | None:
+    """Why ``counts`` is not a compressed RLE string pycocotools can decode safely (None when it is).
+
+    Each number ends with a character whose continuation bit (0x20 above '0') is clear, so a string ends with
+    '0'..'O'; one that ends in 'P'..'o' makes pycocotools' decoder read past the end of the string and write past
+    the end of its buffer, corrupting the heap of the process that decodes it."""
+    if _NOT_RLE_CHAR.search(counts):
+        return "expected characters '0'..'o', as pycocotools encodes"
+    if counts and counts[-1] > "O":
+        return f"it ends inside a number, with {counts[-1]!r}"
+    return None
+
+
+def _not_rle_string(source: str, where: str, frame: int, problem: str) -> InputError:
+    return InputError(
+        f"{source}: {where}: segmentations[{frame}].counts is not a compressed RLE string ({problem})"
+    )
+
+
 @dataclass(frozen=True)
 class Video:
     id: int
@@ -74,29 +93,71 @@ class Detection:
 
 @dataclass
 class UncheckedResults:
-    """A results list whose entries for GT videos are checked (and their mask areas computed) by whoever
-    evaluates those videos: a worker checks the results it evaluates, so no process touches them twice."""
+    """A results list left as the bytes of its file: each process that evaluates videos parses it and checks (and
+    measures) the entries of its videos only. Parsing is cheaper than reading another process's parsed objects,
+    each of which costs a copy-on-write page copy when touched."""
 
-    entries: list[Any]
+    raw: bytes
     source: str
-    by_video: dict[int, list[int]]  # GT video id -> indices of its entries, in file order
+    _indexed: tuple[list[Any], dict[int, list[int]], list[int]] | None = field(default=None, repr=False)
+
+    def _index(self, videos: dict[int, Video]) -> tuple[list[Any], dict[int, list[int]], list[int]]:
+        """(entries, GT video id -> indices of its entries in file order, indices of entries naming no GT video),
+        parsed once per process."""
+        if self._indexed is None:
+            entries = storage.parse_json(self.raw, self.source, finite=True)
+            by_video: dict[int, list[int]] = defaultdict(list)
+            elsewhere = []
+            for index, entry in enumerate(entries):
+                video_id = entry.get("video_id") if type(entry) is dict else None
+                if type(video_id) is int and video_id in videos:
+                    by_video[video_id].append(index)
+                else:
+                    elsewhere.append(index)
+            self._indexed = entries, dict(by_video), elsewhere
+        return self._indexed
 
     def detections(self, video_ids: list[int], videos: dict[int, Video]) -> list[Detection]:
         """The checked detections of ``video_ids``, mask areas filled in; InputError for a malformed one."""
+        entries, by_video, _ = self._index(videos)
         unused: Counter[str] = Counter()
         found = [
-            _result(self.entries[index], index, videos, self.source, unused)
+            _result(entries[index], index, videos, self.source, unused)
             for video_id in video_ids
-            for index in self.by_video.get(video_id, ())
+            for index in by_video.get(video_id, ())
         ]
         detections = [det for det in found if det is not None]
         _check_areas(detections, videos, self.source)
         return detections
 
+    def check_elsewhere(self, videos: dict[int, Video]) -> Counter[str]:
+        """Check the entries that name no GT video (counted as unknown, or an error) and warn as a full load does;
+        the warnings' counts."""
+        entries, by_video, elsewhere = self._index(videos)
+        warnings: Counter[str] = Counter()
+        for index in elsewhere:
+            _result(entries[index], index, videos, self.source, warnings)
+        if warnings["results_for_unknown_videos"]:
+            log.warning(
+                "%s: %d results are for videos not in the GT; they are left out (the official evaluator refuses them)",
+                self.source,
+                warnings["results_for_unknown_videos"],
+            )
+        if not by_video:
+            _warn(
+                warnings,
+                "no_results",
+                1,
+                "%s: no usable results; every AP and AR is 0 where GT exists",
+                self.source,
+            )
+        return warnings
+
     def raise_first_error(self, videos: dict[int, Video]) -> None:
         """Raise the error a full check raises (the first malformed result, else the first oversized mask): the
         one to report when checking by video found one, since videos are not in file order."""
-        _results_from_list(self.entries, videos, self.source, Counter(), workers=1)
+        entries = storage.parse_json(self.raw, self.source, finite=True)
+        _results_from_list(entries, videos, self.source, Counter(), workers=1)
 
 
 @dataclass
@@ -144,11 +205,9 @@ def _gt_rle(seg: Any, video: Video, source: str, where: str, frame: int) -> RLE 
     if isinstance(seg, list):
         return mask_utils.merge(mask_utils.frPyObjects(seg, video.height, video.width))
     checked = _check_result_rle(seg, video, source, where, frame)
-    if isinstance(checked["counts"], str) and _NOT_RLE_CHAR.search(checked["counts"]):
-        raise InputError(
-            f"{source}: {where}: segmentations[{frame}].counts is not a compressed RLE string "
-            f"(expected characters '0'..'o', as pycocotools encodes)"
-        )
+    problem = _rle_string_problem(checked["counts"]) if isinstance(checked["counts"], str) else None
+    if problem:
+        raise _not_rle_string(source, where, frame, problem)
     return checked
 
 
@@ -285,24 +344,23 @@ def _check_result_rle(seg: Any, video: Video, source: str, where: str, frame: in
         return seg
     if isinstance(counts, bytes):
         counts = counts.decode("ascii", errors="replace")
-    if not isinstance(counts, str) or _NOT_RLE_CHAR.search(counts):
-        raise InputError(
-            f"{source}: {where}: segmentations[{frame}].counts is not a compressed RLE string "
-            f"(expected characters '0'..'o', as pycocotools encodes)"
-        )
+    if not isinstance(counts, str):
+        raise _not_rle_string(source, where, frame, f"a {type(counts).__name__}, not a string")
+    problem = _rle_string_problem(counts)
+    if problem:
+        raise _not_rle_string(source, where, frame, problem)
     return {"size": size, "counts": counts}
 
 
 def _check_rle_strings(segs: list[RLE | None], source: str, where: str) -> None:
-    """Compressed RLE strings hold only '0'..'o'; one pass over all frames of an object (counts that are bytes
-    came from pycocotools, which encoded them)."""
+    """Compressed RLE strings hold only '0'..'o' and end with '0'..'O' (see :func:`_rle_string_problem`); one
+    pass over all frames of an object (counts that are bytes came from pycocotools, which encoded them)."""
     strings = [seg["counts"] if seg is not None and type(seg["counts"]) is str else "" for seg in segs]
-    if not _all_rle_chars("".join(strings)):
-        frame = next(f for f, counts in enumerate(strings) if _NOT_RLE_CHAR.search(counts))
-        raise InputError(
-            f"{source}: {where}: segmentations[{frame}].counts is not a compressed RLE string "
-            f"(expected characters '0'..'o', as pycocotools encodes)"
+    if not _all_rle_chars("".join(strings)) or any(counts[-1:] > "O" for counts in strings):
+        frame, problem = next(
+            (f, problem) for f, counts in enumerate(strings) if (problem := _rle_string_problem(counts))
         )
+        raise _not_rle_string(source, where, frame, problem)
 
 
 def fill_mask_areas(objects: list[Detection] | list[GtObject]) -> None:
@@ -560,44 +618,6 @@ def _results_from_dataset(
     return detections
 
 
-def _defer_results_list(
-    entries: list[Any], videos: dict[int, Video], source: str
-) -> tuple[UncheckedResults, list[int]]:
-    """A results list's entries indexed by GT video, to be checked where they are evaluated, and the indices of
-    the entries that name no GT video."""
-    by_video: dict[int, list[int]] = defaultdict(list)
-    elsewhere = []
-    for index, entry in enumerate(entries):
-        video_id = entry.get("video_id") if type(entry) is dict else None
-        if type(video_id) is int and video_id in videos:
-            by_video[video_id].append(index)
-        else:
-            elsewhere.append(index)
-    return UncheckedResults(entries, source, dict(by_video)), elsewhere
-
-
-def _check_elsewhere(
-    unchecked: UncheckedResults, elsewhere: list[int], videos: dict[int, Video], warnings: Counter[str]
-) -> None:
-    """Check the entries that name no GT video (counted as unknown, or an error), and warn as a full load does."""
-    for index in elsewhere:
-        _result(unchecked.entries[index], index, videos, unchecked.source, warnings)
-    if warnings["results_for_unknown_videos"]:
-        log.warning(
-            "%s: %d results are for videos not in the GT; they are left out (the official evaluator refuses them)",
-            unchecked.source,
-            warnings["results_for_unknown_videos"],
-        )
-    if not unchecked.by_video:
-        _warn(
-            warnings,
-            "no_results",
-            1,
-            "%s: no usable results; every AP and AR is 0 where GT exists",
-            unchecked.source,
-        )
-
-
 def load_results(
     uri: str | os.PathLike[str],
     videos: dict[int, Video],
@@ -642,29 +662,33 @@ def load(
     warnings: Counter[str] = Counter()
     if workers <= 1:
         videos, categories, gts = load_gt(gt, with_areas=not defer_checks)
-        data = storage.read_json(results, finite=True)
+        data = _read_results(results, defer_checks)
     else:
-        videos, categories, gts, data = _load_in_parallel(gt, results, with_areas=not defer_checks)
-    if not defer_checks:
-        detections = load_results(results, videos, warnings, workers, data)
-        return EvalInputs(videos, categories, gts, detections, warnings)
-    if isinstance(data, list):
-        unchecked, elsewhere = _defer_results_list(data, videos, os.fspath(results))
-        inputs = EvalInputs(videos, categories, gts, [], warnings, Deferred(os.fspath(gt), unchecked))
-        try:
-            _check_elsewhere(unchecked, elsewhere, videos, warnings)
-        except InputError:
-            inputs.deferred.raise_first_error(inputs)
-            raise
-        return inputs
+        videos, categories, gts, data = _load_in_parallel(gt, results, not defer_checks, defer_checks)
+    deferred = Deferred(os.fspath(gt), None) if defer_checks else None
+    if isinstance(data, bytes):
+        deferred = Deferred(os.fspath(gt), UncheckedResults(data, os.fspath(results)))
+        return EvalInputs(videos, categories, gts, [], warnings, deferred)
     detections = load_results(results, videos, warnings, workers, data)
-    return EvalInputs(videos, categories, gts, detections, warnings, Deferred(os.fspath(gt), None))
+    return EvalInputs(videos, categories, gts, detections, warnings, deferred)
+
+
+_JSON_LIST_START = re.compile(rb"[ \t\n\r]*\[")
+
+
+def _read_results(uri: str | os.PathLike[str], defer_list: bool) -> Any:
+    """The parsed results file; with ``defer_list``, a JSON list stays the file's bytes (see UncheckedResults)."""
+    data = storage.read_bytes(uri)
+    if defer_list and _JSON_LIST_START.match(data):
+        return data
+    return storage.parse_json(data, uri, finite=True)
 
 
 def _load_in_parallel(
-    gt: str | os.PathLike[str], results: str | os.PathLike[str], with_areas: bool
+    gt: str | os.PathLike[str], results: str | os.PathLike[str], with_areas: bool, defer_list: bool
 ) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject], Any]:
-    """The GT checked in a forked process while both files are parsed here; the parsed results returned."""
+    """The GT checked in a forked process while both files are read (and parsed) here; the results returned as
+    :func:`_read_results` gives them."""
     gt_bytes = storage.read_bytes(gt)
     # Both processes parse the GT: a checker reading the parsed GT of this one would copy (copy-on-write) every
     # page whose objects it touches, which costs more than parsing.
@@ -673,7 +697,7 @@ def _load_in_parallel(
     ) as checking:
         try:
             gt_data = storage.parse_json(gt_bytes, gt, finite=True)
-            data = storage.read_json(results, finite=True)
+            data = _read_results(results, defer_list)
         except Exception:
             checking.wait()
             if not checking.successful():

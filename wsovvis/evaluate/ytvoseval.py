@@ -458,6 +458,7 @@ class _Part:
     per_video: list[dict[str, Any]]
     left_out: int  # results past the 100 per video and category
     unknown_category: int  # per-category mode: results whose category is not a GT category (left out)
+    warnings: Counter[str]  # the first part's: what checking the results that name no GT video found
 
 
 def _matched(
@@ -467,6 +468,7 @@ def _matched(
     per_video: list[dict[str, Any]],
     left_out: int,
     unknown_category: int,
+    warnings: Counter[str],
 ) -> _Part:
     """Greedy matching of rows whose groups index them; returns what accumulation needs, as arrays."""
     gt_cat = np.array([r[0] for r in gt_rows], dtype=np.int64)
@@ -501,6 +503,7 @@ def _matched(
         per_video=per_video,
         left_out=left_out,
         unknown_category=unknown_category,
+        warnings=warnings,
     )
 
 
@@ -523,7 +526,10 @@ def _evaluate_videos(
             inputs.videos,
             deferred.gt_source,
         )
+    warnings: Counter[str] = Counter()
     if deferred is not None and deferred.results is not None:
+        if first == 0:
+            warnings = deferred.results.check_elsewhere(inputs.videos)
         detections = deferred.results.detections(video_ids, inputs.videos)
     else:
         detections = [det for video_id in video_ids for det in checked_by_video.get(video_id, [])]
@@ -586,7 +592,7 @@ def _evaluate_videos(
                 "gt_found_at_50": int((best >= 0.5).sum()),
             }
         )
-    return _matched(gt_rows, det_rows, groups, per_video, left_out, unknown_category)
+    return _matched(gt_rows, det_rows, groups, per_video, left_out, unknown_category, warnings)
 
 
 def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluation:
@@ -625,6 +631,7 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
         done += len(part.per_video)
         warnings["results_left_out_over_100_per_video_and_category"] += part.left_out
         warnings["results_with_unknown_category"] += part.unknown_category
+        warnings.update(part.warnings)
         log.info("evaluate: %d/%d videos", done, len(video_ids))
 
     if warnings["results_with_unknown_category"]:
