@@ -280,8 +280,8 @@ class _CheckedGt:
     mask_areas: np.ndarray  # every object's, concatenated
 
 
-def _check_gt(data: Any, source: str, with_areas: bool) -> _CheckedGt:
-    videos, gts = _gt_objects(data, source, with_areas)
+def _check_gt(data: Any, source: str) -> _CheckedGt:
+    videos, gts = _gt_objects(data, source)
     return _CheckedGt(
         videos,
         [
@@ -299,10 +299,9 @@ def _gt_of_checked(data: dict[str, Any], checked: _CheckedGt) -> list[GtObject]:
     position = 0
     for ann, segmentations in zip(data.get("annotations", []), checked.segmentations, strict=True):
         gt = _gt_object(ann, ann["segmentations"] if segmentations is None else segmentations)
-        if len(checked.mask_areas):
-            length = checked.videos[gt.video_id].length
-            gt.mask_areas = checked.mask_areas[position : position + length]
-            position += length
+        length = checked.videos[gt.video_id].length
+        gt.mask_areas = checked.mask_areas[position : position + length]
+        position += length
         gts.append(gt)
     return gts
 
@@ -660,11 +659,13 @@ def load(
     ``defer_checks``: the GT's mask areas and a results list's entries for GT videos are left to whoever
     evaluates each video (:attr:`EvalInputs.deferred`)."""
     warnings: Counter[str] = Counter()
-    if workers <= 1:
+    if workers <= 1 or defer_checks:
+        # Deferring, the GT is checked here: the results list is not parsed here, so a forked checker would have
+        # nothing to run beside, and its checked GT would have to come back.
         videos, categories, gts = load_gt(gt, with_areas=not defer_checks)
         data = _read_results(results, defer_checks)
     else:
-        videos, categories, gts, data = _load_in_parallel(gt, results, not defer_checks, defer_checks)
+        videos, categories, gts, data = _load_in_parallel(gt, results)
     deferred = Deferred(os.fspath(gt), None) if defer_checks else None
     if isinstance(data, bytes):
         deferred = Deferred(os.fspath(gt), UncheckedResults(data, os.fspath(results)))
@@ -685,19 +686,18 @@ def _read_results(uri: str | os.PathLike[str], defer_list: bool) -> Any:
 
 
 def _load_in_parallel(
-    gt: str | os.PathLike[str], results: str | os.PathLike[str], with_areas: bool, defer_list: bool
+    gt: str | os.PathLike[str], results: str | os.PathLike[str]
 ) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject], Any]:
-    """The GT checked in a forked process while both files are read (and parsed) here; the results returned as
-    :func:`_read_results` gives them."""
+    """The GT checked in a forked process while both files are parsed here; the parsed results returned."""
     gt_bytes = storage.read_bytes(gt)
     # Both processes parse the GT: a checker reading the parsed GT of this one would copy (copy-on-write) every
     # page whose objects it touches, which costs more than parsing.
     with fork_call(
-        lambda: _check_gt(storage.parse_json(gt_bytes, gt, finite=True), os.fspath(gt), with_areas)
+        lambda: _check_gt(storage.parse_json(gt_bytes, gt, finite=True), os.fspath(gt))
     ) as checking:
         try:
             gt_data = storage.parse_json(gt_bytes, gt, finite=True)
-            data = _read_results(results, defer_list)
+            data = storage.read_json(results, finite=True)
         except Exception:
             checking.wait()
             if not checking.successful():
