@@ -31,6 +31,8 @@ RLE = dict[str, Any]
 # Characters of COCO's compressed RLE strings: 6-bit groups offset by 48 ('0').
 _NOT_RLE_CHAR = re.compile(r"[^0-o]")
 _RLE_BYTES = bytes(range(ord("0"), ord("o") + 1))
+# Characters whose continuation bit is set: a number goes on after them (see _rle_string_problem).
+_NUMBER_GOES_ON = re.compile(r"[P-o]")
 
 
 def _all_rle_chars(text: str) -> bool:
@@ -46,7 +48,7 @@ def _rle_string_problem(counts: str) -> str | None:
     the end of its buffer, corrupting the heap of the process that decodes it."""
     if _NOT_RLE_CHAR.search(counts):
         return "expected characters '0'..'o', as pycocotools encodes"
-    if counts and counts[-1] > "O":
+    if _NUMBER_GOES_ON.match(counts[-1:]):
         return f"it ends inside a number, with {counts[-1]!r}"
     return None
 
@@ -355,7 +357,8 @@ def _check_rle_strings(segs: list[RLE | None], source: str, where: str) -> None:
     """Compressed RLE strings hold only '0'..'o' and end with '0'..'O' (see :func:`_rle_string_problem`); one
     pass over all frames of an object (counts that are bytes came from pycocotools, which encoded them)."""
     strings = [seg["counts"] if seg is not None and type(seg["counts"]) is str else "" for seg in segs]
-    if not _all_rle_chars("".join(strings)) or any(counts[-1:] > "O" for counts in strings):
+    ends = "".join([counts[-1:] for counts in strings])
+    if not _all_rle_chars("".join(strings)) or _NUMBER_GOES_ON.search(ends):
         frame, problem = next(
             (f, problem) for f, counts in enumerate(strings) if (problem := _rle_string_problem(counts))
         )

@@ -132,10 +132,15 @@ def _add_intersections(
     def tagged(
         objects: list[Detection] | list[GtObject], obj: np.ndarray, frame: np.ndarray, tag: np.ndarray
     ) -> list[dict]:
-        segs = [objects[i].segmentations[f] for i, f in zip(obj.tolist(), frame.tolist(), strict=True)]
+        if not len(obj):
+            return []
+        # Every mask of a video has the video's size (loading checks it).
+        height, width = objects[int(obj[0])].segmentations[int(frame[0])]["size"]
         return [
-            {"size": [seg["size"][0], seg["size"][1] + shift], "counts": seg["counts"]}
-            for seg, shift in zip(segs, (frame + tag[obj] * length).tolist(), strict=True)
+            {"size": [height, width + shift], "counts": objects[i].segmentations[f]["counts"]}
+            for i, f, shift in zip(
+                obj.tolist(), frame.tolist(), (frame + tag[obj] * length).tolist(), strict=True
+            )
         ]
 
     ratio = mask_utils.iou(
@@ -578,7 +583,7 @@ def _evaluate_videos(
                 )
             )
         # Only groups with both results and GT take part in matching.
-        for k in np.intersect1d(det_group, gt_group).tolist():
+        for k in sorted(set(det_group.tolist()) & set(gt_group.tolist())):
             d_local = np.flatnonzero(det_group == k)
             g_local = np.flatnonzero(gt_group == k)
             groups.append(_Group(det_base + d_local, gt_base + g_local, ious[d_local][:, g_local]))
