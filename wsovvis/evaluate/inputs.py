@@ -158,7 +158,7 @@ class UncheckedResults:
     def raise_first_error(self, videos: dict[int, Video]) -> None:
         """Raise the error a full check raises (the first malformed result, else the first oversized mask): the
         one to report when checking by video found one, since videos are not in file order."""
-        entries = storage.parse_json(self.raw, self.source, finite=True)
+        entries, _, _ = self._index(videos)
         _results_from_list(entries, videos, self.source, Counter(), workers=1)
 
 

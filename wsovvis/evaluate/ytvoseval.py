@@ -67,7 +67,7 @@ class EvalOptions:
 
 @dataclass
 class Evaluation:
-    """Accumulated arrays (official layout) and what the report needs per video, category and object."""
+    """Accumulated arrays (the official's axis order) and what the report needs per video, category and object."""
 
     precision: np.ndarray  # [T, R, K, A] at maxDets 100, the only one the official's stats read
     recall: np.ndarray  # [T, K, A, M]
@@ -318,9 +318,9 @@ def accumulate(
     """
     num_t, num_r, num_a, num_m = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), len(AREA_RANGES), len(MAX_DETS)
     num_k = gt_counts.shape[0]
-    # Filled per (area, maxDets) block, returned as views in the official's axis order: the values, and the
-    # order in which indexing the views yields them, are the same as the official's arrays'.
-    # Every block is written below.
+    # Filled per area (precision) and per (area, maxDets) block (recall), returned as views in the official's
+    # axis order: the values, and the order in which indexing the views yields them, are the same as the
+    # official's arrays'. Every block is written below.
     precision = np.empty((num_a, num_t, num_r, num_k))
     recall = np.empty((num_a, num_m, num_t, num_k))
     for m, max_det in enumerate(MAX_DETS):
