@@ -125,8 +125,14 @@ def _plain_values(field: str, values: list[Any], size: tuple[int, int]) -> bool:
 
 
 def validate_annotation(
-    ann: Any, videos: dict[int, dict[str, Any]], category_ids: set[int] | None, source: str
+    ann: Any,
+    videos: dict[int, dict[str, Any]],
+    category_ids: set[int] | None,
+    source: str,
+    frames: bool = True,
 ) -> None:
+    """Check one annotation against its video and the categories; ``frames=False`` leaves the per-frame values
+    (segmentations, bboxes, areas) to :func:`check_annotation_frames` (the lists' lengths are checked)."""
     if not isinstance(ann, dict):
         raise _fail(source, "annotations[]", f"entry is not an object: {ann!r:.80}")
     where = f"annotation {ann.get('id')!r} (video {ann.get('video_id')!r})"
@@ -140,7 +146,6 @@ def validate_annotation(
     _check_int(ann["category_id"], source, where, "category_id")
     if category_ids is not None and ann["category_id"] not in category_ids:
         raise _fail(source, where, f"category_id {ann['category_id']} is not in categories[]")
-    size = (video["height"], video["width"])
     for field in ("segmentations", "bboxes", "areas"):
         if field not in ann:
             continue
@@ -150,6 +155,18 @@ def validate_annotation(
             raise _fail(
                 source, where, f"'{field}' has {count} entries, the video has length {video['length']}"
             )
+    if frames:
+        check_annotation_frames(ann, video["height"], video["width"], source)
+
+
+def check_annotation_frames(ann: dict[str, Any], height: int, width: int, source: str) -> None:
+    """Check the per-frame values of an annotation whose fields :func:`validate_annotation` checked."""
+    where = f"annotation {ann.get('id')!r} (video {ann.get('video_id')!r})"
+    size = (height, width)
+    for field in ("segmentations", "bboxes", "areas"):
+        if field not in ann:
+            continue
+        values = ann[field]
         if _plain_values(field, values, size):
             continue
         for frame, value in enumerate(values):
@@ -163,8 +180,9 @@ def validate_annotation(
                 raise _fail(source, where, f"areas[{frame}] must be a number, got {value!r}")
 
 
-def validate_dataset(data: Any, source: str) -> dict[str, Any]:
-    """Check a YTVIS dataset in place (normalising file names); errors name the video/annotation and field."""
+def validate_dataset(data: Any, source: str, frames: bool = True) -> dict[str, Any]:
+    """Check a YTVIS dataset in place (normalising file names); errors name the video/annotation and field.
+    ``frames=False``: the annotations' per-frame values are left to :func:`check_annotation_frames`."""
     if not isinstance(data, dict):
         raise InputError(
             f"{source}: a YTVIS dataset is a JSON object with 'videos', got {type(data).__name__}"
@@ -189,7 +207,7 @@ def validate_dataset(data: Any, source: str) -> dict[str, Any]:
             category_ids.add(_check_int(cat["id"], source, f"category {cat.get('name')!r}", "id"))
     seen: set[int] = set()
     for ann in data.get("annotations", []):
-        validate_annotation(ann, videos, category_ids, source)
+        validate_annotation(ann, videos, category_ids, source, frames)
         if ann["id"] in seen:
             raise _fail(source, f"annotation {ann['id']!r}", "duplicate id")
         seen.add(ann["id"])

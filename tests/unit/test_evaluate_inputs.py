@@ -281,6 +281,14 @@ def test_errors_come_in_file_order_though_results_are_checked_by_video(tmp_path,
         InputError, match=r"gt.json: annotation 2 \(video 2\): segmentations\[0\] is a malformed"
     ):
         evaluate(gt, res, workers=workers)
+    # per-frame values of the GT are checked where their videos are evaluated, and still come first
+    frame_bad_gt = gt_data()
+    frame_bad_gt["annotations"][1]["bboxes"] = [[1, 2]]
+    gt, res = write(tmp_path, frame_bad_gt, results)
+    with pytest.raises(
+        InputError, match=r"gt.json: annotation 2 \(video 2\): bboxes\[0\] must be \[x, y, w, h\]"
+    ):
+        evaluate(gt, res, workers=workers)
     results[0] = {"video_id": "x"}
     gt, res = write(tmp_path, bad_gt, results)
     with pytest.raises(

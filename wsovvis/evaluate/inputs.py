@@ -79,6 +79,8 @@ class GtObject:
     segmentations: list[RLE | None]
     areas: list[Any] | None
     mask_areas: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # load(defer_checks=True): the annotation, while its per-frame values are unchecked (see check_gt)
+    annotation: dict[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -168,12 +170,13 @@ class Deferred:
     results list, its entries. A worker checks what it evaluates, so no process touches those objects twice."""
 
     gt_source: str
+    gt_data: dict[str, Any]  # the parsed GT
     results: UncheckedResults | None
 
     def raise_first_error(self, inputs: EvalInputs) -> None:
         """Raise the error a full load raises (the GT's first): the one to report when a worker found one, since
         workers go video by video, not in file order."""
-        fill_gt_areas(inputs.gts, inputs.videos, self.gt_source)
+        _gt_objects(self.gt_data, self.gt_source)
         if self.results is not None:
             self.results.raise_first_error(inputs.videos)
 
@@ -213,9 +216,10 @@ def _gt_rle(seg: Any, video: Video, source: str, where: str, frame: int) -> RLE 
     return checked
 
 
-def _gt_objects(data: Any, source: str, with_areas: bool = True) -> tuple[dict[int, Video], list[GtObject]]:
-    """The videos and GT objects of a parsed GT, validated in place; mask areas filled in ``with_areas``."""
-    ytvis.validate_dataset(data, source)
+def _gt_objects(data: Any, source: str, deferred: bool = False) -> tuple[dict[int, Video], list[GtObject]]:
+    """The videos and GT objects of a parsed GT, validated in place; ``deferred``: each object's per-frame values
+    are left unchecked and its mask areas unmeasured, for :func:`check_gt` where its video is evaluated."""
+    ytvis.validate_dataset(data, source, frames=not deferred)
     if not data.get("categories"):
         raise InputError(f"{source}: the GT has no 'categories'; evaluation needs the category list")
     videos = {
@@ -224,26 +228,47 @@ def _gt_objects(data: Any, source: str, with_areas: bool = True) -> tuple[dict[i
     }
     gts = []
     for ann in data.get("annotations", []):
-        video = videos[ann["video_id"]]
-        where = f"annotation {ann['id']} (video {video.id})"
-        size = [video.height, video.width]
-        try:
-            # The common case (a compressed RLE of the right size) inline, its characters checked below.
-            segmentations = [
-                seg
-                if type(seg) is dict and type(seg.get("counts")) is str and seg.get("size") == size
-                else _gt_rle(seg, video, source, where, frame)
-                for frame, seg in enumerate(ann["segmentations"])
-            ]
-        except (TypeError, ValueError, KeyError) as exc:
-            raise InputError(
-                f"{source}: annotation {ann['id']} (video {video.id}): a segmentation is not a polygon or RLE ({exc})"
-            ) from exc
-        _check_rle_strings(segmentations, source, where)
-        gts.append(_gt_object(ann, segmentations))
-    if with_areas:
+        if deferred:
+            gt = _gt_object(ann, ann["segmentations"])
+            gt.annotation = ann
+        else:
+            gt = _gt_object(ann, _gt_segmentations(ann, videos[ann["video_id"]], source))
+        gts.append(gt)
+    if not deferred:
         fill_gt_areas(gts, videos, source)
     return videos, gts
+
+
+def _gt_segmentations(ann: dict[str, Any], video: Video, source: str) -> list[RLE | None]:
+    """An annotation's segmentations as compressed RLE (None where absent), checked."""
+    where = f"annotation {ann['id']} (video {video.id})"
+    size = [video.height, video.width]
+    try:
+        # The common case (a compressed RLE of the right size) inline, its characters checked below.
+        segmentations = [
+            seg
+            if type(seg) is dict and type(seg.get("counts")) is str and seg.get("size") == size
+            else _gt_rle(seg, video, source, where, frame)
+            for frame, seg in enumerate(ann["segmentations"])
+        ]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise InputError(
+            f"{source}: annotation {ann['id']} (video {video.id}): a segmentation is not a polygon or RLE ({exc})"
+        ) from exc
+    _check_rle_strings(segmentations, source, where)
+    return segmentations
+
+
+def check_gt(gts: list[GtObject], videos: dict[int, Video], source: str) -> None:
+    """Finish what ``load(defer_checks=True)`` left for the GT objects of some videos: check their per-frame
+    values, convert their segmentations, measure their masks (InputError for the first problem, in order)."""
+    for gt in gts:
+        if gt.annotation is not None:
+            video = videos[gt.video_id]
+            ytvis.check_annotation_frames(gt.annotation, video.height, video.width, source)
+            gt.segmentations = _gt_segmentations(gt.annotation, video, source)
+            gt.annotation = None
+    fill_gt_areas(gts, videos, source)
 
 
 def fill_gt_areas(gts: list[GtObject], videos: dict[int, Video], source: str) -> None:
@@ -265,11 +290,12 @@ def _gt_object(ann: dict[str, Any], segmentations: list[RLE | None]) -> GtObject
 
 
 def load_gt(
-    uri: str | os.PathLike[str], with_areas: bool = True
-) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject]]:
+    uri: str | os.PathLike[str], deferred: bool = False
+) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject], dict[str, Any]]:
+    """The videos, categories and objects of a GT file, and its parsed JSON (``deferred``: see _gt_objects)."""
     data = storage.read_json(uri, finite=True)
-    videos, gts = _gt_objects(data, os.fspath(uri), with_areas)
-    return videos, data["categories"], gts
+    videos, gts = _gt_objects(data, os.fspath(uri), deferred)
+    return videos, data["categories"], gts, data
 
 
 @dataclass
@@ -665,13 +691,13 @@ def load(
     if workers <= 1 or defer_checks:
         # Deferring, the GT is checked here: the results list is not parsed here, so a forked checker would have
         # nothing to run beside, and its checked GT would have to come back.
-        videos, categories, gts = load_gt(gt, with_areas=not defer_checks)
+        videos, categories, gts, gt_data = load_gt(gt, deferred=defer_checks)
         data = _read_results(results, defer_checks)
     else:
         videos, categories, gts, data = _load_in_parallel(gt, results)
-    deferred = Deferred(os.fspath(gt), None) if defer_checks else None
+    deferred = Deferred(os.fspath(gt), gt_data, None) if defer_checks else None
     if isinstance(data, bytes):
-        deferred = Deferred(os.fspath(gt), UncheckedResults(data, os.fspath(results)))
+        deferred = Deferred(os.fspath(gt), gt_data, UncheckedResults(data, os.fspath(results)))
         return EvalInputs(videos, categories, gts, [], warnings, deferred)
     detections = load_results(results, videos, warnings, workers, data)
     return EvalInputs(videos, categories, gts, detections, warnings, deferred)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject, fill_gt_areas
+from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject, check_gt
 from wsovvis.logs import progress
 from wsovvis.resources import fork_map, slices
 
@@ -523,10 +523,10 @@ def _evaluate_videos(
 ) -> _Part:
     """IoUs and matching of ``video_ids``, the videos numbered from ``first`` in the evaluation's order; their
     results come checked (``checked_by_video``) or are checked here (``inputs.deferred``), as are the GT's
-    mask areas."""
+    per-frame values and mask areas."""
     deferred = inputs.deferred
     if deferred is not None:
-        fill_gt_areas(
+        check_gt(
             [gt for video_id in video_ids for gt in gts_by_video.get(video_id, [])],
             inputs.videos,
             deferred.gt_source,
