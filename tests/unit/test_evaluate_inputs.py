@@ -152,9 +152,27 @@ def test_a_bad_gt_is_reported_before_a_missing_results_file(tmp_path, workers):
     res.unlink()
     with pytest.raises(InputError, match="no 'categories'"):
         evaluate(gt, res, workers=workers)
+    # a GT frame's value, checked where its video is evaluated, still comes before the missing file
+    data = gt_data()
+    data["annotations"][1]["bboxes"] = [[1, 2]]
+    gt, res = write(tmp_path, data, [])
+    res.unlink()
+    with pytest.raises(InputError, match=r"annotation 2 \(video 2\): bboxes\[0\] must be"):
+        evaluate(gt, res, workers=workers)
     gt, res = write(tmp_path, gt_data(), [])
     res.unlink()
     with pytest.raises(InputError, match=str(res)):
+        evaluate(gt, res, workers=workers)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_gt_errors_come_in_file_order_though_frames_are_checked_later(tmp_path, workers):
+    # Annotation 1's bad frame comes before annotation 2's bad field in the file, so it is the error reported.
+    data = gt_data()
+    data["annotations"][0]["bboxes"] = [[1, 2], None]
+    data["annotations"][1]["category_id"] = 9
+    gt, res = write(tmp_path, data, [result(1, 1, 0.9, [TOP5, TOP4])])
+    with pytest.raises(InputError, match=r"annotation 1 \(video 1\): bboxes\[0\] must be"):
         evaluate(gt, res, workers=workers)
 
 

@@ -166,8 +166,8 @@ class UncheckedResults:
 
 @dataclass
 class Deferred:
-    """Checks left to whoever evaluates each video: the GT's mask areas (and that each fits its frame) and, for a
-    results list, its entries. A worker checks what it evaluates, so no process touches those objects twice."""
+    """Checks left to whoever evaluates each video: the GT's per-frame values and mask areas (see check_gt) and, for
+    a results list, its entries. A worker checks what it evaluates, so no process touches those objects twice."""
 
     gt_source: str
     gt_data: dict[str, Any]  # the parsed GT
@@ -188,8 +188,8 @@ class EvalInputs:
     gts: list[GtObject]
     detections: list[Detection]
     warnings: Counter[str] = field(default_factory=Counter)
-    # load(defer_checks=True): GT mask areas not filled yet, and a results list's entries for GT videos not yet
-    # in ``detections``.
+    # load(defer_checks=True): the GT objects' per-frame values not checked nor their mask areas filled yet, and a
+    # results list's entries for GT videos not yet in ``detections``.
     deferred: Deferred | None = None
 
 
@@ -219,7 +219,13 @@ def _gt_rle(seg: Any, video: Video, source: str, where: str, frame: int) -> RLE 
 def _gt_objects(data: Any, source: str, deferred: bool = False) -> tuple[dict[int, Video], list[GtObject]]:
     """The videos and GT objects of a parsed GT, validated in place; ``deferred``: each object's per-frame values
     are left unchecked and its mask areas unmeasured, for :func:`check_gt` where its video is evaluated."""
-    ytvis.validate_dataset(data, source, frames=not deferred)
+    try:
+        ytvis.validate_dataset(data, source, frames=not deferred)
+    except InputError:
+        if deferred:
+            # A frame's value may come before the problem found in the file: the full check says which is first.
+            ytvis.validate_dataset(data, source)
+        raise
     if not data.get("categories"):
         raise InputError(f"{source}: the GT has no 'categories'; evaluation needs the category list")
     videos = {
@@ -682,36 +688,46 @@ def load(
     *,
     defer_checks: bool = False,
 ) -> EvalInputs:
-    """GT and results, loaded and checked; with ``workers`` > 1 the parsed GT is checked in another process
-    while the results file is parsed here. Errors come as a serial load gives them: the GT's first.
+    """GT and results, loaded and checked. Errors come as a serial load gives them: the GT's first.
 
-    ``defer_checks``: the GT's mask areas and a results list's entries for GT videos are left to whoever
-    evaluates each video (:attr:`EvalInputs.deferred`)."""
+    With ``workers`` > 1 the parsed GT is checked in another process while the results file is parsed here.
+    ``defer_checks``: the GT's per-frame values and mask areas, and a results list's entries for GT videos, are
+    left to whoever evaluates each video (:attr:`EvalInputs.deferred`)."""
     warnings: Counter[str] = Counter()
-    if workers <= 1 or defer_checks:
-        # Deferring, the GT is checked here: the results list is not parsed here, so a forked checker would have
-        # nothing to run beside, and its checked GT would have to come back.
-        videos, categories, gts, gt_data = load_gt(gt, deferred=defer_checks)
-        data = _read_results(results, defer_checks)
+    if defer_checks:
+        return _load_deferred(gt, results, workers, warnings)
+    if workers <= 1:
+        videos, categories, gts, _ = load_gt(gt)
+        data = storage.read_json(results, finite=True)
     else:
         videos, categories, gts, data = _load_in_parallel(gt, results)
-    deferred = Deferred(os.fspath(gt), gt_data, None) if defer_checks else None
-    if isinstance(data, bytes):
-        deferred = Deferred(os.fspath(gt), gt_data, UncheckedResults(data, os.fspath(results)))
-        return EvalInputs(videos, categories, gts, [], warnings, deferred)
-    detections = load_results(results, videos, warnings, workers, data)
-    return EvalInputs(videos, categories, gts, detections, warnings, deferred)
+    return EvalInputs(
+        videos, categories, gts, load_results(results, videos, warnings, workers, data), warnings
+    )
 
 
 _JSON_LIST_START = re.compile(rb"[ \t\n\r]*\[")
 
 
-def _read_results(uri: str | os.PathLike[str], defer_list: bool) -> Any:
-    """The parsed results file; with ``defer_list``, a JSON list stays the file's bytes (see UncheckedResults)."""
-    data = storage.read_bytes(uri)
-    if defer_list and _JSON_LIST_START.match(data):
-        return data
-    return storage.parse_json(data, uri, finite=True)
+def _load_deferred(
+    gt: str | os.PathLike[str], results: str | os.PathLike[str], workers: int, warnings: Counter[str]
+) -> EvalInputs:
+    """The GT's structure checked here (a forked checker would have nothing to run beside: a results list is not
+    parsed here but left as the file's bytes, see UncheckedResults); anything else that fails here gives way
+    to the GT's first error, as a full load meets it."""
+    videos, categories, gts, gt_data = load_gt(gt, deferred=True)
+    deferred = Deferred(os.fspath(gt), gt_data, None)
+    try:
+        data = storage.read_bytes(results)
+        if _JSON_LIST_START.match(data):
+            deferred.results = UncheckedResults(data, os.fspath(results))
+            return EvalInputs(videos, categories, gts, [], warnings, deferred)
+        parsed = storage.parse_json(data, results, finite=True)
+        detections = load_results(results, videos, warnings, workers, parsed)
+    except Exception:
+        _gt_objects(gt_data, os.fspath(gt))
+        raise
+    return EvalInputs(videos, categories, gts, detections, warnings, deferred)
 
 
 def _load_in_parallel(
