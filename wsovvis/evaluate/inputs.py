@@ -141,20 +141,9 @@ class UncheckedResults:
         warnings: Counter[str] = Counter()
         for index in elsewhere:
             _result(entries[index], index, videos, self.source, warnings)
-        if warnings["results_for_unknown_videos"]:
-            log.warning(
-                "%s: %d results are for videos not in the GT; they are left out (the official evaluator refuses them)",
-                self.source,
-                warnings["results_for_unknown_videos"],
-            )
+        _warn_unknown_videos(warnings, self.source)
         if not by_video:
-            _warn(
-                warnings,
-                "no_results",
-                1,
-                "%s: no usable results; every AP and AR is 0 where GT exists",
-                self.source,
-            )
+            _warn_no_results(warnings, self.source)
         return warnings
 
     def raise_first_error(self, videos: dict[int, Video]) -> None:
@@ -196,6 +185,19 @@ class EvalInputs:
 def _warn(warnings: Counter[str], key: str, count: int, message: str, *args: Any) -> None:
     warnings[key] += count
     log.warning(message, *args)
+
+
+def _warn_unknown_videos(warnings: Counter[str], source: str) -> None:
+    if warnings["results_for_unknown_videos"]:
+        log.warning(
+            "%s: %d results are for videos not in the GT; they are left out (the official evaluator refuses them)",
+            source,
+            warnings["results_for_unknown_videos"],
+        )
+
+
+def _warn_no_results(warnings: Counter[str], source: str) -> None:
+    _warn(warnings, "no_results", 1, "%s: no usable results; every AP and AR is 0 where GT exists", source)
 
 
 # --------------------------------------------------------------------------------------------------- GT
@@ -545,12 +547,7 @@ def _results_from_list(
             areas = checked.mask_areas[position : position + length]
             position += length
             detections.append(Detection(index, video_id, category_id, score, segs, areas))
-    if warnings["results_for_unknown_videos"]:
-        log.warning(
-            "%s: %d results are for videos not in the GT; they are left out (the official evaluator refuses them)",
-            source,
-            warnings["results_for_unknown_videos"],
-        )
+    _warn_unknown_videos(warnings, source)
     return detections
 
 
@@ -675,9 +672,7 @@ def load_results(
             f"{source}: neither a YTVIS results list nor a YTVIS dataset (an object with 'videos' and 'annotations')"
         )
     if not detections:
-        _warn(
-            warnings, "no_results", 1, "%s: no usable results; every AP and AR is 0 where GT exists", source
-        )
+        _warn_no_results(warnings, source)
     return detections
 
 

@@ -461,9 +461,9 @@ class _Part:
     gt_cat: np.ndarray  # [G] category index
     gt_ignore: np.ndarray  # [A, G]
     per_video: list[dict[str, Any]]
-    left_out: int  # results past the 100 per video and category
-    unknown_category: int  # per-category mode: results whose category is not a GT category (left out)
-    warnings: Counter[str]  # the first part's: what checking the results that name no GT video found
+    # results left out (past the 100 per video and category; per-category mode, of a category not in the GT) and,
+    # in the first part, what checking the results that name no GT video found
+    warnings: Counter[str]
 
 
 def _matched(
@@ -471,8 +471,6 @@ def _matched(
     det_rows: list[tuple[int, int, int, float, float]],
     groups: list[_Group],
     per_video: list[dict[str, Any]],
-    left_out: int,
-    unknown_category: int,
     warnings: Counter[str],
 ) -> _Part:
     """Greedy matching of rows whose groups index them; returns what accumulation needs, as arrays."""
@@ -506,8 +504,6 @@ def _matched(
         gt_cat=gt_cat,
         gt_ignore=gt_ignore,
         per_video=per_video,
-        left_out=left_out,
-        unknown_category=unknown_category,
         warnings=warnings,
     )
 
@@ -538,10 +534,9 @@ def _evaluate_videos(
         detections = deferred.results.detections(video_ids, inputs.videos)
     else:
         detections = [det for video_id in video_ids for det in checked_by_video.get(video_id, [])]
-    unknown_category = 0
     if not options.class_agnostic:
         known = [det for det in detections if det.category_id in cat_index]
-        unknown_category = len(detections) - len(known)
+        warnings["results_with_unknown_category"] += len(detections) - len(known)
         detections = known
     dets_by_video: dict[int, list[Detection]] = defaultdict(list)
     for det in detections:
@@ -550,12 +545,13 @@ def _evaluate_videos(
     det_rows: list[tuple[int, int, int, float, float]] = []  # category index, video, rank, score, avg area
     groups: list[_Group] = []  # row indices; only those with results and GT
     per_video: list[dict[str, Any]] = []
-    left_out = 0
     for v, video_id in enumerate(video_ids, start=first):
         video = inputs.videos[video_id]
         gts = _official_gt_order(gts_by_video.get(video_id, []), options.class_agnostic)
         kept, group_of_det = _top_results(dets_by_video.get(video_id, []), cat_index, options.class_agnostic)
-        left_out += len(dets_by_video.get(video_id, [])) - len(kept)
+        warnings["results_left_out_over_100_per_video_and_category"] += len(
+            dets_by_video.get(video_id, [])
+        ) - len(kept)
         det_areas = _frame_areas(kept, video.length)
         gt_mask_areas = _frame_areas(gts, video.length)
         det_group = np.array([k for k, _ in group_of_det], dtype=np.int64)
@@ -597,7 +593,7 @@ def _evaluate_videos(
                 "gt_found_at_50": int((best >= 0.5).sum()),
             }
         )
-    return _matched(gt_rows, det_rows, groups, per_video, left_out, unknown_category, warnings)
+    return _matched(gt_rows, det_rows, groups, per_video, warnings)
 
 
 def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluation:
@@ -634,9 +630,7 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
     ):
         parts.append(part)
         done += len(part.per_video)
-        warnings["results_left_out_over_100_per_video_and_category"] += part.left_out
-        warnings["results_with_unknown_category"] += part.unknown_category
-        warnings.update(part.warnings)
+        warnings += part.warnings  # counts of 0 are dropped
         log.info("evaluate: %d/%d videos", done, len(video_ids))
 
     if warnings["results_with_unknown_category"]:
@@ -645,16 +639,12 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
             "evaluator does",
             warnings["results_with_unknown_category"],
         )
-    else:
-        del warnings["results_with_unknown_category"]
 
     if warnings["results_left_out_over_100_per_video_and_category"]:
         log.warning(
             "%d results are left out: the official evaluator keeps the 100 best-scoring per video and category",
             warnings["results_left_out_over_100_per_video_and_category"],
         )
-    else:
-        del warnings["results_left_out_over_100_per_video_and_category"]
     gt_cat = np.concatenate([p.gt_cat for p in parts])
     gt_ignore = np.concatenate([p.gt_ignore for p in parts], axis=1)
     det_cat = np.concatenate([p.det_cat for p in parts])
