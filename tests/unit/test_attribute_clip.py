@@ -57,25 +57,26 @@ def dataset(tmp_path: Path) -> dict[str, Path]:
     }
 
 
+def _attribute_args(dataset, config: Path, weights: Path) -> list[str]:
+    return [
+        "attribute",
+        "--results",
+        str(dataset["results"]),
+        "--img_root",
+        str(dataset["frames"]),
+        "--vocab",
+        str(dataset["gt"]),
+        "--out",
+        str(dataset["out"]),
+        "--clip_model",
+        str(config),
+        "--clip_weights",
+        str(weights),
+    ]
+
+
 def _attribute(dataset, config: Path, weights: Path, *extra: str) -> int:
-    return main(
-        [
-            "attribute",
-            "--results",
-            str(dataset["results"]),
-            "--img_root",
-            str(dataset["frames"]),
-            "--vocab",
-            str(dataset["gt"]),
-            "--out",
-            str(dataset["out"]),
-            "--clip_model",
-            str(config),
-            "--clip_weights",
-            str(weights),
-            *extra,
-        ]
-    )
+    return main([*_attribute_args(dataset, config, weights), *extra])
 
 
 @pytest.fixture(autouse=True)
@@ -187,19 +188,7 @@ def test_the_command_prints_the_weights_error_as_one_line_and_exits_1(dataset, t
             sys.executable,
             "-m",
             "wsovvis",
-            "attribute",
-            "--results",
-            str(dataset["results"]),
-            "--img_root",
-            str(dataset["frames"]),
-            "--vocab",
-            str(dataset["gt"]),
-            "--out",
-            str(dataset["out"]),
-            "--clip_model",
-            str(tiny_model[0]),
-            "--clip_weights",
-            str(_other_model_weights(tmp_path)),
+            *_attribute_args(dataset, tiny_model[0], _other_model_weights(tmp_path)),
         ],
         capture_output=True,
         text=True,
