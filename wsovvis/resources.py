@@ -10,11 +10,9 @@ from __future__ import annotations
 import gc
 import math
 import multiprocessing
-import multiprocessing.pool
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -109,22 +107,6 @@ def _call_forked(item: Any) -> Any:
     return _forked_func(item)
 
 
-@contextmanager
-def _forked_pool(func: Callable[[Any], Any], processes: int) -> Iterator[multiprocessing.pool.Pool]:
-    """A pool of ``processes`` forked while ``func`` is what their tasks (``_call_forked``) call."""
-    global _forked_func
-    _forked_func = func
-    # Objects that exist before the fork stay out of the workers' garbage collections, whose traversals would
-    # otherwise touch (and so copy) every page of the shared data.
-    gc.freeze()
-    try:
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            yield pool
-    finally:
-        gc.unfreeze()
-        _forked_func = None
-
-
 def fork_map(func: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
     """``func(item)`` for every item, yielded in order, computed by ``workers`` forked processes.
 
@@ -132,19 +114,20 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], workers: int) -> Iterat
     copy-on-write); only the items and the results are pickled. With ``workers <= 1`` or a single item it runs
     inline. An exception in ``func`` is raised here when its item's turn comes.
     """
+    global _forked_func
     if workers <= 1 or len(items) <= 1:
         yield from map(func, items)
         return
-    with _forked_pool(func, min(workers, len(items))) as pool:
-        yield from pool.imap(_call_forked, items, chunksize=1)
-
-
-@contextmanager
-def fork_call(func: Callable[[], R]) -> Iterator[AsyncResult[R]]:
-    """``func()`` computed by a process forked on entry, while the block runs; its ``get()`` waits for the value
-    (or raises ``func``'s exception). As with :func:`fork_map`, ``func`` reaches the process through fork."""
-    with _forked_pool(lambda _: func(), 1) as pool:
-        yield pool.apply_async(_call_forked, (None,))
+    _forked_func = func
+    # Objects that exist before the fork stay out of the workers' garbage collections, whose traversals would
+    # otherwise touch (and so copy) every page of the shared data.
+    gc.freeze()
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(items))) as pool:
+            yield from pool.imap(_call_forked, items, chunksize=1)
+    finally:
+        gc.unfreeze()
+        _forked_func = None
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""available_cpus: a pool sized from the container's CPU quota and affinity, never the host's core count; fork_call,
+"""available_cpus: a pool sized from the container's CPU quota and affinity, never the host's core count; fork_map,
 gc_paused."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wsovvis.resources import available_cpus, cgroup_cpu_limit, fork_call, gc_paused
+from wsovvis.resources import available_cpus, cgroup_cpu_limit, fork_map, gc_paused
 
 
 @pytest.fixture
@@ -51,13 +51,13 @@ def test_no_cgroup_files_means_no_limit(tmp_path: Path, eight_cores: None) -> No
     assert available_cpus(tmp_path) == 8
 
 
-def test_fork_call_computes_in_another_process_and_raises_its_error() -> None:
-    big = list(range(100_000))  # reaches the process through fork, not pickle
-    with fork_call(lambda: (os.getpid(), sum(big))) as pending:
-        pid, total = pending.get()
-    assert pid != os.getpid() and total == sum(big)
-    with fork_call(lambda: 1 // 0) as pending, pytest.raises(ZeroDivisionError):
-        pending.get()
+def test_fork_map_computes_in_other_processes_in_order_and_raises_the_error() -> None:
+    big = list(range(100_000))  # reaches the processes through fork, not pickle
+    computed = list(fork_map(lambda k: (os.getpid(), k, sum(big[k:])), [0, 1, 2], workers=2))
+    assert [(k, total) for _, k, total in computed] == [(k, sum(big[k:])) for k in range(3)]
+    assert os.getpid() not in {pid for pid, _, _ in computed}
+    with pytest.raises(ZeroDivisionError):
+        list(fork_map(lambda k: 1 // k, [1, 0], workers=2))
 
 
 def test_gc_paused_restores_the_collector() -> None:

@@ -138,9 +138,8 @@ def evaluate(
         {"--gt": gt, "--results": results, "--img_root": img_root},
     )
     with gc_paused():
-        # The report draws masks, so it needs them checked up front; otherwise each worker checks the masks of
-        # the videos it evaluates.
-        loaded = eval_inputs.load(gt, results, workers, defer_checks=report is None)
+        # Each worker checks the masks of the videos it evaluates (the report checks those it draws).
+        loaded = eval_inputs.load(gt, results, workers)
         try:
             evaluation = run(loaded, options, workers)
         except InputError:

@@ -23,7 +23,7 @@ from pycocotools import mask as mask_utils
 
 from wsovvis import rle, storage, ytvis
 from wsovvis.errors import InputError
-from wsovvis.resources import fork_call, fork_map, slices
+from wsovvis.resources import fork_map, slices
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class GtObject:
     segmentations: list[RLE | None]
     areas: list[Any] | None
     mask_areas: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    # load(defer_checks=True): the annotation, while its per-frame values are unchecked (see check_gt)
+    # from load(): the annotation, while its per-frame values are unchecked (see check_gt)
     annotation: dict[str, Any] | None = field(default=None, repr=False)
 
 
@@ -177,8 +177,8 @@ class EvalInputs:
     gts: list[GtObject]
     detections: list[Detection]
     warnings: Counter[str] = field(default_factory=Counter)
-    # load(defer_checks=True): the GT objects' per-frame values not checked nor their mask areas filled yet, and a
-    # results list's entries for GT videos not yet in ``detections``.
+    # from load(): the GT objects' per-frame values not checked nor their mask areas filled yet, and a results
+    # list's entries for GT videos not yet in ``detections`` (see checked_videos)
     deferred: Deferred | None = None
 
 
@@ -268,7 +268,7 @@ def _gt_segmentations(ann: dict[str, Any], video: Video, source: str) -> list[RL
 
 
 def check_gt(gts: list[GtObject], videos: dict[int, Video], source: str) -> None:
-    """Finish what ``load(defer_checks=True)`` left for the GT objects of some videos: check their per-frame
+    """Finish what :func:`load` left for the GT objects of some videos: check their per-frame
     values, convert their segmentations, measure their masks (InputError for the first problem, in order)."""
     for gt in gts:
         if gt.annotation is not None:
@@ -304,42 +304,6 @@ def load_gt(
     data = storage.read_json(uri, finite=True)
     videos, gts = _gt_objects(data, os.fspath(uri), deferred)
     return videos, data["categories"], gts, data
-
-
-@dataclass
-class _CheckedGt:
-    """What checking a parsed GT found; only what the parent lacks travels back from the worker."""
-
-    videos: dict[int, Video]
-    # per annotation: its checked segmentations where they differ from the annotation's own list, else None
-    segmentations: list[list[RLE | None] | None]
-    mask_areas: np.ndarray  # every object's, concatenated
-
-
-def _check_gt(data: Any, source: str) -> _CheckedGt:
-    videos, gts = _gt_objects(data, source)
-    return _CheckedGt(
-        videos,
-        [
-            None
-            if all(a is b for a, b in zip(gt.segmentations, ann["segmentations"], strict=True))
-            else gt.segmentations
-            for gt, ann in zip(gts, data.get("annotations", []), strict=True)
-        ],
-        _concatenated([gt.mask_areas for gt in gts]),
-    )
-
-
-def _gt_of_checked(data: dict[str, Any], checked: _CheckedGt) -> list[GtObject]:
-    gts = []
-    position = 0
-    for ann, segmentations in zip(data.get("annotations", []), checked.segmentations, strict=True):
-        gt = _gt_object(ann, ann["segmentations"] if segmentations is None else segmentations)
-        length = checked.videos[gt.video_id].length
-        gt.mask_areas = checked.mask_areas[position : position + length]
-        position += length
-        gts.append(gt)
-    return gts
 
 
 # --------------------------------------------------------------------------------------------------- results
@@ -676,40 +640,15 @@ def load_results(
     return detections
 
 
-def load(
-    gt: str | os.PathLike[str],
-    results: str | os.PathLike[str],
-    workers: int = 1,
-    *,
-    defer_checks: bool = False,
-) -> EvalInputs:
-    """GT and results, loaded and checked. Errors come as a serial load gives them: the GT's first.
-
-    With ``workers`` > 1 the parsed GT is checked in another process while the results file is parsed here.
-    ``defer_checks``: the GT's per-frame values and mask areas, and a results list's entries for GT videos, are
-    left to whoever evaluates each video (:attr:`EvalInputs.deferred`)."""
-    warnings: Counter[str] = Counter()
-    if defer_checks:
-        return _load_deferred(gt, results, workers, warnings)
-    if workers <= 1:
-        videos, categories, gts, _ = load_gt(gt)
-        data = storage.read_json(results, finite=True)
-    else:
-        videos, categories, gts, data = _load_in_parallel(gt, results)
-    return EvalInputs(
-        videos, categories, gts, load_results(results, videos, warnings, workers, data), warnings
-    )
-
-
 _JSON_LIST_START = re.compile(rb"[ \t\n\r]*\[")
 
 
-def _load_deferred(
-    gt: str | os.PathLike[str], results: str | os.PathLike[str], workers: int, warnings: Counter[str]
-) -> EvalInputs:
-    """The GT's structure checked here (a forked checker would have nothing to run beside: a results list is not
-    parsed here but left as the file's bytes, see UncheckedResults); anything else that fails here gives way
-    to the GT's first error, as a full load meets it."""
+def load(gt: str | os.PathLike[str], results: str | os.PathLike[str], workers: int = 1) -> EvalInputs:
+    """GT and results, loaded, with the checks that go with each video's masks left to whoever evaluates it
+    (:attr:`EvalInputs.deferred`, :func:`checked_videos`): the GT's structure is checked here, its per-frame
+    values and mask areas are not; a results list stays the file's bytes (see UncheckedResults), any other results
+    file is loaded and checked here. Errors come as a full load gives them: the GT's first."""
+    warnings: Counter[str] = Counter()
     videos, categories, gts, gt_data = load_gt(gt, deferred=True)
     deferred = Deferred(os.fspath(gt), gt_data, None)
     try:
@@ -720,28 +659,19 @@ def _load_deferred(
         parsed = storage.parse_json(data, results, finite=True)
         detections = load_results(results, videos, warnings, workers, parsed)
     except Exception:
-        _gt_objects(gt_data, os.fspath(gt))
+        _gt_objects(gt_data, os.fspath(gt))  # raises the GT's first error, which a full load would meet first
         raise
     return EvalInputs(videos, categories, gts, detections, warnings, deferred)
 
 
-def _load_in_parallel(
-    gt: str | os.PathLike[str], results: str | os.PathLike[str]
-) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject], Any]:
-    """The GT checked in a forked process while both files are parsed here; the parsed results returned."""
-    gt_bytes = storage.read_bytes(gt)
-    # Both processes parse the GT: a checker reading the parsed GT of this one would copy (copy-on-write) every
-    # page whose objects it touches, which costs more than parsing.
-    with fork_call(
-        lambda: _check_gt(storage.parse_json(gt_bytes, gt, finite=True), os.fspath(gt))
-    ) as checking:
-        try:
-            gt_data = storage.parse_json(gt_bytes, gt, finite=True)
-            data = storage.read_json(results, finite=True)
-        except Exception:
-            checking.wait()
-            if not checking.successful():
-                checking.get()  # raises the GT's error, which a serial load would have met first
-            raise
-        checked = checking.get()
-    return checked.videos, gt_data["categories"], _gt_of_checked(gt_data, checked), data
+def checked_videos(inputs: EvalInputs, video_ids: list[int]) -> EvalInputs:
+    """``inputs`` narrowed to ``video_ids``, their GT objects and results checked and measured (what
+    :attr:`EvalInputs.deferred` left undone, done here for those videos only)."""
+    wanted = set(video_ids)
+    gts = [gt for gt in inputs.gts if gt.video_id in wanted]
+    detections = [det for det in inputs.detections if det.video_id in wanted]
+    if inputs.deferred is not None:
+        check_gt(gts, inputs.videos, inputs.deferred.gt_source)
+        if inputs.deferred.results is not None:
+            detections = inputs.deferred.results.detections(sorted(wanted), inputs.videos)
+    return EvalInputs(inputs.videos, inputs.categories, gts, detections, inputs.warnings)

@@ -22,7 +22,7 @@ from PIL import Image
 
 from wsovvis import rle, storage
 from wsovvis.errors import WsovvisError
-from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject, Video
+from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject, Video, checked_videos
 from wsovvis.evaluate.ytvoseval import STAT_NAMES, video_ious
 
 log = logging.getLogger(__name__)
@@ -452,6 +452,8 @@ def write_report(
 ) -> tuple[str, str]:
     """Write the HTML report and its Markdown summary; returns both locations."""
     best, worst = _pick_videos(metrics["per_video"])
+    if inputs is not None:
+        inputs = checked_videos(inputs, [v["video_id"] for v in best + worst])
     root = os.fspath(img_root) if img_root is not None else None
     page = render_html(metrics, inputs, best, worst, root)
     summary = render_markdown(metrics, best, worst)
