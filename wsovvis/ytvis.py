@@ -159,16 +159,19 @@ def validate_annotation(
         check_annotation_frames(ann, video["height"], video["width"], source)
 
 
-def check_annotation_frames(ann: dict[str, Any], height: int, width: int, source: str) -> None:
-    """Check the per-frame values of an annotation whose fields :func:`validate_annotation` checked."""
+def check_annotation_frames(ann: dict[str, Any], height: int, width: int, source: str) -> bool:
+    """Check the per-frame values of an annotation whose fields :func:`validate_annotation` checked; True when
+    every segmentation is absent or a compressed RLE (nothing to convert)."""
     where = f"annotation {ann.get('id')!r} (video {ann.get('video_id')!r})"
     size = (height, width)
+    plain_segmentations = True
     for field in ("segmentations", "bboxes", "areas"):
         if field not in ann:
             continue
         values = ann[field]
         if _plain_values(field, values, size):
             continue
+        plain_segmentations = plain_segmentations and field != "segmentations"
         for frame, value in enumerate(values):
             if value is None:
                 continue
@@ -178,6 +181,7 @@ def check_annotation_frames(ann: dict[str, Any], height: int, width: int, source
                 raise _fail(source, where, f"bboxes[{frame}] must be [x, y, w, h], got {value!r}")
             elif field == "areas" and not isinstance(value, (int, float)):
                 raise _fail(source, where, f"areas[{frame}] must be a number, got {value!r}")
+    return plain_segmentations
 
 
 def validate_dataset(data: Any, source: str, frames: bool = True) -> dict[str, Any]:

@@ -316,6 +316,37 @@ def test_errors_come_in_file_order_though_results_are_checked_by_video(tmp_path,
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(("bad_at", "counts"), [(640, "abc\u00e9"), (1, "abc!"), (777, TOP4["counts"] + "o")])
+def test_a_bad_string_among_many_is_named(tmp_path, workers, bad_at, counts):
+    # The strings are checked a few hundred at a time: the one named is the bad one, in whichever batch it is.
+    results = [result(1, 1, 0.5, [TOP5, TOP4]) for _ in range(800)]
+    results[bad_at] = result(1, 1, 0.5, [TOP5, {"size": [H, W], "counts": counts}])
+    gt, res = write(tmp_path, gt_data(), results)
+    with pytest.raises(
+        InputError, match=rf"result {bad_at} \(video 1\): segmentations\[1\]\.counts is not a"
+    ):
+        evaluate(gt, res, workers=workers)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bad_strings_and_bad_fields_come_in_file_order(tmp_path, workers):
+    bad_string = {"size": [H, W], "counts": "bad counts"}
+    results = [result(1, 1, 0.5, [TOP5, TOP4]) for _ in range(6)]
+    results[1] = result(1, 1, 0.5, [TOP5])
+    results[4] = result(1, 1, 0.5, [TOP5, bad_string])
+    gt, res = write(tmp_path, gt_data(), results)
+    with pytest.raises(InputError, match=r"result 1 \(video 1\): 'segmentations' has 1 entries"):
+        evaluate(gt, res, workers=workers)
+    # The GT's too, though its videos may be checked by other workers in another order.
+    data = gt_data()
+    data["annotations"][0]["segmentations"][1] = bad_string
+    data["annotations"][1]["segmentations"] = [{"size": [H, W], "counts": "0o"}]
+    gt, res = write(tmp_path, data, [result(1, 1, 0.5, [TOP5, TOP4])])
+    with pytest.raises(InputError, match=r"annotation 1 \(video 1\): segmentations\[1\]\.counts is not a"):
+        evaluate(gt, res, workers=workers)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_gt_rle_that_ends_inside_a_number_is_refused(tmp_path, workers):
     data = gt_data()
     data["annotations"][1]["segmentations"] = [{"size": [H, W], "counts": TOP4["counts"] + "o"}]

@@ -65,3 +65,12 @@ def test_gc_paused_restores_the_collector() -> None:
     with gc_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+def test_what_gc_paused_built_is_not_left_for_the_next_young_collection() -> None:
+    # Left young, it would all be traversed by the first collection after the block.
+    with gc_paused():
+        built = [[i] for i in range(5000)]
+    young = {id(o) for o in gc.get_objects(generation=0)}
+    assert not any(id(o) in young for o in built)
+    assert any(o is built[0] for o in gc.get_objects(generation=2))

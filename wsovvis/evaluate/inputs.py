@@ -30,14 +30,11 @@ log = logging.getLogger(__name__)
 RLE = dict[str, Any]
 # Characters of COCO's compressed RLE strings: 6-bit groups offset by 48 ('0').
 _NOT_RLE_CHAR = re.compile(r"[^0-o]")
-_RLE_BYTES = bytes(range(ord("0"), ord("o") + 1))
 # Characters whose continuation bit is set: a number goes on after them (see _rle_string_problem).
 _NUMBER_GOES_ON = re.compile(r"[P-o]")
-
-
-def _all_rle_chars(text: str) -> bool:
-    # bytes.translate deleting the valid characters runs several times faster than the regex over many MB.
-    return text.isascii() and not text.encode("ascii").translate(None, _RLE_BYTES)
+# Strings checked together (see _bad_rle_string): buffers this small reuse freed memory, where one buffer of all
+# of them (tens of MB) costs more in page faults than the check itself.
+_STRINGS_PER_CHECK = 512
 
 
 def _rle_string_problem(counts: str) -> str | None:
@@ -131,6 +128,7 @@ class UncheckedResults:
             for index in by_video.get(video_id, ())
         ]
         detections = [det for det in found if det is not None]
+        _check_result_strings(detections, self.source)
         _check_areas(detections, videos, self.source)
         return detections
 
@@ -210,12 +208,9 @@ def _gt_rle(seg: Any, video: Video, source: str, where: str, frame: int) -> RLE 
     if not seg:
         return None
     if isinstance(seg, list):
-        return mask_utils.merge(mask_utils.frPyObjects(seg, video.height, video.width))
-    checked = _check_result_rle(seg, video, source, where, frame)
-    problem = _rle_string_problem(checked["counts"]) if isinstance(checked["counts"], str) else None
-    if problem:
-        raise _not_rle_string(source, where, frame, problem)
-    return checked
+        merged = mask_utils.merge(mask_utils.frPyObjects(seg, video.height, video.width))
+        return {"size": merged["size"], "counts": merged["counts"].decode("ascii")}
+    return _check_result_rle(seg, video, source, where, frame)
 
 
 def _gt_objects(data: Any, source: str, deferred: bool = False) -> tuple[dict[int, Video], list[GtObject]]:
@@ -235,24 +230,30 @@ def _gt_objects(data: Any, source: str, deferred: bool = False) -> tuple[dict[in
         for v in data["videos"]
     }
     gts = []
-    for ann in data.get("annotations", []):
-        if deferred:
+    if deferred:
+        for ann in data.get("annotations", []):
             gt = _gt_object(ann, ann["segmentations"])
             gt.annotation = ann
-        else:
-            gt = _gt_object(ann, _gt_segmentations(ann, videos[ann["video_id"]], source))
-        gts.append(gt)
-    if not deferred:
-        fill_gt_areas(gts, videos, source)
+            gts.append(gt)
+        return videos, gts
+    try:
+        for ann in data.get("annotations", []):
+            gts.append(_gt_object(ann, _gt_segmentations(ann, videos[ann["video_id"]], source)))
+    except InputError:
+        _check_gt_strings(gts, source)  # an earlier object's bad string comes first
+        raise
+    _check_gt_strings(gts, source)
+    fill_gt_areas(gts, videos, source)
     return videos, gts
 
 
 def _gt_segmentations(ann: dict[str, Any], video: Video, source: str) -> list[RLE | None]:
-    """An annotation's segmentations as compressed RLE (None where absent), checked."""
+    """An annotation's segmentations as compressed RLE (None where absent), checked but for the characters of
+    their strings (see _check_gt_strings)."""
     where = f"annotation {ann['id']} (video {video.id})"
     size = [video.height, video.width]
     try:
-        # The common case (a compressed RLE of the right size) inline, its characters checked below.
+        # The common case (a compressed RLE of the right size) inline.
         segmentations = [
             seg
             if type(seg) is dict and type(seg.get("counts")) is str and seg.get("size") == size
@@ -263,19 +264,35 @@ def _gt_segmentations(ann: dict[str, Any], video: Video, source: str) -> list[RL
         raise InputError(
             f"{source}: annotation {ann['id']} (video {video.id}): a segmentation is not a polygon or RLE ({exc})"
         ) from exc
-    _check_rle_strings(segmentations, source, where)
     return segmentations
+
+
+def _check_gt_strings(gts: list[GtObject], source: str) -> None:
+    found = _bad_rle_string([gt.segmentations for gt in gts])
+    if found is not None:
+        position, frame, problem = found
+        gt = gts[position]
+        raise _not_rle_string(source, f"annotation {gt.id} (video {gt.video_id})", frame, problem)
 
 
 def check_gt(gts: list[GtObject], videos: dict[int, Video], source: str) -> None:
     """Finish what :func:`load` left for the GT objects of some videos: check their per-frame
     values, convert their segmentations, measure their masks (InputError for the first problem, in order)."""
-    for gt in gts:
-        if gt.annotation is not None:
-            video = videos[gt.video_id]
-            ytvis.check_annotation_frames(gt.annotation, video.height, video.width, source)
-            gt.segmentations = _gt_segmentations(gt.annotation, video, source)
-            gt.annotation = None
+    checked = []
+    try:
+        for gt in gts:
+            if gt.annotation is not None:
+                video = videos[gt.video_id]
+                if ytvis.check_annotation_frames(gt.annotation, video.height, video.width, source):
+                    gt.segmentations = list(gt.annotation["segmentations"])
+                else:
+                    gt.segmentations = _gt_segmentations(gt.annotation, video, source)
+                gt.annotation = None
+                checked.append(gt)
+    except InputError:
+        _check_gt_strings(checked, source)  # an earlier object's bad string comes first
+        raise
+    _check_gt_strings(checked, source)
     fill_gt_areas(gts, videos, source)
 
 
@@ -351,16 +368,44 @@ def _check_result_rle(seg: Any, video: Video, source: str, where: str, frame: in
     return {"size": size, "counts": counts}
 
 
-def _check_rle_strings(segs: list[RLE | None], source: str, where: str) -> None:
-    """Compressed RLE strings hold only '0'..'o' and end with '0'..'O' (see :func:`_rle_string_problem`); one
-    pass over all frames of an object (counts that are bytes came from pycocotools, which encoded them)."""
-    strings = [seg["counts"] if seg is not None and type(seg["counts"]) is str else "" for seg in segs]
-    ends = "".join([counts[-1:] for counts in strings])
-    if not _all_rle_chars("".join(strings)) or _NUMBER_GOES_ON.search(ends):
-        frame, problem = next(
-            (f, problem) for f, counts in enumerate(strings) if (problem := _rle_string_problem(counts))
-        )
-        raise _not_rle_string(source, where, frame, problem)
+def _bad_rle_string(segmentations: list[list[RLE | None]]) -> tuple[int, int, str] | None:
+    """(object, frame, problem) of the first compressed RLE string among some objects' checked segmentations that
+    pycocotools cannot decode safely (see :func:`_rle_string_problem`), or None.
+
+    The strings are looked at together, a few hundred at a time, with numpy: characters '0'..'o', and a last
+    character '0'..'O'. Only where that fails are they looked at one by one, to name the first."""
+    strings = [seg["counts"] for segs in segmentations for seg in segs if seg is not None]
+    for start in range(0, len(strings), _STRINGS_PER_CHECK):
+        part = strings[start : start + _STRINGS_PER_CHECK]
+        joined = "".join(part)
+        if not joined.isascii():
+            break
+        codes = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+        if not codes.size:
+            continue
+        lengths = np.fromiter(map(len, part), dtype=np.int64, count=len(part))
+        last = np.cumsum(lengths)[lengths > 0] - 1
+        if codes.min() < ord("0") or codes.max() > ord("o") or codes[last].max() >= ord("P"):
+            break
+    else:
+        return None
+    return next(
+        (
+            (position, frame, problem)
+            for position, segs in enumerate(segmentations)
+            for frame, seg in enumerate(segs)
+            if seg is not None and (problem := _rle_string_problem(seg["counts"]))
+        ),
+        None,
+    )
+
+
+def _check_result_strings(detections: list[Detection], source: str) -> None:
+    found = _bad_rle_string([det.segmentations for det in detections])
+    if found is not None:
+        position, frame, problem = found
+        det = detections[position]
+        raise _not_rle_string(source, f"result {det.index} (video {det.video_id})", frame, problem)
 
 
 def fill_mask_areas(objects: list[Detection] | list[GtObject]) -> None:
@@ -380,7 +425,8 @@ def _concatenated(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 def _check_areas(detections: list[Detection], videos: dict[int, Video], source: str) -> None:
-    """A compressed RLE whose area exceeds the frame is malformed (its runs do not add up to the frame)."""
+    """Set the results' mask areas; InputError for the first mask larger than its frame (a malformed RLE, its runs do
+    not add up to the frame)."""
     fill_mask_areas(detections)
     for det in detections:
         _check_area_limit(det.mask_areas, videos[det.video_id], source, f"result {det.index}")
@@ -433,7 +479,6 @@ def _result(
         else _check_result_rle(seg, video, source, where, frame)
         for frame, seg in enumerate(segs)
     ]
-    _check_rle_strings(checked, source, where)
     return Detection(index, video.id, category_id, float(score), checked)
 
 
@@ -455,10 +500,15 @@ def _check_slice(
     warnings: Counter[str] = Counter()
     detections = []
     try:
-        for index in range(*bounds):
-            det = _result(results[index], index, videos, source, warnings)
-            if det is not None:
-                detections.append(det)
+        try:
+            for index in range(*bounds):
+                det = _result(results[index], index, videos, source, warnings)
+                if det is not None:
+                    detections.append(det)
+        except InputError:
+            _check_result_strings(detections, source)  # an earlier result's bad string comes first
+            raise
+        _check_result_strings(detections, source)
     except InputError as exc:
         return _CheckedSlice([], _concatenated([]), 0, error=exc)
     area_error = None
@@ -597,7 +647,9 @@ def _results_from_dataset(
         score = ann.get("score", 1.0)
         if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
             raise InputError(f"{source}: {where}: 'score' must be a finite number, got {score!r}")
-        _check_rle_strings(segs, source, where)
+        found = _bad_rle_string([segs])
+        if found is not None:
+            raise _not_rle_string(source, where, found[1], found[2])
         detections.append(Detection(index, gt_video.id, ann["category_id"], float(score), segs))
     _check_areas(detections, videos, source)
     if missing_frames:

@@ -97,7 +97,8 @@ def _frame_areas(objects: list[Detection] | list[GtObject], length: int) -> np.n
     """[objects, frames] mask areas (0 where absent)."""
     if not objects:
         return np.zeros((0, length), dtype=np.int64)
-    return np.stack([obj.mask_areas for obj in objects])
+    # np.stack's checks cost several times this on arrays this small.
+    return np.concatenate([obj.mask_areas for obj in objects]).reshape(len(objects), length)
 
 
 # Upper bound on the [results x GT] matrix of one pycocotools iou call (frames are batched up to it).
@@ -173,7 +174,9 @@ def video_ious(
         return ious
     if det_group is None or gt_group is None:
         det_group, gt_group = np.zeros(len(dets), dtype=np.int64), np.zeros(len(gts), dtype=np.int64)
-    _, tags = np.unique(np.concatenate([det_group, gt_group]), return_inverse=True)
+    # Groups numbered 0, 1, ... in order of appearance (a dict is faster than np.unique on a few values).
+    numbers: dict[int, int] = {}
+    tags = np.array([numbers.setdefault(g, len(numbers)) for g in det_group.tolist() + gt_group.tolist()])
     det_tag, gt_tag = tags[: len(dets)], tags[len(dets) :]
     # A mask takes part only on frames where a mask of its group on the other side has pixels.
     det_tag_on = np.zeros((tags.max() + 1, det_areas.shape[1]), dtype=bool)
