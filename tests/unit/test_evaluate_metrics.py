@@ -193,3 +193,26 @@ def test_metrics_json_layout(tmp_path):
     ]
     assert set(metrics["per_size"]) == {"small", "medium", "large"}
     assert metrics["per_category"][0]["num_results"] == 1
+
+
+@pytest.mark.parametrize("class_agnostic", [False, True])
+def test_a_video_too_large_for_one_iou_call_gives_the_same_numbers(tmp_path, monkeypatch, class_agnostic):
+    # A video whose masks exceed the bound of one pycocotools call is split into calls of whole frames.
+    from wsovvis.evaluate import ytvoseval
+
+    data = random_dataset(seed=21, num_videos=4)
+    results = perfect_results(data)
+    for res in results[1::2]:
+        res["segmentations"] = [
+            rect(40, 40, (0, 9), (0, 40)) if s is not None else None for s in res["segmentations"]
+        ]
+    gt, res = write(tmp_path, data, results)
+    calls: list[int] = []
+    iou = ytvoseval.mask_utils.iou
+    monkeypatch.setattr(ytvoseval.mask_utils, "iou", lambda *args: calls.append(0) or iou(*args))
+    whole = evaluate(gt, res, class_agnostic=class_agnostic, workers=1)
+    calls_whole = len(calls)
+    monkeypatch.setattr(ytvoseval, "_MAX_IOU_CELLS", 4)
+    split = evaluate(gt, res, class_agnostic=class_agnostic, workers=1)
+    assert len(calls) - calls_whole > calls_whole
+    assert split == whole

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import mmap
 import os
 import posixpath
 import re
@@ -98,7 +99,7 @@ class UncheckedResults:
     measures) the entries of its videos only. Parsing is cheaper than reading another process's parsed objects,
     each of which costs a copy-on-write page copy when touched."""
 
-    raw: bytes
+    raw: bytes | mmap.mmap
     source: str
     _indexed: tuple[list[Any], dict[int, list[int]], list[int]] | None = field(default=None, repr=False)
 
@@ -298,9 +299,10 @@ def check_gt(gts: list[GtObject], videos: dict[int, Video], source: str) -> None
 
 def fill_gt_areas(gts: list[GtObject], videos: dict[int, Video], source: str) -> None:
     """Set the GT objects' mask areas; InputError for the first mask larger than its frame (a malformed RLE)."""
-    fill_mask_areas(gts)
-    for gt in gts:
-        _check_area_limit(gt.mask_areas, videos[gt.video_id], source, f"annotation {gt.id}")
+    oversized = _fill_mask_areas(gts, videos)
+    if oversized is not None:
+        gt = gts[oversized]
+        _raise_oversized(gt.mask_areas, videos[gt.video_id], source, f"annotation {gt.id}")
 
 
 def _gt_object(ann: dict[str, Any], segmentations: list[RLE | None]) -> GtObject:
@@ -408,16 +410,19 @@ def _check_result_strings(detections: list[Detection], source: str) -> None:
         raise _not_rle_string(source, f"result {det.index} (video {det.video_id})", frame, problem)
 
 
-def fill_mask_areas(objects: list[Detection] | list[GtObject]) -> None:
-    """Set every object's per-frame mask areas (0 where absent) with as few pycocotools calls as it allows."""
+def _fill_mask_areas(objects: list[Detection] | list[GtObject], videos: dict[int, Video]) -> int | None:
+    """Set every object's per-frame mask areas (0 where absent) with as few pycocotools calls as it allows; the
+    position of the first object with a mask larger than its frame (a malformed RLE), or None."""
     present = np.array([seg is not None for obj in objects for seg in obj.segmentations], dtype=bool)
     areas = np.zeros(len(present), dtype=np.int64)
     areas[present] = rle.areas([seg for obj in objects for seg in obj.segmentations if seg is not None])
-    position = 0
-    for obj in objects:
-        length = len(obj.segmentations)
-        obj.mask_areas = areas[position : position + length]
-        position += length
+    lengths = np.array([len(obj.segmentations) for obj in objects], dtype=np.int64)
+    frame_pixels = np.array([videos[obj.video_id].height * videos[obj.video_id].width for obj in objects])
+    starts = np.cumsum(lengths) - lengths
+    for obj, start, stop in zip(objects, starts.tolist(), (starts + lengths).tolist(), strict=True):
+        obj.mask_areas = areas[start:stop]
+    oversized = np.flatnonzero(areas > np.repeat(frame_pixels, lengths))
+    return int(np.searchsorted(starts, oversized[0], side="right")) - 1 if oversized.size else None
 
 
 def _concatenated(arrays: list[np.ndarray]) -> np.ndarray:
@@ -427,19 +432,18 @@ def _concatenated(arrays: list[np.ndarray]) -> np.ndarray:
 def _check_areas(detections: list[Detection], videos: dict[int, Video], source: str) -> None:
     """Set the results' mask areas; InputError for the first mask larger than its frame (a malformed RLE, its runs do
     not add up to the frame)."""
-    fill_mask_areas(detections)
-    for det in detections:
-        _check_area_limit(det.mask_areas, videos[det.video_id], source, f"result {det.index}")
+    oversized = _fill_mask_areas(detections, videos)
+    if oversized is not None:
+        det = detections[oversized]
+        _raise_oversized(det.mask_areas, videos[det.video_id], source, f"result {det.index}")
 
 
-def _check_area_limit(mask_areas: np.ndarray, video: Video, source: str, what: str) -> None:
-    limit = video.height * video.width
-    if mask_areas.size and mask_areas.max() > limit:
-        frame = int(np.argmax(mask_areas))
-        raise InputError(
-            f"{source}: {what} (video {video.id}): segmentations[{frame}] is a malformed RLE "
-            f"(area {int(mask_areas[frame])} exceeds the frame's {limit} pixels)"
-        )
+def _raise_oversized(mask_areas: np.ndarray, video: Video, source: str, what: str) -> None:
+    frame = int(np.argmax(mask_areas))
+    raise InputError(
+        f"{source}: {what} (video {video.id}): segmentations[{frame}] is a malformed RLE "
+        f"(area {int(mask_areas[frame])} exceeds the frame's {video.height * video.width} pixels)"
+    )
 
 
 def _result(
@@ -704,7 +708,7 @@ def load(gt: str | os.PathLike[str], results: str | os.PathLike[str], workers: i
     videos, categories, gts, gt_data = load_gt(gt, deferred=True)
     deferred = Deferred(os.fspath(gt), gt_data, None)
     try:
-        data = storage.read_bytes(results)
+        data = storage.read_buffer(results)
         if _JSON_LIST_START.match(data):
             deferred.results = UncheckedResults(data, os.fspath(results))
             return EvalInputs(videos, categories, gts, [], warnings, deferred)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject, check_gt
+from wsovvis.evaluate.inputs import RLE, Detection, EvalInputs, GtObject, check_gt
 from wsovvis.logs import progress
 from wsovvis.resources import fork_map, slices
 
@@ -93,66 +93,136 @@ def _mean_nonzero(values: list[Any], truncate: bool) -> float:
     return float(np.array(kept).mean())
 
 
-def _frame_areas(objects: list[Detection] | list[GtObject], length: int) -> np.ndarray:
-    """[objects, frames] mask areas (0 where absent)."""
-    if not objects:
-        return np.zeros((0, length), dtype=np.int64)
-    # np.stack's checks cost several times this on arrays this small.
-    return np.concatenate([obj.mask_areas for obj in objects]).reshape(len(objects), length)
+@dataclass
+class _Masks:
+    """The per-frame masks of some objects, flattened: object i's frames are entries ``start[i]`` to
+    ``start[i] + length[i] - 1`` of ``areas``. Objects come video by video (``video``: the video's position among
+    those evaluated together); only objects of the same video and ``group`` (say, category) are compared."""
+
+    segmentations: list[list[RLE | None]]
+    areas: np.ndarray  # mask areas, 0 where absent or empty
+    start: np.ndarray
+    length: np.ndarray
+    video: np.ndarray
+    group: np.ndarray
+
+    @classmethod
+    def of(cls, objects: list[Detection] | list[GtObject], video: np.ndarray, group: np.ndarray) -> _Masks:
+        length = np.array([len(obj.segmentations) for obj in objects], dtype=np.int64)
+        areas = (
+            np.concatenate([obj.mask_areas for obj in objects]) if objects else np.zeros(0, dtype=np.int64)
+        )
+        return cls(
+            [obj.segmentations for obj in objects], areas, np.cumsum(length) - length, length, video, group
+        )
+
+    def totals(self) -> np.ndarray:
+        """Each object's mask areas summed over its frames."""
+        return np.add.reduceat(self.areas, self.start) if len(self.start) else np.zeros(0, dtype=np.int64)
 
 
-# Upper bound on the [results x GT] matrix of one pycocotools iou call (frames are batched up to it).
+# Upper bound on the [results x GT] matrix of one pycocotools iou call (a video's frames are split up to it).
 _MAX_IOU_CELLS = 1 << 20
 
 
-def _add_intersections(
-    inter: np.ndarray,
-    dets: list[Detection],
-    gts: list[GtObject],
-    det_on: np.ndarray,
-    gt_on: np.ndarray,
-    det_areas: np.ndarray,
-    det_tag: np.ndarray,
-    gt_tag: np.ndarray,
-    frames: list[int],
-) -> None:
-    """Add |D∩G| over ``frames`` to ``inter`` [D, G] with one pycocotools ``iou`` call.
+def _present_masks(masks: _Masks, tags: np.ndarray, span: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """(flat index, object, frame, key) of the masks with pixels; the key names (video, tag, frame)."""
+    flat = np.flatnonzero(masks.areas > 0)
+    obj = np.repeat(np.arange(len(masks.start)), masks.length)[flat]
+    frame = flat - masks.start[obj]
+    return flat, obj, frame, (masks.video[obj] * span[0] + tags[obj]) * span[1] + frame
 
-    Every mask of frame f is passed with its size given as [height, width + f + tag * length], the tag being its
-    object's group: pycocotools compares sizes before any pixel work and returns -1 for pairs that differ, so
-    pairs from different frames or groups cost one bounding box test, and pairs within a frame and group are
-    computed as usual (the width is used nowhere else for a valid RLE). With every GT marked crowd, the value
-    is |D∩G| / |D| (0 when there is no overlap): times |D| it is the intersection, exactly, after rounding.
+
+def _intersections(dets: _Masks, gts: _Masks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(result, GT, |D∩G| summed over frames) for every pair of the same video and group whose masks meet.
+
+    Only frames where both have pixels need RLE work: a mask takes part on a frame where a mask of its video and
+    group on the other side has pixels. A video's masks go to pycocotools ``iou`` in one call, each with its size
+    given as [height, width + frame + tag * length], the tag being its group's: pycocotools compares sizes before
+    any pixel work and returns -1 for pairs that differ, so pairs from different frames or groups cost one
+    bounding box test, and pairs within a frame and group are computed as usual (the width is used nowhere else
+    for a valid RLE). With every GT marked crowd, the value is |D∩G| / |D| (0 when there is no overlap): times
+    |D| it is the intersection, exactly, after rounding.
     """
-    frame_of = np.asarray(frames, dtype=np.int64)
-    length = det_on.shape[1]
-    row_pos, row_obj = np.nonzero(det_on[:, frame_of].T)  # ordered by frame, then result
-    col_pos, col_obj = np.nonzero(gt_on[:, frame_of].T)
-    row_frame, col_frame = frame_of[row_pos], frame_of[col_pos]
-
-    def tagged(
-        objects: list[Detection] | list[GtObject], obj: np.ndarray, frame: np.ndarray, tag: np.ndarray
-    ) -> list[dict]:
-        if not len(obj):
-            return []
-        # Every mask of a video has the video's size (loading checks it).
-        height, width = objects[int(obj[0])].segmentations[int(frame[0])]["size"]
-        return [
-            {"size": [height, width + shift], "counts": objects[i].segmentations[f]["counts"]}
-            for i, f, shift in zip(
-                obj.tolist(), frame.tolist(), (frame + tag[obj] * length).tolist(), strict=True
+    empty = np.zeros(0, dtype=np.int64)
+    if not len(dets.start) or not len(gts.start):
+        return empty, empty, empty
+    _, tags = np.unique(np.concatenate([dets.group, gts.group]), return_inverse=True)
+    span = (int(tags.max()) + 1, int(max(dets.length.max(), gts.length.max())))
+    det_flat, det_obj, det_frame, det_key = _present_masks(dets, tags[: len(dets.start)], span)
+    gt_flat, gt_obj, gt_frame, gt_key = _present_masks(gts, tags[len(dets.start) :], span)
+    det_on, gt_on = np.isin(det_key, gt_key), np.isin(gt_key, det_key)
+    # Ordered by video, then frame (then object), to split a video's call by frames where it is too large.
+    rows = det_flat[det_on][np.lexsort((det_frame[det_on], dets.video[det_obj[det_on]]))]
+    cols = gt_flat[gt_on][np.lexsort((gt_frame[gt_on], gts.video[gt_obj[gt_on]]))]
+    det_of_flat = np.repeat(np.arange(len(dets.start)), dets.length)
+    gt_of_flat = np.repeat(np.arange(len(gts.start)), gts.length)
+    row_obj, col_obj = det_of_flat[rows], gt_of_flat[cols]
+    row_frame, col_frame = rows - dets.start[row_obj], cols - gts.start[col_obj]
+    num_videos = int(max(dets.video.max(), gts.video.max())) + 1
+    row_bounds = np.searchsorted(dets.video[row_obj], np.arange(num_videos + 1)).tolist()
+    col_bounds = np.searchsorted(gts.video[col_obj], np.arange(num_videos + 1)).tolist()
+    row_shift = (row_frame + tags[row_obj] * dets.length[row_obj]).tolist()
+    col_shift = (col_frame + tags[len(dets.start) + col_obj] * gts.length[col_obj]).tolist()
+    pair_det, pair_gt, pair_count = [], [], []
+    for video in range(num_videos):
+        r0, r1, c0, c1 = row_bounds[video], row_bounds[video + 1], col_bounds[video], col_bounds[video + 1]
+        if r0 == r1:
+            continue
+        height, width = dets.segmentations[row_obj[r0]][row_frame[r0]]["size"]
+        for (ra, rb), (ca, cb) in _frame_chunks(row_frame[r0:r1], col_frame[c0:c1]):
+            ra, rb, ca, cb = r0 + ra, r0 + rb, c0 + ca, c0 + cb
+            ratio = mask_utils.iou(
+                [
+                    {"size": [height, width + shift], "counts": dets.segmentations[obj][frame]["counts"]}
+                    for obj, frame, shift in zip(
+                        row_obj[ra:rb].tolist(), row_frame[ra:rb].tolist(), row_shift[ra:rb], strict=True
+                    )
+                ],
+                [
+                    {"size": [height, width + shift], "counts": gts.segmentations[obj][frame]["counts"]}
+                    for obj, frame, shift in zip(
+                        col_obj[ca:cb].tolist(), col_frame[ca:cb].tolist(), col_shift[ca:cb], strict=True
+                    )
+                ],
+                [1] * (cb - ca),
             )
-        ]
+            ratio = np.asarray(ratio, dtype=np.float64).reshape(rb - ra, cb - ca)
+            r, c = np.nonzero(ratio > 0)  # pairs of different sizes (frame or group) are -1
+            pair_det.append(row_obj[ra + r])
+            pair_gt.append(col_obj[ca + c])
+            pair_count.append(np.rint(ratio[r, c] * dets.areas[rows[ra + r]]).astype(np.int64))
+    key = np.concatenate(pair_det + [empty]) * len(gts.start) + np.concatenate(pair_gt + [empty])
+    if not key.size:
+        return empty, empty, empty
+    # Sum each pair's intersections over its frames.
+    order = np.argsort(key, kind="stable")
+    key, count = key[order], np.concatenate(pair_count + [empty])[order]
+    first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    key = key[first]
+    return key // len(gts.start), key % len(gts.start), np.add.reduceat(count, first)
 
-    ratio = mask_utils.iou(
-        tagged(dets, row_obj, row_frame, det_tag),
-        tagged(gts, col_obj, col_frame, gt_tag),
-        [1] * len(col_obj),
-    )
-    ratio = np.asarray(ratio, dtype=np.float64).reshape(len(row_obj), len(col_obj))
-    r, c = np.nonzero(ratio > 0)  # pairs of different sizes (frame or group) are -1
-    counts = np.rint(ratio[r, c] * det_areas[row_obj[r], row_frame[r]]).astype(np.int64)
-    np.add.at(inter, (row_obj[r], col_obj[c]), counts)
+
+def _frame_chunks(
+    row_frame: np.ndarray, col_frame: np.ndarray
+) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """[start, stop) ranges of a video's rows and columns (ordered by frame, both on the same frames) for calls of
+    at most _MAX_IOU_CELLS cells, whole frames each."""
+    if len(row_frame) * len(col_frame) <= _MAX_IOU_CELLS:
+        return [((0, len(row_frame)), (0, len(col_frame)))]
+    frames = np.unique(row_frame)
+    row_starts = np.searchsorted(row_frame, frames).tolist() + [len(row_frame)]
+    col_starts = np.searchsorted(col_frame, frames).tolist() + [len(col_frame)]
+    chunks: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    first = 0
+    for last in range(len(frames)):
+        rows = row_starts[last + 1] - row_starts[first]
+        cols = col_starts[last + 1] - col_starts[first]
+        if last > first and rows * cols > _MAX_IOU_CELLS:
+            chunks.append(((row_starts[first], row_starts[last]), (col_starts[first], col_starts[last])))
+            first = last
+    chunks.append(((row_starts[first], row_starts[-1]), (col_starts[first], col_starts[-1])))
+    return chunks
 
 
 def video_ious(
@@ -163,43 +233,19 @@ def video_ious(
     det_group: np.ndarray | None = None,
     gt_group: np.ndarray | None = None,
 ) -> np.ndarray:
-    """[D, G] video IoUs as the official ``computeIoU`` defines them, given [objects, frames] mask areas.
-
-    Frames where a mask is absent or empty add no intersection, so only frames where both have pixels need
-    RLE work; with ``det_group`` [D] and ``gt_group`` [G] (say, category ids) only pairs of equal groups are
-    computed, the others' IoU is left 0.
-    """
+    """[D, G] video IoUs of one video as the official ``computeIoU`` defines them, given [objects, frames] mask
+    areas: sum over frames of |D∩G| / sum over frames of |D∪G|; with ``det_group`` [D] and ``gt_group`` [G] (say,
+    category ids) only pairs of equal groups are computed, the others' IoU is left 0."""
     ious = np.zeros((len(dets), len(gts)))
     if not dets or not gts:
         return ious
+    det_video, gt_video = np.zeros(len(dets), dtype=np.int64), np.zeros(len(gts), dtype=np.int64)
     if det_group is None or gt_group is None:
-        det_group, gt_group = np.zeros(len(dets), dtype=np.int64), np.zeros(len(gts), dtype=np.int64)
-    # Groups numbered 0, 1, ... in order of appearance (a dict is faster than np.unique on a few values).
-    numbers: dict[int, int] = {}
-    tags = np.array([numbers.setdefault(g, len(numbers)) for g in det_group.tolist() + gt_group.tolist()])
-    det_tag, gt_tag = tags[: len(dets)], tags[len(dets) :]
-    # A mask takes part only on frames where a mask of its group on the other side has pixels.
-    det_tag_on = np.zeros((tags.max() + 1, det_areas.shape[1]), dtype=bool)
-    gt_tag_on = np.zeros_like(det_tag_on)
-    np.logical_or.at(det_tag_on, det_tag, det_areas > 0)
-    np.logical_or.at(gt_tag_on, gt_tag, gt_areas > 0)
-    det_on = (det_areas > 0) & gt_tag_on[det_tag]
-    gt_on = (gt_areas > 0) & det_tag_on[gt_tag]
-    inter = np.zeros((len(dets), len(gts)), dtype=np.int64)
-    frames = np.flatnonzero(det_on.any(0))
-    chunk: list[int] = []
-    rows = cols = 0
-    d_counts, g_counts = det_on[:, frames].sum(0).tolist(), gt_on[:, frames].sum(0).tolist()
-    for frame, d_count, g_count in zip(frames.tolist(), d_counts, g_counts, strict=True):
-        if chunk and (rows + d_count) * (cols + g_count) > _MAX_IOU_CELLS:
-            _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, det_tag, gt_tag, chunk)
-            chunk, rows, cols = [], 0, 0
-        chunk.append(frame)
-        rows, cols = rows + d_count, cols + g_count
-    if chunk:
-        _add_intersections(inter, dets, gts, det_on, gt_on, det_areas, det_tag, gt_tag, chunk)
-    union = det_areas.sum(1)[:, None] + gt_areas.sum(1)[None, :] - inter
-    np.divide(inter, union, out=ious, where=union > 0)
+        det_group, gt_group = det_video, gt_video
+    det_masks = _Masks.of(dets, det_video, det_group)
+    gt_masks = _Masks.of(gts, gt_video, gt_group)
+    pair_det, pair_gt, inter = _intersections(det_masks, gt_masks)
+    ious[pair_det, pair_gt] = inter / (det_areas.sum(1)[pair_det] + gt_areas.sum(1)[pair_gt] - inter)
     return ious
 
 
@@ -432,9 +478,9 @@ def _official_gt_order(gts: list[GtObject], class_agnostic: bool) -> list[GtObje
 def _top_results(
     dets: list[Detection], cat_index: dict[int, int], class_agnostic: bool
 ) -> tuple[list[Detection], list[tuple[int, int]]]:
-    """One video's results that take part, with (category index, rank) each: per category, sorted by score
-    (stable), the first 100 (the official's computeIoU/evaluateVid); class-agnostic, one group in which
-    equal scores keep the official's order (category id, then file order)."""
+    """One video's results that take part, category by category (in index order), with (category index, rank)
+    each: per category, sorted by score (stable), the first 100 (the official's computeIoU/evaluateVid);
+    class-agnostic, one group in which equal scores keep the official's order (category id, then file order)."""
     if class_agnostic:
         dets = sorted(dets, key=lambda d: d.category_id)
     by_group: dict[int, list[Detection]] = defaultdict(list)
@@ -442,7 +488,7 @@ def _top_results(
         by_group[0 if class_agnostic else cat_index[det.category_id]].append(det)
     kept: list[Detection] = []
     group_of_det: list[tuple[int, int]] = []
-    for k, members in by_group.items():
+    for k, members in sorted(by_group.items()):
         # Python's sort is stable, like the official's mergesort on -score.
         order = sorted(range(len(members)), key=lambda i: -members[i].score)[: MAX_DETS[-1]]
         for rank, i in enumerate(order):
@@ -469,27 +515,22 @@ class _Part:
     warnings: Counter[str]
 
 
-def _matched(
-    gt_rows: list[tuple[int, float, bool, bool, int]],
-    det_rows: list[tuple[int, int, int, float, float]],
+def _match(
     groups: list[_Group],
-    per_video: list[dict[str, Any]],
-    warnings: Counter[str],
-) -> _Part:
-    """Greedy matching of rows whose groups index them; returns what accumulation needs, as arrays."""
-    gt_cat = np.array([r[0] for r in gt_rows], dtype=np.int64)
-    gt_area = np.array([r[1] for r in gt_rows], dtype=np.float64)
-    gt_flag = np.array([r[2] for r in gt_rows], dtype=bool)
-    gt_crowd = np.array([r[3] for r in gt_rows], dtype=bool)
-    gt_id = np.array([r[4] for r in gt_rows], dtype=np.int64)
-    det_area = np.array([r[4] for r in det_rows], dtype=np.float64)
-
+    gt_area: np.ndarray,
+    gt_flag: np.ndarray,
+    gt_crowd: np.ndarray,
+    gt_id: np.ndarray,
+    det_area: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy matching of results and GT objects whose groups index them: (dt_matched [A, T, D], dt_ignore
+    [A, T, D], gt_ignore [A, G]), as the official counts them."""
     low = np.array([lo for lo, _ in AREA_RANGES])[:, None]
     high = np.array([hi for _, hi in AREA_RANGES])[:, None]
     gt_ignore = gt_flag[None, :] | (gt_area[None, :] < low) | (gt_area[None, :] > high)  # [A, G]
     det_outside = (det_area[None, :] < low) | (det_area[None, :] > high)  # [A, D]
 
-    matched = _match_all(groups, gt_ignore, gt_crowd, len(det_rows))  # [A, T, D]
+    matched = _match_all(groups, gt_ignore, gt_crowd, len(det_area))  # [A, T, D]
     has_match = matched >= 0
     safe = np.maximum(matched, 0)
     # The official stores the matched GT's id and tests it for truth: a match to GT id 0 counts as none.
@@ -497,18 +538,45 @@ def _matched(
     area_index = np.arange(len(AREA_RANGES))[:, None, None]
     dt_ignore = (has_match & gt_ignore[area_index, safe]) if len(gt_id) else np.zeros_like(has_match)
     dt_ignore |= ~dt_matched & det_outside[:, None, :]
-    return _Part(
-        det_cat=np.array([r[0] for r in det_rows], dtype=np.int64),
-        det_video=np.array([r[1] for r in det_rows], dtype=np.int64),
-        det_rank=np.array([r[2] for r in det_rows], dtype=np.int64),
-        det_score=np.array([r[3] for r in det_rows], dtype=np.float64),
-        dt_matched=dt_matched,
-        dt_ignore=dt_ignore,
-        gt_cat=gt_cat,
-        gt_ignore=gt_ignore,
-        per_video=per_video,
-        warnings=warnings,
+    return dt_matched, dt_ignore, gt_ignore
+
+
+def _groups(
+    det_key: np.ndarray, gt_key: np.ndarray, pair_det: np.ndarray, pair_gt: np.ndarray, pair_iou: np.ndarray
+) -> list[_Group]:
+    """The (video, category) groups that have both results and GT, with their IoU matrices.
+
+    ``det_key`` (sorted; a group's results in rank order) and ``gt_key`` (in the official's order) name each
+    object's group; the pairs of objects that meet carry their IoU, every other pair of a group has IoU 0."""
+    shared = np.intersect1d(det_key, gt_key)
+    det_start = np.searchsorted(det_key, shared)
+    det_stop = np.searchsorted(det_key, shared, side="right")
+    gt_order = np.argsort(gt_key, kind="stable")
+    gt_sorted = gt_key[gt_order]
+    gt_start = np.searchsorted(gt_sorted, shared)
+    gt_stop = np.searchsorted(gt_sorted, shared, side="right")
+    gt_column = np.empty(len(gt_key), dtype=np.int64)
+    gt_column[gt_order] = np.arange(len(gt_key)) - np.searchsorted(gt_sorted, gt_sorted)
+    pair_group = np.searchsorted(shared, det_key[pair_det])
+    order = np.argsort(pair_group, kind="stable")
+    pair_group, pair_det, pair_gt, pair_iou = (
+        pair_group[order],
+        pair_det[order],
+        pair_gt[order],
+        pair_iou[order],
     )
+    pair_row = pair_det - det_start[pair_group]
+    pair_col = gt_column[pair_gt]
+    pair_bounds = np.searchsorted(pair_group, np.arange(len(shared) + 1)).tolist()
+    groups = []
+    for g, (d0, d1, g0, g1) in enumerate(
+        zip(det_start.tolist(), det_stop.tolist(), gt_start.tolist(), gt_stop.tolist(), strict=True)
+    ):
+        ious = np.zeros((d1 - d0, g1 - g0))
+        p0, p1 = pair_bounds[g], pair_bounds[g + 1]
+        ious[pair_row[p0:p1], pair_col[p0:p1]] = pair_iou[p0:p1]
+        groups.append(_Group(np.arange(d0, d1), gt_order[g0:g1], ious))
+    return groups
 
 
 def _evaluate_videos(
@@ -522,7 +590,7 @@ def _evaluate_videos(
 ) -> _Part:
     """IoUs and matching of ``video_ids``, the videos numbered from ``first`` in the evaluation's order; their
     results come checked (``checked_by_video``) or are checked here (``inputs.deferred``), as are the GT's
-    per-frame values and mask areas."""
+    per-frame values and mask areas. The bookkeeping runs over all of them at once, the RLE work video by video."""
     deferred = inputs.deferred
     if deferred is not None:
         check_gt(
@@ -544,59 +612,90 @@ def _evaluate_videos(
     dets_by_video: dict[int, list[Detection]] = defaultdict(list)
     for det in detections:
         dets_by_video[det.video_id].append(det)
-    gt_rows: list[tuple[int, float, bool, bool, int]] = []  # category index, avg area, ignore, crowd, id
-    det_rows: list[tuple[int, int, int, float, float]] = []  # category index, video, rank, score, avg area
-    groups: list[_Group] = []  # row indices; only those with results and GT
-    per_video: list[dict[str, Any]] = []
-    for v, video_id in enumerate(video_ids, start=first):
-        video = inputs.videos[video_id]
-        gts = _official_gt_order(gts_by_video.get(video_id, []), options.class_agnostic)
-        kept, group_of_det = _top_results(dets_by_video.get(video_id, []), cat_index, options.class_agnostic)
-        warnings["results_left_out_over_100_per_video_and_category"] += len(
-            dets_by_video.get(video_id, [])
-        ) - len(kept)
-        det_areas = _frame_areas(kept, video.length)
-        gt_mask_areas = _frame_areas(gts, video.length)
-        det_group = np.array([k for k, _ in group_of_det], dtype=np.int64)
-        gt_group = np.array(
-            [0 if options.class_agnostic else cat_index[g.category_id] for g in gts], dtype=np.int64
-        )
-        ious = video_ious(kept, gts, det_areas, gt_mask_areas, det_group, gt_group)
 
-        det_base, gt_base = len(det_rows), len(gt_rows)
-        # Mean of the nonzero areas (0 if none); integer sums, so the same value np.mean gives.
-        present = (det_areas > 0).sum(1)
-        mean_area = np.where(present > 0, det_areas.sum(1) / np.maximum(present, 1), 0.0).tolist()
-        for (k, rank), det, area in zip(group_of_det, kept, mean_area, strict=True):
-            det_rows.append((k, v, rank, det.score, area))
-        for gt, mask_areas in zip(gts, gt_mask_areas, strict=True):
-            # The official averages the GT's 'areas' field; without one, the mask areas stand in.
-            areas = gt.areas if gt.areas is not None else mask_areas.tolist()
-            gt_rows.append(
-                (
-                    0 if options.class_agnostic else cat_index[gt.category_id],
-                    _mean_nonzero(areas, options.lvvis),
-                    gt.iscrowd and not options.lvvis,
-                    gt.iscrowd,
-                    gt.id,
-                )
-            )
-        # Only groups with both results and GT take part in matching.
-        for k in sorted(set(det_group.tolist()) & set(gt_group.tolist())):
-            d_local = np.flatnonzero(det_group == k)
-            g_local = np.flatnonzero(gt_group == k)
-            groups.append(_Group(det_base + d_local, gt_base + g_local, ious[d_local][:, g_local]))
-        best = ious.max(axis=0) if len(kept) else np.zeros(len(gts))
+    dets: list[Detection] = []  # kept, video by video, category by category, in rank order
+    det_cat: list[int] = []
+    det_rank: list[int] = []
+    det_video: list[int] = []  # position in video_ids
+    gts: list[GtObject] = []  # video by video, in the official's order
+    gt_video: list[int] = []
+    for position, video_id in enumerate(video_ids):
+        video_dets = dets_by_video.get(video_id, [])
+        kept, group_of_det = _top_results(video_dets, cat_index, options.class_agnostic)
+        warnings["results_left_out_over_100_per_video_and_category"] += len(video_dets) - len(kept)
+        dets += kept
+        det_cat += [k for k, _ in group_of_det]
+        det_rank += [rank for _, rank in group_of_det]
+        det_video += [position] * len(kept)
+        video_gts = _official_gt_order(gts_by_video.get(video_id, []), options.class_agnostic)
+        gts += video_gts
+        gt_video += [position] * len(video_gts)
+    gt_cat = [0 if options.class_agnostic else cat_index[gt.category_id] for gt in gts]
+    det_masks = _Masks.of(dets, np.array(det_video, dtype=np.int64), np.array(det_cat, dtype=np.int64))
+    gt_masks = _Masks.of(gts, np.array(gt_video, dtype=np.int64), np.array(gt_cat, dtype=np.int64))
+    pair_det, pair_gt, inter = _intersections(det_masks, gt_masks)
+    det_total, gt_total = det_masks.totals(), gt_masks.totals()
+    pair_iou = inter / (det_total[pair_det] + gt_total[pair_gt] - inter)
+
+    # A result's size: the mean of its nonzero mask areas (0 if none); integer sums, so the value np.mean gives.
+    if dets:
+        frames_with_pixels = np.add.reduceat((det_masks.areas > 0).astype(np.int64), det_masks.start)
+        det_area = np.where(frames_with_pixels > 0, det_total / np.maximum(frames_with_pixels, 1), 0.0)
+    else:
+        det_area = np.zeros(0)
+    # The official averages the GT's 'areas' field; without one, the mask areas stand in.
+    gt_area = np.array(
+        [
+            _mean_nonzero(gt.areas if gt.areas is not None else gt.mask_areas.tolist(), options.lvvis)
+            for gt in gts
+        ],
+        dtype=np.float64,
+    )
+    num_categories = 1 if options.class_agnostic else len(cat_index)
+    groups = _groups(
+        det_masks.video * num_categories + det_masks.group,
+        gt_masks.video * num_categories + gt_masks.group,
+        pair_det,
+        pair_gt,
+        pair_iou,
+    )
+    dt_matched, dt_ignore, gt_ignore = _match(
+        groups,
+        gt_area,
+        np.array([gt.iscrowd and not options.lvvis for gt in gts], dtype=bool),
+        np.array([gt.iscrowd for gt in gts], dtype=bool),
+        np.array([gt.id for gt in gts], dtype=np.int64),
+        det_area,
+    )
+
+    best = np.zeros(len(gts))  # each GT object's best IoU with a result
+    np.maximum.at(best, pair_gt, pair_iou)
+    gt_bounds = np.searchsorted(gt_masks.video, np.arange(len(video_ids) + 1)).tolist()
+    results_per_video = np.bincount(det_masks.video, minlength=len(video_ids)).tolist()
+    per_video = []
+    for position, video_id in enumerate(video_ids):
+        video_best = best[gt_bounds[position] : gt_bounds[position + 1]]
         per_video.append(
             {
                 "video_id": video_id,
-                "num_gt": len(gts),
-                "num_results": len(kept),
-                "mean_best_iou": float(best.mean()) if len(gts) else None,
-                "gt_found_at_50": int((best >= 0.5).sum()),
+                "num_gt": len(video_best),
+                "num_results": results_per_video[position],
+                "mean_best_iou": float(video_best.mean()) if len(video_best) else None,
+                "gt_found_at_50": int((video_best >= 0.5).sum()),
             }
         )
-    return _matched(gt_rows, det_rows, groups, per_video, warnings)
+    return _Part(
+        det_cat=det_masks.group,
+        det_video=det_masks.video + first,
+        det_rank=np.array(det_rank, dtype=np.int64),
+        det_score=np.array([det.score for det in dets], dtype=np.float64),
+        dt_matched=dt_matched,
+        dt_ignore=dt_ignore,
+        gt_cat=gt_masks.group,
+        gt_ignore=gt_ignore,
+        per_video=per_video,
+        warnings=warnings,
+    )
 
 
 def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluation:
