@@ -99,6 +99,19 @@ def slices(count: int, pieces: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
+def guided_slices(count: int, workers: int, smallest: int = 1) -> list[tuple[int, int]]:
+    """[start, stop) ranges covering range(count), for ``workers`` processes that take them in turn: each about
+    the remainder over twice the workers, none under ``smallest`` but the last. The first are large (little
+    overhead per range), the last small, so the workers finish together."""
+    bounds = []
+    start = 0
+    while start < count:
+        stop = min(count, start + max(smallest, (count - start) // (2 * max(1, workers)), 1))
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
 _forked_func: Callable[[Any], Any] | None = None
 
 

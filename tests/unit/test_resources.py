@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wsovvis.resources import available_cpus, cgroup_cpu_limit, fork_map, gc_paused
+from wsovvis.resources import available_cpus, cgroup_cpu_limit, fork_map, gc_paused, guided_slices
 
 
 @pytest.fixture
@@ -74,3 +74,17 @@ def test_what_gc_paused_built_is_not_left_for_the_next_young_collection() -> Non
     young = {id(o) for o in gc.get_objects(generation=0)}
     assert not any(id(o) in young for o in built)
     assert any(o is built[0] for o in gc.get_objects(generation=2))
+
+
+@pytest.mark.parametrize(
+    ("count", "workers", "smallest"), [(837, 2, 12), (5, 2, 12), (40, 3, 1), (1, 4, 1), (0, 2, 1)]
+)
+def test_guided_slices_cover_the_range_largest_first(count, workers, smallest):
+    bounds = guided_slices(count, workers, smallest)
+    assert [i for start, stop in bounds for i in range(start, stop)] == list(range(count))
+    sizes = [stop - start for start, stop in bounds]
+    assert sizes == sorted(sizes, reverse=True)
+    assert all(size >= min(smallest, count) for size in sizes[:-1])
+    if count >= 4 * workers * smallest:
+        # large first, small last: the work still queued when the first worker finishes is small
+        assert sizes[0] >= 4 * sizes[-1]

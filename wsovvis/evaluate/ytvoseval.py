@@ -31,7 +31,7 @@ from pycocotools import mask as mask_utils
 
 from wsovvis.evaluate.inputs import RLE, Detection, EvalInputs, GtObject, check_gt
 from wsovvis.logs import progress
-from wsovvis.resources import fork_map, slices
+from wsovvis.resources import fork_map, guided_slices
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ STAT_SPECS = (
     (False, None, "medium", 100),
     (False, None, "large", 100),
 )
-_PIECES_PER_WORKER = 8
+# Videos in the last, smallest pieces of the work (see guided_slices): about 10-20 ms of it each.
+_SMALLEST_PIECE = 12
 
 
 @dataclass(frozen=True)
@@ -717,7 +718,7 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
         checked_by_video[det.video_id].append(det)
 
     video_ids = sorted(inputs.videos)
-    pieces = slices(len(video_ids), max(1, workers) * _PIECES_PER_WORKER)
+    pieces = guided_slices(len(video_ids), workers, _SMALLEST_PIECE)
 
     def evaluate_slice(bounds: tuple[int, int]) -> _Part:
         first, stop = bounds
