@@ -1,5 +1,5 @@
 import sys
 
-from wsovvis.cli import main
+from wsovvis.cli import run
 
-sys.exit(main())
+sys.exit(run())

@@ -11,6 +11,7 @@ imports only that command's module (the others' imports cost a few hundred ms); 
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import sys
@@ -84,5 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> int:
+    """The ``wsovvis`` command: :func:`main`, for a process that ends with it.
+
+    What is still alive then is frozen out of the garbage collector: interpreter shutdown runs full collections
+    that would traverse every object only to find the process ending (20-30 ms after an evaluation)."""
+    code = main()
+    gc.freeze()
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

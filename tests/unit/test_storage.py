@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,29 @@ def test_transient_errors_are_retried_with_backoff_then_surface(monkeypatch: pyt
 
     with pytest.raises(ValueError):
         storage.with_retries(not_transient, "x")
+
+
+def _random_json_value(rng: random.Random, depth: int = 0) -> object:
+    draw = rng.random()
+    if depth > 3 or draw < 0.5:
+        text = "".join(chr(rng.choice([rng.randint(32, 126), rng.randint(0, 0x10FFFF)])) for _ in range(4))
+        scalars = [rng.random() * 10 ** rng.randint(-320, 308), -0.0, 1e-7, rng.randint(-(2**70), 2**70)]
+        return rng.choice([*scalars, True, None, text])
+    if draw < 0.75:
+        return [_random_json_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return {
+        str(_random_json_value(rng, 4)): _random_json_value(rng, depth + 1) for _ in range(rng.randint(0, 4))
+    }
+
+
+@pytest.mark.parametrize("indent", [2, None])
+def test_json_is_written_as_the_standard_library_writes_it(tmp_path: Path, indent: int | None) -> None:
+    # Indented text comes from the C encoder's compact text laid out again; the bytes are json.dumps's.
+    rng = random.Random(7)
+    for _ in range(500):
+        value = _random_json_value(rng)
+        assert storage.dumps_json(value, indent=indent) == json.dumps(value, indent=indent).encode()
+    special = {"loss": [float("nan"), float("inf")], "k": {1: "é"}}
+    assert storage.dumps_json(special, indent=indent) == json.dumps(special, indent=indent).encode()
+    storage.write_json(tmp_path / "m.json", special, indent=indent)
+    assert (tmp_path / "m.json").read_bytes() == json.dumps(special, indent=indent).encode() + b"\n"
