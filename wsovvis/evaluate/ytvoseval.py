@@ -174,18 +174,8 @@ def _intersections(dets: _Masks, gts: _Masks) -> tuple[np.ndarray, np.ndarray, n
         for (ra, rb), (ca, cb) in _frame_chunks(row_frame[r0:r1], col_frame[c0:c1]):
             ra, rb, ca, cb = r0 + ra, r0 + rb, c0 + ca, c0 + cb
             ratio = mask_utils.iou(
-                [
-                    {"size": [height, width + shift], "counts": dets.segmentations[obj][frame]["counts"]}
-                    for obj, frame, shift in zip(
-                        row_obj[ra:rb].tolist(), row_frame[ra:rb].tolist(), row_shift[ra:rb], strict=True
-                    )
-                ],
-                [
-                    {"size": [height, width + shift], "counts": gts.segmentations[obj][frame]["counts"]}
-                    for obj, frame, shift in zip(
-                        col_obj[ca:cb].tolist(), col_frame[ca:cb].tolist(), col_shift[ca:cb], strict=True
-                    )
-                ],
+                _tagged(dets, row_obj[ra:rb], row_frame[ra:rb], row_shift[ra:rb], height, width),
+                _tagged(gts, col_obj[ca:cb], col_frame[ca:cb], col_shift[ca:cb], height, width),
                 [1] * (cb - ca),
             )
             ratio = np.asarray(ratio, dtype=np.float64).reshape(rb - ra, cb - ca)
@@ -202,6 +192,16 @@ def _intersections(dets: _Masks, gts: _Masks) -> tuple[np.ndarray, np.ndarray, n
     first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
     key = key[first]
     return key // len(gts.start), key % len(gts.start), np.add.reduceat(count, first)
+
+
+def _tagged(
+    masks: _Masks, obj: np.ndarray, frame: np.ndarray, shift: list[int], height: int, width: int
+) -> list[RLE]:
+    """The masks of ``obj`` at ``frame``, their widths widened by ``shift`` (see _intersections)."""
+    return [
+        {"size": [height, width + tag], "counts": masks.segmentations[o][f]["counts"]}
+        for o, f, tag in zip(obj.tolist(), frame.tolist(), shift, strict=True)
+    ]
 
 
 def _frame_chunks(
