@@ -62,6 +62,20 @@ def test_local_write_read_list_walk_and_delete(tmp_path: Path) -> None:
         storage.read_json(tmp_path / "bad.json")
 
 
+def test_a_local_file_read_as_a_buffer_is_mapped_and_fails_as_a_read_does(tmp_path: Path) -> None:
+    (tmp_path / "r.json").write_bytes(b'[{"a": 1}]')
+    buffer = storage.read_buffer(tmp_path / "r.json")
+    assert bytes(buffer) == b'[{"a": 1}]' and not isinstance(buffer, bytes)  # mapped, not copied
+    (tmp_path / "empty.json").write_bytes(b"")
+    assert storage.read_buffer(tmp_path / "empty.json") == b""
+    with pytest.raises(InputError, match="empty.json: not valid JSON"):
+        storage.read_json(tmp_path / "empty.json")
+    with pytest.raises(storage.StorageNotFoundError, match="does not exist"):
+        storage.read_buffer(tmp_path / "missing.json")
+    with pytest.raises(IsADirectoryError):
+        storage.read_buffer(tmp_path)
+
+
 def test_json_parses_to_the_values_the_standard_library_gives(tmp_path: Path) -> None:
     # The fast parser must not change a score's last bit, an integer's size or which duplicate key wins.
     text = (
