@@ -80,6 +80,11 @@ class GtObject:
     # from load(): the annotation, while its per-frame values are unchecked (see check_gt)
     annotation: dict[str, Any] | None = field(default=None, repr=False)
 
+    @property
+    def where(self) -> str:
+        """The object as errors name it."""
+        return f"annotation {self.id} (video {self.video_id})"
+
 
 @dataclass
 class Detection:
@@ -91,6 +96,11 @@ class Detection:
     score: float
     segmentations: list[RLE | None]
     mask_areas: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def where(self) -> str:
+        """The result as errors name it."""
+        return f"result {self.index} (video {self.video_id})"
 
 
 @dataclass
@@ -129,8 +139,8 @@ class UncheckedResults:
             for index in by_video.get(video_id, ())
         ]
         detections = [det for det in found if det is not None]
-        _check_result_strings(detections, self.source)
-        _check_areas(detections, videos, self.source)
+        _check_rle_strings(detections, self.source)
+        _measure_masks(detections, videos, self.source)
         return detections
 
     def check_elsewhere(self, videos: dict[int, Video]) -> Counter[str]:
@@ -241,16 +251,16 @@ def _gt_objects(data: Any, source: str, deferred: bool = False) -> tuple[dict[in
         for ann in data.get("annotations", []):
             gts.append(_gt_object(ann, _gt_segmentations(ann, videos[ann["video_id"]], source)))
     except InputError:
-        _check_gt_strings(gts, source)  # an earlier object's bad string comes first
+        _check_rle_strings(gts, source)  # an earlier object's bad string comes first
         raise
-    _check_gt_strings(gts, source)
-    fill_gt_areas(gts, videos, source)
+    _check_rle_strings(gts, source)
+    _measure_masks(gts, videos, source)
     return videos, gts
 
 
 def _gt_segmentations(ann: dict[str, Any], video: Video, source: str) -> list[RLE | None]:
     """An annotation's segmentations as compressed RLE (None where absent), checked but for the characters of
-    their strings (see _check_gt_strings)."""
+    their strings (see _check_rle_strings)."""
     where = f"annotation {ann['id']} (video {video.id})"
     size = [video.height, video.width]
     try:
@@ -268,14 +278,6 @@ def _gt_segmentations(ann: dict[str, Any], video: Video, source: str) -> list[RL
     return segmentations
 
 
-def _check_gt_strings(gts: list[GtObject], source: str) -> None:
-    found = _bad_rle_string([gt.segmentations for gt in gts])
-    if found is not None:
-        position, frame, problem = found
-        gt = gts[position]
-        raise _not_rle_string(source, f"annotation {gt.id} (video {gt.video_id})", frame, problem)
-
-
 def check_gt(gts: list[GtObject], videos: dict[int, Video], source: str) -> None:
     """Finish what :func:`load` left for the GT objects of some videos: check their per-frame
     values, convert their segmentations, measure their masks (InputError for the first problem, in order)."""
@@ -291,18 +293,10 @@ def check_gt(gts: list[GtObject], videos: dict[int, Video], source: str) -> None
                 gt.annotation = None
                 checked.append(gt)
     except InputError:
-        _check_gt_strings(checked, source)  # an earlier object's bad string comes first
+        _check_rle_strings(checked, source)  # an earlier object's bad string comes first
         raise
-    _check_gt_strings(checked, source)
-    fill_gt_areas(gts, videos, source)
-
-
-def fill_gt_areas(gts: list[GtObject], videos: dict[int, Video], source: str) -> None:
-    """Set the GT objects' mask areas; InputError for the first mask larger than its frame (a malformed RLE)."""
-    oversized = _fill_mask_areas(gts, videos)
-    if oversized is not None:
-        gt = gts[oversized]
-        _raise_oversized(gt.mask_areas, videos[gt.video_id], source, f"annotation {gt.id}")
+    _check_rle_strings(checked, source)
+    _measure_masks(gts, videos, source)
 
 
 def _gt_object(ann: dict[str, Any], segmentations: list[RLE | None]) -> GtObject:
@@ -402,17 +396,18 @@ def _bad_rle_string(segmentations: list[list[RLE | None]]) -> tuple[int, int, st
     )
 
 
-def _check_result_strings(detections: list[Detection], source: str) -> None:
-    found = _bad_rle_string([det.segmentations for det in detections])
+def _check_rle_strings(objects: list[Detection] | list[GtObject], source: str) -> None:
+    """InputError naming the first object and frame whose RLE string pycocotools cannot decode safely."""
+    found = _bad_rle_string([obj.segmentations for obj in objects])
     if found is not None:
         position, frame, problem = found
-        det = detections[position]
-        raise _not_rle_string(source, f"result {det.index} (video {det.video_id})", frame, problem)
+        raise _not_rle_string(source, objects[position].where, frame, problem)
 
 
-def _fill_mask_areas(objects: list[Detection] | list[GtObject], videos: dict[int, Video]) -> int | None:
-    """Set every object's per-frame mask areas (0 where absent) with as few pycocotools calls as it allows; the
-    position of the first object with a mask larger than its frame (a malformed RLE), or None."""
+def _measure_masks(objects: list[Detection] | list[GtObject], videos: dict[int, Video], source: str) -> None:
+    """Set every object's per-frame mask areas (0 where absent) with as few pycocotools calls as it allows;
+    InputError for the first object with a mask larger than its frame (a malformed RLE: its runs do not add up to
+    the frame)."""
     present = np.array([seg is not None for obj in objects for seg in obj.segmentations], dtype=bool)
     areas = np.zeros(len(present), dtype=np.int64)
     areas[present] = rle.areas([seg for obj in objects for seg in obj.segmentations if seg is not None])
@@ -422,28 +417,18 @@ def _fill_mask_areas(objects: list[Detection] | list[GtObject], videos: dict[int
     for obj, start, stop in zip(objects, starts.tolist(), (starts + lengths).tolist(), strict=True):
         obj.mask_areas = areas[start:stop]
     oversized = np.flatnonzero(areas > np.repeat(frame_pixels, lengths))
-    return int(np.searchsorted(starts, oversized[0], side="right")) - 1 if oversized.size else None
+    if oversized.size:
+        obj = objects[int(np.searchsorted(starts, oversized[0], side="right")) - 1]
+        frame = int(np.argmax(obj.mask_areas))
+        video = videos[obj.video_id]
+        raise InputError(
+            f"{source}: {obj.where}: segmentations[{frame}] is a malformed RLE "
+            f"(area {int(obj.mask_areas[frame])} exceeds the frame's {video.height * video.width} pixels)"
+        )
 
 
 def _concatenated(arrays: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
-
-
-def _check_areas(detections: list[Detection], videos: dict[int, Video], source: str) -> None:
-    """Set the results' mask areas; InputError for the first mask larger than its frame (a malformed RLE, its runs do
-    not add up to the frame)."""
-    oversized = _fill_mask_areas(detections, videos)
-    if oversized is not None:
-        det = detections[oversized]
-        _raise_oversized(det.mask_areas, videos[det.video_id], source, f"result {det.index}")
-
-
-def _raise_oversized(mask_areas: np.ndarray, video: Video, source: str, what: str) -> None:
-    frame = int(np.argmax(mask_areas))
-    raise InputError(
-        f"{source}: {what} (video {video.id}): segmentations[{frame}] is a malformed RLE "
-        f"(area {int(mask_areas[frame])} exceeds the frame's {video.height * video.width} pixels)"
-    )
 
 
 def _result(
@@ -510,14 +495,14 @@ def _check_slice(
                 if det is not None:
                     detections.append(det)
         except InputError:
-            _check_result_strings(detections, source)  # an earlier result's bad string comes first
+            _check_rle_strings(detections, source)  # an earlier result's bad string comes first
             raise
-        _check_result_strings(detections, source)
+        _check_rle_strings(detections, source)
     except InputError as exc:
         return _CheckedSlice([], _concatenated([]), 0, error=exc)
     area_error = None
     try:
-        _check_areas(detections, videos, source)
+        _measure_masks(detections, videos, source)
     except InputError as exc:
         area_error = exc
     entries = [results[det.index]["segmentations"] for det in detections]
@@ -655,7 +640,7 @@ def _results_from_dataset(
         if found is not None:
             raise _not_rle_string(source, where, found[1], found[2])
         detections.append(Detection(index, gt_video.id, ann["category_id"], float(score), segs))
-    _check_areas(detections, videos, source)
+    _measure_masks(detections, videos, source)
     if missing_frames:
         _warn(
             warnings,

@@ -151,15 +151,13 @@ def _intersections(dets: _Masks, gts: _Masks) -> tuple[np.ndarray, np.ndarray, n
     _, tags = np.unique(np.concatenate([dets.group, gts.group]), return_inverse=True)
     span = (int(tags.max()) + 1, int(max(dets.length.max(), gts.length.max())))
     det_flat, det_obj, det_frame, det_key = _present_masks(dets, tags[: len(dets.start)], span)
-    gt_flat, gt_obj, gt_frame, gt_key = _present_masks(gts, tags[len(dets.start) :], span)
+    _, gt_obj, gt_frame, gt_key = _present_masks(gts, tags[len(dets.start) :], span)
     det_on, gt_on = np.isin(det_key, gt_key), np.isin(gt_key, det_key)
     # Ordered by video, then frame (then object), to split a video's call by frames where it is too large.
-    rows = det_flat[det_on][np.lexsort((det_frame[det_on], dets.video[det_obj[det_on]]))]
-    cols = gt_flat[gt_on][np.lexsort((gt_frame[gt_on], gts.video[gt_obj[gt_on]]))]
-    det_of_flat = np.repeat(np.arange(len(dets.start)), dets.length)
-    gt_of_flat = np.repeat(np.arange(len(gts.start)), gts.length)
-    row_obj, col_obj = det_of_flat[rows], gt_of_flat[cols]
-    row_frame, col_frame = rows - dets.start[row_obj], cols - gts.start[col_obj]
+    det_order = np.lexsort((det_frame[det_on], dets.video[det_obj[det_on]]))
+    gt_order = np.lexsort((gt_frame[gt_on], gts.video[gt_obj[gt_on]]))
+    rows, row_obj, row_frame = (values[det_on][det_order] for values in (det_flat, det_obj, det_frame))
+    col_obj, col_frame = (values[gt_on][gt_order] for values in (gt_obj, gt_frame))
     num_videos = int(max(dets.video.max(), gts.video.max())) + 1
     row_bounds = np.searchsorted(dets.video[row_obj], np.arange(num_videos + 1)).tolist()
     col_bounds = np.searchsorted(gts.video[col_obj], np.arange(num_videos + 1)).tolist()
