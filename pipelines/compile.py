@@ -8,8 +8,9 @@ from pathlib import Path
 
 from kfp import compiler
 
-from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, TaskResources, build_pipeline
+from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, build_pipeline
 from wsovvis.images import ImageNames
+from wsovvis.k8s.placement import PodResources
 
 SPEC_PATH = Path(__file__).with_name("wsovvis_pipeline.yaml")
 
@@ -19,7 +20,7 @@ def compile_pipeline(
     parallelism: int = MASK_GEN_PARALLELISM,
     s3_secret_keys: tuple[str, str] = S3_SECRET_KEYS,
     images: ImageNames | None = None,
-    resources: Mapping[str, TaskResources] | None = None,
+    resources: Mapping[str, PodResources] | None = None,
 ) -> Path:
     """Write the compiled spec atomically and return its path."""
     out = Path(out)

@@ -3,11 +3,13 @@ with CLIP weights, attribute -> evaluate --lvvis beside each class-agnostic eval
 
 Compiled to ``pipelines/wsovvis_pipeline.yaml`` (a test keeps it in sync): ``wsovvis pipeline compile``.
 Big data moves as storage URIs (strings); small outputs are KFP artifacts. S3 credentials reach every pod from a
-Secret and the endpoint from a ConfigMap (kfp-kubernetes), never as literals in the spec. Every task runs in
-one of the two images of ``wsovvis.images`` (chosen at compile time, the training PyTorchJob's included) with
-CPU and memory requests and limits.
+Secret and the endpoint from a ConfigMap (kfp-kubernetes), never as literals in the spec; the training job's pods
+get them from the same Secret and ConfigMap. Every task runs in one of the two images of ``wsovvis.images`` (chosen
+at compile time, the training PyTorchJob's included) with CPU and memory requests and limits; the job's pods ask for
+theirs from the same table.
 """
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,7 +24,7 @@ from components.plan_shards.component import plan_shards
 from components.prepare.component import prepare
 from components.train.component import train
 from wsovvis.images import RUNTIME_SEQFORMER_CONFIG, ImageNames, image_names
-from wsovvis.storage import ACCESS_KEY_ENV, ENDPOINT_ENV, SECRET_KEY_ENV, S3Settings
+from wsovvis.k8s.placement import CONFIG_MAP_KEY_TO_ENV, JOB_POD_RESOURCES, PodResources, S3Source
 
 PIPELINE_NAME = "wsovvis"
 MASK_GEN_PARALLELISM = (
@@ -33,36 +35,30 @@ MASK_GEN_ACCELERATOR = "nvidia.com/gpu"
 ATTRIBUTE_ACCELERATOR = MASK_GEN_ACCELERATOR
 # The Secret's key names (those of KFP's own `mlpipeline-minio-artifact`); the Secret's name is a parameter. The
 # default names are the ones manifests/object-store creates and reads (tests/integration/test_object_store_defaults.py).
-S3_SECRET_KEYS = (S3Settings.access_key_key, S3Settings.secret_key_key)
-S3_CONFIG_MAP_KEYS = {"endpoint": ENDPOINT_ENV}
+S3_SECRET_KEYS = S3Source().secret_keys
 
-
-@dataclass(frozen=True)
-class TaskResources:
-    """CPU and memory of a task's pod, as Kubernetes quantities; the request is also the limit, so the CPU quota
-    the stage sizes its worker pools from (``wsovvis.resources``) is what the scheduler reserved."""
-
-    cpu: str
-    memory: str
-
-
-# Compile-time defaults (`pipeline compile --resources TASK=CPU,MEMORY`). mask-gen's are per pod, i.e. per GPU.
+# Compile-time defaults (`pipeline compile --resources TASK=CPU,MEMORY`), as Kubernetes quantities. A task's request
+# is also its limit, so the CPU quota the stage sizes its worker pools from (``wsovvis.resources``) is what the
+# scheduler reserved. mask-gen's are per pod, i.e. per GPU. TRAIN_POD is each pod of the training job (Master and
+# every Worker): requests only, as the job's pods hold /dev/shm in memory (wsovvis.k8s.placement.Placement).
+TRAIN_POD = "train-pod"
 TASK_RESOURCES = {
-    "prepare": TaskResources("1", "4Gi"),
-    "plan-shards": TaskResources("1", "2Gi"),
-    "mask-gen": TaskResources("8", "32Gi"),
-    "convert": TaskResources("8", "16Gi"),
-    "make-agnostic": TaskResources("1", "4Gi"),
-    "train": TaskResources("2", "8Gi"),
-    "evaluate": TaskResources("4", "16Gi"),
-    "attribute": TaskResources("4", "16Gi"),
+    "prepare": PodResources("1", "4Gi"),
+    "plan-shards": PodResources("1", "2Gi"),
+    "mask-gen": PodResources("8", "32Gi"),
+    "convert": PodResources("8", "16Gi"),
+    "make-agnostic": PodResources("1", "4Gi"),
+    "train": PodResources("2", "8Gi"),
+    TRAIN_POD: JOB_POD_RESOURCES,
+    "evaluate": PodResources("4", "16Gi"),
+    "attribute": PodResources("4", "16Gi"),
 }
 
 
 @dataclass(frozen=True)
 class _TaskSettings:
     images: ImageNames
-    resources: Mapping[str, TaskResources]
+    resources: Mapping[str, PodResources]
     secret_keys: tuple[str, str]
 
     def apply(self, task: dsl.PipelineTask, kind: str, secret_name, config_map_name) -> dsl.PipelineTask:
@@ -72,14 +68,13 @@ class _TaskSettings:
         resources = self.resources[kind]
         task.set_cpu_request(resources.cpu).set_cpu_limit(resources.cpu)
         task.set_memory_request(resources.memory).set_memory_limit(resources.memory)
-        access_key, secret_key = self.secret_keys
         kubernetes.use_secret_as_env(
             task,
             secret_name=secret_name,
-            secret_key_to_env={access_key: ACCESS_KEY_ENV, secret_key: SECRET_KEY_ENV},
+            secret_key_to_env=S3Source(secret_keys=self.secret_keys).secret_key_to_env,
         )
         kubernetes.use_config_map_as_env(
-            task, config_map_name=config_map_name, config_map_key_to_env=S3_CONFIG_MAP_KEYS
+            task, config_map_name=config_map_name, config_map_key_to_env=CONFIG_MAP_KEY_TO_ENV
         )
         return task
 
@@ -88,7 +83,7 @@ def build_pipeline(
     parallelism: int = MASK_GEN_PARALLELISM,
     s3_secret_keys: tuple[str, str] = S3_SECRET_KEYS,
     images: ImageNames | None = None,
-    resources: Mapping[str, TaskResources] | None = None,
+    resources: Mapping[str, PodResources] | None = None,
 ):
     """The pipeline function, with what KFP takes only at compile time fixed: the mask-gen loop's parallelism,
     the Secret's key names, the images (default ``wsovvis.images``') and each task's resources (``resources``
@@ -134,8 +129,8 @@ def build_pipeline(
         topk: int = 5,
         alpha: float = 0.5,
         clip_device: str = "cpu",
-        s3_secret_name: str = S3Settings.secret_name,
-        s3_config_map_name: str = "wsovvis-s3",
+        s3_secret_name: str = S3Source.secret_name,
+        s3_config_map_name: str = S3Source.config_map_name,
     ):
         def configured(task: dsl.PipelineTask, kind: str) -> dsl.PipelineTask:
             return settings.apply(task, kind, s3_secret_name, s3_config_map_name)
@@ -261,8 +256,10 @@ def build_pipeline(
                 runtime_image=settings.images.runtime,
                 node_selector=train_node_selector,
                 tolerations=train_tolerations,
+                pod_resources=dataclasses.asdict(settings.resources[TRAIN_POD]),
                 s3_secret_name=s3_secret_name,
                 s3_secret_keys=list(s3_secret_keys),
+                s3_config_map_name=s3_config_map_name,
                 runtime_available=prepare_task.outputs["Output"],
             ),
             "train",

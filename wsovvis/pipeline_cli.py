@@ -63,7 +63,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="TASK=CPU,MEMORY",
-        help="CPU and memory (request = limit) of a task's pods, e.g. convert=16,64Gi (mask-gen: per GPU pod)",
+        help="CPU and memory (request = limit) of a task's pods, e.g. convert=16,64Gi (mask-gen: per GPU pod; "
+        "train-pod: each pod of the training job, requests only)",
     )
     compile_parser.set_defaults(func=_compile)
 
@@ -135,14 +136,15 @@ def _task_resources(text: str) -> tuple[str, str, str]:
 
 def _compile(args: argparse.Namespace) -> int:
     from pipelines.compile import SPEC_PATH, compile_pipeline
-    from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, TASK_RESOURCES, TaskResources
+    from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, TASK_RESOURCES
     from wsovvis.images import image_names
+    from wsovvis.k8s.placement import PodResources
 
     resources = {}
     for task, cpu, memory in args.resources:
         if task not in TASK_RESOURCES:
             raise UsageError(f"--resources {task}: not a task; one of {', '.join(TASK_RESOURCES)}")
-        resources[task] = TaskResources(cpu, memory)
+        resources[task] = PodResources(cpu, memory)
     path = compile_pipeline(
         args.out or SPEC_PATH,
         args.parallelism or MASK_GEN_PARALLELISM,

@@ -71,22 +71,12 @@ REGION_ENV = "AWS_REGION"
 
 @dataclass(frozen=True)
 class S3Settings:
-    """Where S3 is and where its keys come from.
-
-    This process reads them from its environment (:meth:`from_env`: the key values). The pods a step starts get the
-    same variables (:meth:`pod_env`): the endpoint as a plain value and the keys from the Kubernetes Secret
-    ``secret_name`` under its keys ``access_key_key`` and ``secret_key_key``. The Secret's name defaults to the one
-    manifests/object-store reads; its keys are those of KFP's own ``mlpipeline-minio-artifact``, so that Secret works
-    by name too.
-    """
+    """Where S3 is and the keys to it, as this process reads them from its environment (:meth:`from_env`)."""
 
     endpoint: str = ""  # as given: http(s)://host[:port], or host[:port] for plain HTTP; "" for AWS
     access_key: str | None = None
     secret_key: str | None = field(default=None, repr=False)
     region: str | None = None
-    secret_name: str = "wsovvis-s3"
-    access_key_key: str = "accesskey"
-    secret_key_key: str = "secretkey"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> S3Settings:
@@ -119,18 +109,6 @@ class S3Settings:
                 f"S3 endpoint {url!r} ({ENDPOINT_ENV} / S3_ENDPOINT, or s3.endpoint) is not http(s)://host[:port]"
             )
         return parsed
-
-    def pod_env(self) -> list[dict[str, Any]]:
-        """A container's ``env`` entries giving it these settings: the keys as ``secretKeyRef``, never values."""
-        env: list[dict[str, Any]] = [
-            {"name": name, "valueFrom": {"secretKeyRef": {"name": self.secret_name, "key": key}}}
-            for name, key in ((ACCESS_KEY_ENV, self.access_key_key), (SECRET_KEY_ENV, self.secret_key_key))
-        ]
-        if self.endpoint:
-            env.append({"name": ENDPOINT_ENV, "value": self.endpoint})
-        if self.region:
-            env.append({"name": REGION_ENV, "value": self.region})
-        return env
 
 
 @dataclass(frozen=True)

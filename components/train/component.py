@@ -26,14 +26,19 @@ def train(
     runtime_image: str,
     node_selector: dict,
     tolerations: list,
+    pod_resources: dict,
     s3_secret_name: str,
     s3_secret_keys: list,
+    s3_config_map_name: str,
     runtime_available: bool,
     metrics: Output[Metrics],
     results_json: OutputPath(str),
 ) -> str:
     """Train, then predict on val (the ``results_json`` output: the results' URI, '' without val GT); log the
-    final loss and iterations as Metrics; return the checkpoint's URI ('' when training was skipped)."""
+    final loss and iterations as Metrics; return the checkpoint's URI ('' when training was skipped). The job's
+    pods are placed by one ``Placement``: the runtime image, the namespace, Workers and GPUs, each pod's CPU and
+    memory (``pod_resources``), nodes, and the Secret and ConfigMap their S3 settings come from."""
+    from wsovvis.k8s.placement import Placement, PodResources, S3Source
     from wsovvis.train.step import train_step
 
     return train_step(
@@ -47,15 +52,19 @@ def train(
         d2_cfg_path=d2_cfg_path,
         d2_opts=d2_opts,
         weights=weights,
-        namespace=namespace,
-        num_workers=num_workers,
-        gpus_per_worker=gpus_per_worker,
+        placement=Placement(
+            image=runtime_image,
+            namespace=namespace,
+            num_workers=num_workers,
+            gpus_per_worker=gpus_per_worker,
+            resources=PodResources(**pod_resources),
+            node_selector=node_selector,
+            tolerations=tolerations,
+            s3=S3Source(
+                secret_name=s3_secret_name, secret_keys=s3_secret_keys, config_map_name=s3_config_map_name
+            ),
+        ),
         timeout_seconds=timeout_seconds,
-        runtime_image=runtime_image,
-        node_selector=node_selector,
-        tolerations=tolerations,
-        s3_secret_name=s3_secret_name,
-        s3_secret_keys=s3_secret_keys,
         runtime_available=runtime_available,
         log_metric=metrics.log_metric,
         results_json_path=results_json,

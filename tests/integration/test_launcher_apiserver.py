@@ -28,6 +28,7 @@ import pytest
 from tests.kube import Account, Cluster, kubeconfig_for, pipeline_account, wait_for
 from wsovvis.k8s import launcher as ln
 from wsovvis.k8s import pytorchjob as pj
+from wsovvis.k8s.placement import Placement
 
 pytestmark = [
     pytest.mark.apiserver,
@@ -59,8 +60,8 @@ def account(cluster: Cluster, namespace: str, tmp_path: Path) -> Account:
     return pipeline_account(cluster, namespace, tmp_path)
 
 
-def job_settings(name: str = "wsovvis-train-t", **overrides) -> pj.PyTorchJobSettings:
-    return pj.PyTorchJobSettings(name=name, image="wsovvis-runtime:test", num_workers=1, **overrides)
+def job_settings(name: str = "wsovvis-train-t") -> pj.PyTorchJobSettings:
+    return pj.PyTorchJobSettings(name=name, placement=Placement(image="wsovvis-runtime:test", num_workers=1))
 
 
 def write_manifest(tmp_path: Path, settings: pj.PyTorchJobSettings) -> Path:

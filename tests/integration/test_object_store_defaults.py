@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from wsovvis.k8s.placement import CONFIG_MAP_KEY_TO_ENV
+
 pytestmark = [
     pytest.mark.apiserver,
     pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
@@ -36,7 +38,7 @@ def _default(pipeline: dict, reference: dict) -> str:
 
 def compiled_storage() -> tuple[set[tuple[str, str]], set[tuple[str, str]], str]:
     """(secret name, key) and (config map name, key) pairs every step reads with the defaults; the namespace the
-    training PyTorchJob (which reads the same Secret) runs in."""
+    training PyTorchJob (which reads the same Secret and ConfigMap) runs in."""
     pipeline, executors = _spec()
     secrets, config_maps = set(), set()
     for name, executor in executors.items():
@@ -50,6 +52,7 @@ def compiled_storage() -> tuple[set[tuple[str, str]], set[tuple[str, str]], str]
     train = pipeline["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]
     job_secret = _default(pipeline, train["s3_secret_name"])
     secrets |= {(job_secret, key) for key in train["s3_secret_keys"]["runtimeValue"]["constant"]}
+    config_maps |= {(_default(pipeline, train["s3_config_map_name"]), key) for key in CONFIG_MAP_KEY_TO_ENV}
     return secrets, config_maps, _default(pipeline, train["namespace"])
 
 

@@ -15,6 +15,7 @@ import yaml
 
 from tests.kube import pipeline_account
 from wsovvis.k8s import pytorchjob as pj
+from wsovvis.k8s.placement import Placement, PodResources, S3Source
 from wsovvis.train.step import train_step
 
 pytestmark = [
@@ -98,15 +99,17 @@ def _run_step(
         d2_cfg_path="/opt/src/VNext/projects/SeqFormer/configs/base_ytvis.yaml",
         d2_opts=["SOLVER.MAX_ITER", 4],
         weights="",
-        namespace=namespace,
-        num_workers=1,
-        gpus_per_worker=2,
+        placement=Placement(
+            image="registry.example.com/team/runtime:abc",
+            namespace=namespace,
+            num_workers=1,
+            gpus_per_worker=2,
+            resources=PodResources("6", "24Gi"),
+            node_selector={"gpu": "a100"},
+            tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            s3=S3Source(secret_name="wsovvis-s3", secret_keys=("id", "key"), config_map_name="s3-endpoint"),
+        ),
         timeout_seconds=300,
-        runtime_image="registry.example.com/team/runtime:abc",
-        node_selector={"gpu": "a100"},
-        tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-        s3_secret_name="wsovvis-s3",
-        s3_secret_keys=["id", "key"],
         runtime_available=False,
         log_metric=lambda name, value: None,
         results_json_path=str(results_path),
@@ -117,7 +120,9 @@ def _run_step(
 
 
 def test_trains_then_predicts_as_pytorchjobs_named_from_the_run(kube_cluster, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://seaweedfs.kubeflow:9000")
+    monkeypatch.setenv(
+        "AWS_ENDPOINT_URL", "http://seaweedfs.kubeflow:9000"
+    )  # the step's own: not copied into the job
     (results, checkpoint), seen = _run_step(
         kube_cluster, monkeypatch, tmp_path, "0f3c2a9e-run", expected_jobs=2
     )
@@ -131,18 +136,22 @@ def test_trains_then_predicts_as_pytorchjobs_named_from_the_run(kube_cluster, mo
     pod = replicas["Master"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
-    # The image the pipeline was compiled with, and the nodes its parameters ask for, in every replica.
+    # The image the pipeline was compiled with, the nodes its parameters ask for and the pods' resources, in every
+    # replica.
     for job in (train_job, eval_job):
         for replica in job["spec"]["pytorchReplicaSpecs"].values():
             spec = replica["template"]["spec"]
             assert spec["containers"][0]["image"] == "registry.example.com/team/runtime:abc"
+            assert spec["containers"][0]["resources"]["requests"] == {"cpu": "6", "memory": "24Gi"}
             assert spec["nodeSelector"] == {"gpu": "a100"}
             assert spec["tolerations"] == [
                 {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
             ]
     env = {e["name"]: e for e in container["env"]}
     assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": "wsovvis-s3", "key": "id"}
-    assert env["AWS_ENDPOINT_URL"]["value"] == "http://seaweedfs.kubeflow:9000"
+    assert env["AWS_ENDPOINT_URL"]["valueFrom"] == {
+        "configMapKeyRef": {"name": "s3-endpoint", "key": "endpoint"}
+    }
     assert train_config["eval_only"] is False and eval_config["eval_only"] is True
     assert train_config["resume"] is True and eval_config["resume"] is True
     # Eval-only predicts with the finished checkpoint into a folder of its own (keyed by checkpoint and val data).

@@ -18,6 +18,7 @@ import yaml
 from wsovvis.errors import UsageError
 from wsovvis.k8s import launcher as ln
 from wsovvis.k8s import pytorchjob as pj
+from wsovvis.k8s.placement import Placement
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,8 +27,8 @@ def cond(kind: str, status: str = "True", reason: str = "", message: str = "") -
     return {"type": kind, "status": status, "reason": reason, "message": message}
 
 
-def manifest_docs(name: str = "wsovvis-train-u", **overrides) -> list[dict]:
-    settings = pj.PyTorchJobSettings(name=name, image="img:1", **overrides)
+def manifest_docs(name: str = "wsovvis-train-u", namespace: str = "") -> list[dict]:
+    settings = pj.PyTorchJobSettings(name=name, placement=Placement(image="img:1", namespace=namespace))
     return pj.render_manifest(settings, "output_uri: s3://b/o\n")
 
 

@@ -241,14 +241,14 @@ def test_the_trained_model_is_a_model_artifact_at_the_checkpoint_uri(compiled) -
 
 def test_every_task_has_cpu_and_memory_requests_and_limits(compiled) -> None:
     _, spec, _ = compiled
-    from pipelines.wsovvis_pipeline import TASK_RESOURCES
+    from pipelines.wsovvis_pipeline import TASK_RESOURCES, TRAIN_POD
 
     containers = {
         re.sub(r"-\d+$", "", name.removeprefix("exec-")): executor["container"]
         for name, executor in spec["deploymentSpec"]["executors"].items()
         if "container" in executor
     }
-    assert set(containers) == set(TASK_RESOURCES)
+    assert set(containers) == set(TASK_RESOURCES) - {TRAIN_POD}
     for name, container in containers.items():
         resources = container["resources"]
         for key in ("resourceCpuRequest", "resourceCpuLimit", "resourceMemoryRequest", "resourceMemoryLimit"):
@@ -265,6 +265,29 @@ def test_training_runs_in_the_runtime_image_with_node_selector_and_tolerations_p
     assert inputs["runtime_image"]["runtimeValue"]["constant"] == RUNTIME_IMAGE
     assert inputs["node_selector"]["componentInputParameter"] == "train_node_selector"
     assert inputs["tolerations"]["componentInputParameter"] == "train_tolerations"
+
+
+def test_the_training_jobs_pods_get_their_resources_from_the_task_table_and_the_compile_option(
+    compiled, tmp_path: Path
+) -> None:
+    from pipelines.wsovvis_pipeline import TASK_RESOURCES, TRAIN_POD
+    from wsovvis.cli import main
+
+    _, spec, _ = compiled
+    pod_resources = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]["pod_resources"]
+    default = TASK_RESOURCES[TRAIN_POD]
+    assert pod_resources["runtimeValue"]["constant"] == {"cpu": default.cpu, "memory": default.memory}
+    out = tmp_path / "spec.yaml"
+    assert main(["pipeline", "compile", "--out", str(out), "--resources", f"{TRAIN_POD}=16,96Gi"]) == 0
+    spec, _ = yaml.safe_load_all(out.read_text())
+    pod_resources = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]["pod_resources"]
+    assert pod_resources["runtimeValue"]["constant"] == {"cpu": "16", "memory": "96Gi"}
+    train = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
+    assert (train["resourceCpuLimit"], train["resourceMemoryLimit"]) == (
+        TASK_RESOURCES["train"].cpu,
+        TASK_RESOURCES["train"].memory,
+    )  # the step's own pod keeps its resources
+    assert main(["pipeline", "compile", "--out", str(out), "--resources", f"{TRAIN_POD}=lots,1Gi"]) == 2
 
 
 def test_compile_registry_and_tag_set_every_image_the_training_job_included(tmp_path: Path) -> None:

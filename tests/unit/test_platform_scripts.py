@@ -78,10 +78,11 @@ def test_kind_e2e_in_cluster_pod_is_valid_and_gets_the_pipelines_s3_settings(tmp
     assert container["image"] == "example.com/tools:1"
     assert container["command"] == ["sh", "-c", "python3 - <<'PY'\nprint('s3://bucket')\nPY"]
     sources = {e["name"]: e["valueFrom"] for e in container["env"]}
-    from pipelines.wsovvis_pipeline import S3_CONFIG_MAP_KEYS, S3_SECRET_KEYS  # what the pipeline's pods use
+    from pipelines.wsovvis_pipeline import S3_SECRET_KEYS  # what the pipeline's pods use
+    from wsovvis.k8s.placement import CONFIG_MAP_KEY_TO_ENV
 
     access_key, secret_key = S3_SECRET_KEYS
-    (endpoint_key,) = [key for key, env in S3_CONFIG_MAP_KEYS.items() if env == "AWS_ENDPOINT_URL"]
+    (endpoint_key,) = [key for key, env in CONFIG_MAP_KEY_TO_ENV.items() if env == "AWS_ENDPOINT_URL"]
     assert sources["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "wsovvis-s3", "key": access_key}}
     assert sources["AWS_SECRET_ACCESS_KEY"] == {"secretKeyRef": {"name": "wsovvis-s3", "key": secret_key}}
     assert sources["AWS_ENDPOINT_URL"] == {"configMapKeyRef": {"name": "wsovvis-s3", "key": endpoint_key}}
@@ -142,20 +143,20 @@ def test_kind_e2e_submits_only_parameters_the_pipeline_declares(quick: bool):
 def test_kind_e2e_trains_as_one_cpu_process():
     """The kind nodes have no GPU: the training PyTorchJob the full run submits must be one process on CPU."""
     from wsovvis.k8s import pytorchjob as pj
+    from wsovvis.k8s.placement import Placement
 
     params = kind_e2e_params(quick=False)
     assert params["train_launcher"] == "pytorchjob"
-    settings = pj.PyTorchJobSettings(
-        name="wsovvis-train",
+    placement = Placement(
         image="runtime:test",
         num_workers=int(params["train_workers"]),
         gpus_per_worker=int(params["gpus_per_worker"]),
     )
-    job = pj.build_pytorchjob(settings)
+    job = pj.build_pytorchjob(pj.PyTorchJobSettings(name="wsovvis-train", placement=placement))
     replicas = sum(spec["replicas"] for spec in job["spec"]["pytorchReplicaSpecs"].values())
     assert replicas * int(job["spec"]["nprocPerNode"]) == 1
     for spec in job["spec"]["pytorchReplicaSpecs"].values():
         (container,) = spec["template"]["spec"]["containers"]
-        assert settings.gpu_resource not in container["resources"].get("limits", {})
+        assert placement.gpu_resource not in container["resources"].get("limits", {})
     d2_opts = json.loads(params["d2_opts"])
     assert d2_opts[d2_opts.index("MODEL.DEVICE") + 1] == "cpu"

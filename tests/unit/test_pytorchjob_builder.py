@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsovvis import cli, storage
+from wsovvis import cli
 from wsovvis.errors import InputError, UsageError
 from wsovvis.k8s import crd
 from wsovvis.k8s import pytorchjob as pj
+from wsovvis.k8s.placement import Placement, PodResources, S3Source
 
 CRD = Path(__file__).resolve().parents[1] / "data" / "crds" / "kubeflow.org_pytorchjobs.v1.9.0.yaml"
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -23,9 +24,15 @@ def strict_schemas() -> dict:
     return crd.load_schemas(CRD, strict=True)
 
 
+PLACEMENT_FIELDS = {f.name for f in dataclasses.fields(Placement)}
+
+
 def settings(**overrides) -> pj.PyTorchJobSettings:
-    base = {"name": "wsovvis-train-abc", "image": "registry.example/wsovvis-runtime:1.2.3"}
-    return pj.PyTorchJobSettings(**{**base, **overrides})
+    """A job named wsovvis-train-abc in the example image; overrides of the placement's fields go to the placement."""
+    placement = {"image": "registry.example/wsovvis-runtime:1.2.3"}
+    placement.update({k: v for k, v in overrides.items() if k in PLACEMENT_FIELDS})
+    job = {k: v for k, v in overrides.items() if k not in PLACEMENT_FIELDS}
+    return pj.PyTorchJobSettings(**{"name": "wsovvis-train-abc", **job, "placement": Placement(**placement)})
 
 
 def replicas(job: dict) -> dict:
@@ -133,7 +140,7 @@ def test_gpu_limits_and_procs_per_node_follow_the_gpu_count():
 
 
 def test_cpu_only_jobs_ask_for_no_gpu_and_run_one_process_per_pod():
-    job = pj.build_pytorchjob(settings(gpus_per_worker=0, cpu_request="2", memory_request="4Gi"))
+    job = pj.build_pytorchjob(settings(gpus_per_worker=0, resources=PodResources("2", "4Gi")))
     resources = container(job)["resources"]
     assert resources == {"requests": {"cpu": "2", "memory": "4Gi"}}
     assert job["spec"]["nprocPerNode"] == "1"
@@ -141,9 +148,20 @@ def test_cpu_only_jobs_ask_for_no_gpu_and_run_one_process_per_pod():
 
 def test_other_gpu_resources_and_limits_are_configurable():
     job = pj.build_pytorchjob(
-        settings(gpus_per_worker=1, gpu_resource="amd.com/gpu", cpu_limit="8", memory_limit="32Gi")
+        settings(gpus_per_worker=1, gpu_resource="amd.com/gpu", limits=PodResources("8", "32Gi"))
     )
     assert container(job)["resources"]["limits"] == {"cpu": "8", "memory": "32Gi", "amd.com/gpu": "1"}
+
+
+@pytest.mark.parametrize(("cpu", "memory"), [("four", "16Gi"), ("4", "16 GB"), ("-1", "1Gi"), ("4", "")])
+def test_pod_resources_that_are_not_quantities_are_usage_errors_naming_the_value(cpu, memory):
+    with pytest.raises(UsageError, match="not a Kubernetes quantity"):
+        PodResources(cpu, memory)
+
+
+def test_pod_resources_take_every_quantity_form():
+    for cpu, memory in [("500m", "512Mi"), ("1.5", "2G"), ("2", "1e9"), (".5", "64Ki")]:
+        assert PodResources(cpu, memory).memory == memory
 
 
 def test_dev_shm_is_a_memory_backed_empty_dir_of_the_configured_size():
@@ -201,10 +219,29 @@ def test_invalid_policies_are_usage_errors():
         settings(image="")
 
 
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Placement(image="img:1", num_workers=-1), "num_workers must be >= 0"),
+        (lambda: Placement(image="img:1", gpus_per_worker=-2), "gpus_per_worker must be >= 0"),
+        (
+            lambda: Placement(image="img:1", node_selector={"pool": 1}),
+            "node_selector must map labels to strings",
+        ),
+        (lambda: Placement(image="img:1", tolerations=["gpu"]), "each toleration must be a mapping"),
+        (lambda: S3Source(secret_keys=("only-one",)), "secret_keys must be two key names"),
+        (lambda: S3Source(config_map_name=""), "config_map_name is empty"),
+    ],
+)
+def test_an_unusable_placement_is_refused_when_it_is_made(make, message):
+    with pytest.raises(UsageError, match=message):
+        make()
+
+
 # --- S3 environment -----------------------------------------------------------------------------------------
 
 
-def test_s3_keys_come_from_the_secret_as_secret_key_refs():
+def test_s3_keys_come_from_the_secret_and_the_endpoint_from_the_config_map_by_reference():
     job = pj.build_pytorchjob(settings(num_workers=1))
     for replica in ("Master", "Worker"):
         env = env_of(job, replica)
@@ -215,14 +252,17 @@ def test_s3_keys_come_from_the_secret_as_secret_key_refs():
         assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"] == {
             "secretKeyRef": {"name": "wsovvis-s3", "key": "secretkey"}
         }
+        assert env["AWS_ENDPOINT_URL"] == {
+            "name": "AWS_ENDPOINT_URL",
+            "valueFrom": {"configMapKeyRef": {"name": "wsovvis-s3", "key": "endpoint"}},
+        }
 
 
-def test_secret_name_keys_and_endpoint_are_configurable():
-    s3 = storage.S3Settings(
+def test_secret_name_keys_and_config_map_are_configurable():
+    s3 = S3Source(
         secret_name="my-s3",
-        access_key_key="AWS_ACCESS_KEY_ID",
-        secret_key_key="AWS_SECRET_ACCESS_KEY",
-        endpoint="http://seaweedfs.kubeflow:9000",
+        secret_keys=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+        config_map_name="my-endpoint",
     )
     env = env_of(pj.build_pytorchjob(settings(s3=s3)))
     assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {
@@ -233,25 +273,22 @@ def test_secret_name_keys_and_endpoint_are_configurable():
         "name": "my-s3",
         "key": "AWS_SECRET_ACCESS_KEY",
     }
-    assert env["AWS_ENDPOINT_URL"] == {"name": "AWS_ENDPOINT_URL", "value": "http://seaweedfs.kubeflow:9000"}
+    assert env["AWS_ENDPOINT_URL"]["valueFrom"] == {
+        "configMapKeyRef": {"name": "my-endpoint", "key": "endpoint"}
+    }
 
 
-def test_no_endpoint_variable_without_an_endpoint():
-    assert "AWS_ENDPOINT_URL" not in env_of(pj.build_pytorchjob(settings()))
-
-
-def test_credentials_cannot_be_given_as_literal_environment_values():
-    with pytest.raises(UsageError, match="credentials come from the Secret"):
-        settings(env={"AWS_SECRET_ACCESS_KEY": "minioadmin"})
-    with pytest.raises(UsageError, match="credentials come from the Secret"):
-        settings(s3=storage.S3Settings(secret_key="minioadmin"))
+def test_credentials_and_endpoint_cannot_be_given_as_literal_environment_values():
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL"):
+        with pytest.raises(UsageError, match=f"env must not set {name}; the S3 keys and endpoint come from"):
+            settings(env={name: "minioadmin"})
 
 
 def test_no_rendered_env_variable_carries_a_credential_as_a_value():
     job = pj.build_pytorchjob(settings(num_workers=1, env={"NCCL_DEBUG": "INFO"}))
     for replica in ("Master", "Worker"):
         for entry in container(job, replica)["env"]:
-            if entry["name"] in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            if entry["name"] in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
                 assert "value" not in entry
     assert env_of(job)["NCCL_DEBUG"] == {"name": "NCCL_DEBUG", "value": "INFO"}
     assert env_of(job)["WSOVVIS_IMAGE"]["value"] == "registry.example/wsovvis-runtime:1.2.3"
@@ -267,14 +304,14 @@ VARIANTS = {
         "namespace": "team-a",
         "num_workers": 2,
         "nproc_per_node": 2,
-        "cpu_limit": "16",
-        "memory_limit": "64Gi",
+        "resources": PodResources("8", "32Gi"),
+        "limits": PodResources("16", "64Gi"),
         "node_selector": {"gpu": "a100"},
         "tolerations": ({"key": "gpu", "operator": "Equal", "value": "a100", "effect": "NoSchedule"},),
         "service_account": "trainer",
         "env": {"NCCL_DEBUG": "INFO"},
         "labels": {"app.kubernetes.io/name": "wsovvis"},
-        "s3": storage.S3Settings(endpoint="http://minio:9000"),
+        "s3": S3Source(secret_name="s3-creds", config_map_name="s3-endpoint"),
         "run_policy": pj.RunPolicy(clean_pod_policy="All", backoff_limit=1, ttl_seconds_after_finished=60),
         "config_updates": ("eval_only=True",),
     },
@@ -355,25 +392,39 @@ def test_settings_files_load_nested_settings(tmp_path):
         yaml.safe_dump(
             {
                 "name": "wsovvis-train",
-                "image": "img:1",
-                "node_selector": {"gpu": "l4"},
-                "tolerations": [{"key": "gpu", "operator": "Exists"}],
-                "s3": {"secret_name": "s3-creds"},
+                "placement": {
+                    "image": "img:1",
+                    "node_selector": {"gpu": "l4"},
+                    "tolerations": [{"key": "gpu", "operator": "Exists"}],
+                    "resources": {"cpu": "2", "memory": "8Gi"},
+                    "s3": {"secret_name": "s3-creds", "secret_keys": ["id", "key"]},
+                },
                 "run_policy": {"backoff_limit": 0},
             }
         )
     )
-    loaded = pj.load_settings(str(path), image="img:2")
-    assert loaded.image == "img:2"
-    assert loaded.node_selector == {"gpu": "l4"}
-    assert loaded.tolerations == ({"key": "gpu", "operator": "Exists"},)
-    assert loaded.s3 == storage.S3Settings(secret_name="s3-creds")
+    loaded = pj.load_settings(str(path), image="img:2", namespace="team-a")
+    assert (loaded.placement.image, loaded.placement.namespace) == ("img:2", "team-a")
+    assert loaded.placement.node_selector == {"gpu": "l4"}
+    assert loaded.placement.tolerations == ({"key": "gpu", "operator": "Exists"},)
+    assert loaded.placement.resources == PodResources("2", "8Gi")
+    assert loaded.placement.s3 == S3Source(secret_name="s3-creds", secret_keys=("id", "key"))
     assert loaded.run_policy.backoff_limit == 0
+
+
+def test_settings_files_reject_unknown_placement_keys_and_unusable_resources_naming_them(tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text("name: wsovvis-train\nplacement: {image: img:1, cpus: 2}\n")
+    with pytest.raises(UsageError, match=r"placement: unknown key.*cpus"):
+        pj.load_settings(str(path))
+    path.write_text("name: wsovvis-train\nplacement: {resources: {cpu: lots, memory: 1Gi}}\n")
+    with pytest.raises(UsageError, match="cpu 'lots' is not a Kubernetes quantity"):
+        pj.load_settings(str(path))
 
 
 def test_render_cli_writes_the_manifest_named_after_the_run(tmp_path):
     settings_path = tmp_path / "settings.yaml"
-    settings_path.write_text("name: wsovvis-train\nimage: img:1\nnum_workers: 1\n")
+    settings_path.write_text("name: wsovvis-train\nplacement: {image: img:1, num_workers: 1}\n")
     config_path = tmp_path / "train.yaml"
     config_path.write_text("output_uri: s3://b/out\n")
     out = tmp_path / "job.yaml"

@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kfp import dsl
 
+from components.train.component import train
 from wsovvis import images
 from wsovvis.k8s import crd
 from wsovvis.k8s import pytorchjob as pj
 from wsovvis.prepare.runtime import REQUIRED_FILES
-from wsovvis.train.step import train_step
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ROOT / "manifests" / "train"
 CRD = ROOT / "tests" / "data" / "crds" / "kubeflow.org_pytorchjobs.v1.9.0.yaml"
 SPEC = ROOT / "pipelines" / "wsovvis_pipeline.yaml"
 DOCKERFILE = ROOT / "images" / "runtime" / "Dockerfile"
-OBJECT_STORE_CONFIG = ROOT / "manifests" / "object-store" / "configmap.yaml"
 
 
 def builder_docs() -> list[dict]:
@@ -55,8 +55,8 @@ def test_committed_pytorchjob_is_the_rendering_of_job_settings():
     )
 
 
-def train_step_arguments(work_root: str, frames_root: str, train_json: str) -> dict:
-    """The train step's arguments as the compiled pipeline passes them with every default, given the required
+def train_arguments(work_root: str, frames_root: str, train_json: str) -> dict:
+    """The train component's arguments as the compiled pipeline passes them with every default, given the required
     parameters and the producing steps' outputs (convert's tubes; prepare found the runtime)."""
     pipeline = next(yaml.safe_load_all(SPEC.read_text()))
     defaults = pipeline["root"]["inputDefinitions"]["parameters"]
@@ -77,15 +77,15 @@ def train_step_arguments(work_root: str, frames_root: str, train_json: str) -> d
         arguments[name] = int(value) if types[name]["parameterType"] == "NUMBER_INTEGER" else value
     return {
         **arguments,
-        "log_metric": lambda name, value: None,
-        "results_json_path": str(Path(work_root, "results")),
+        "metrics": dsl.Metrics(name="metrics", uri=str(Path(work_root, "metrics"))),
+        "results_json": str(Path(work_root, "results")),
     }
 
 
 @pytest.fixture
 def step_rendering(monkeypatch, tmp_path) -> list[dict]:
-    """What the train step hands the launcher when it runs with every default and the data manifests/train
-    names; the endpoint is the default ConfigMap's (the object store's, tests/integration/test_object_store_defaults.py)."""
+    """What the pipeline's train step hands the launcher when it runs with every default and the data manifests/train
+    names."""
     launched = []
 
     def launch(docs, settings, run_id) -> None:  # records the job and leaves the checkpoint a training leaves
@@ -96,11 +96,8 @@ def step_rendering(monkeypatch, tmp_path) -> list[dict]:
         (output / "last_checkpoint").write_text("model_final.pth")
 
     monkeypatch.setattr("wsovvis.k8s.launcher.launch_pytorchjob", launch)
-    monkeypatch.setenv(
-        "AWS_ENDPOINT_URL", yaml.safe_load(OBJECT_STORE_CONFIG.read_text())["data"]["endpoint"]
-    )
     data = yaml.safe_load((TRAIN / "train.yaml").read_text())["data"]
-    train_step(**train_step_arguments(str(tmp_path / "work"), data["train_img_root"], data["train_json"]))
+    train.python_func(**train_arguments(str(tmp_path / "work"), data["train_img_root"], data["train_json"]))
     (docs,) = launched
     return docs
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from wsovvis.errors import RuntimeMissingError
+from wsovvis.k8s.placement import Placement
 from wsovvis.maskgen import step as maskgen_step
 from wsovvis.prepare.step import prepare_step
 from wsovvis.train import step as train_step_module
@@ -62,15 +63,8 @@ def _train(tmp_path: Path, **overrides: Any) -> tuple[tuple[str, str], dict[str,
         "d2_cfg_path": "/opt/src/VNext/projects/SeqFormer/configs/base_ytvis.yaml",
         "d2_opts": ["SOLVER.MAX_ITER", 40],
         "weights": "",
-        "namespace": "kubeflow",
-        "num_workers": 0,
-        "gpus_per_worker": 1,
+        "placement": Placement(image="registry.example.com/runtime:x", namespace="kubeflow"),
         "timeout_seconds": 60,
-        "runtime_image": "registry.example.com/runtime:x",
-        "node_selector": {},
-        "tolerations": [],
-        "s3_secret_name": "wsovvis-s3",
-        "s3_secret_keys": ["accesskey", "secretkey"],
         "runtime_available": True,
         "log_metric": metrics.__setitem__,
         "results_json_path": str(results_path),

@@ -1,15 +1,16 @@
 """The PyTorchJob (Kubeflow Training Operator v1, ``kubeflow.org/v1``) that runs the training harness.
 
 One frozen settings object renders two documents: a ConfigMap holding the harness config (``train.yaml``)
-and a PyTorchJob with one Master and ``num_workers`` Workers, each pod running
+and a PyTorchJob with one Master and ``placement.num_workers`` Workers, each pod running
 ``wsovvis train with /etc/wsovvis/train.yaml [key=value ...]`` in a container named ``pytorch`` (the name
 the operator requires). The same rendering is committed as ``manifests/train`` for ``kubectl apply -k``
 and handed to the launcher by the pipeline, so the two cannot drift apart (a test compares them).
 
-S3 credentials come from a Secret as ``secretKeyRef`` (never literal values); the endpoint is plain
-configuration. ``/dev/shm`` is a memory-backed emptyDir because NCCL and DataLoader workers need more than
-the container runtime's 64 MiB default. Istio sidecar injection is turned off: a sidecar keeps a finished
-pod running and intercepts the rendezvous traffic between pods.
+Where the pods run and what they get is the job's :class:`~wsovvis.k8s.placement.Placement`; what is left here is
+the PyTorchJob's own. S3 keys and endpoint come from the Secret and ConfigMap the placement names, by reference
+(never literal values), as for every task of the pipeline. ``/dev/shm`` is a memory-backed emptyDir because NCCL
+and DataLoader workers need more than the container runtime's 64 MiB default. Istio sidecar injection is turned
+off: a sidecar keeps a finished pod running and intercepts the rendezvous traffic between pods.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import yaml
 from wsovvis import config, storage
 from wsovvis.cliutil import add_flag
 from wsovvis.errors import UsageError
-from wsovvis.storage import S3Settings
+from wsovvis.k8s.placement import Placement
 
 log = logging.getLogger(__name__)
 
@@ -63,43 +64,25 @@ class RunPolicy:
 
 @dataclass(frozen=True)
 class PyTorchJobSettings:
-    """Everything that varies between PyTorchJobs of the train stage."""
+    """A PyTorchJob of the train stage: its name, its pods' placement, and what only a PyTorchJob has."""
 
     name: str
-    image: str
-    namespace: str = ""
+    placement: Placement
     image_pull_policy: str = "IfNotPresent"
     command: tuple[str, ...] = ("wsovvis", "train")
     config_updates: tuple[str, ...] = ()
     extra_args: tuple[str, ...] = ()
     config_map: str = ""
     config_key: str = "train.yaml"
-    num_workers: int = 0
     nproc_per_node: int | None = None
-    gpus_per_worker: int = 1
-    gpu_resource: str = "nvidia.com/gpu"
-    cpu_request: str = "4"
-    memory_request: str = "16Gi"
-    cpu_limit: str = ""
-    memory_limit: str = ""
     shm_size: str = "8Gi"
     restart_policy: str = "OnFailure"
-    node_selector: dict[str, str] = field(default_factory=dict)
-    tolerations: tuple[dict[str, Any], ...] = ()
-    service_account: str = ""
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
-    s3: S3Settings = field(default_factory=S3Settings)
     run_policy: RunPolicy = field(default_factory=RunPolicy)
 
     def __post_init__(self) -> None:
-        check_job_name(self.name, self.num_workers)
-        if not self.image:
-            raise UsageError("PyTorchJob settings: image is empty; give the training image")
-        if self.num_workers < 0:
-            raise UsageError(f"PyTorchJob settings: num_workers must be >= 0, got {self.num_workers}")
-        if self.gpus_per_worker < 0:
-            raise UsageError(f"PyTorchJob settings: gpus_per_worker must be >= 0, got {self.gpus_per_worker}")
+        check_job_name(self.name, self.placement.num_workers)
         if self.nproc_per_node is not None and self.nproc_per_node < 1:
             raise UsageError(f"PyTorchJob settings: nproc_per_node must be >= 1, got {self.nproc_per_node}")
         if self.restart_policy not in ("Always", "OnFailure", "Never", "ExitCode"):
@@ -112,16 +95,11 @@ class PyTorchJobSettings:
                 f"PyTorchJob settings: clean_pod_policy {self.run_policy.clean_pod_policy!r} is not one of "
                 "None, Running, All"
             )
-        if self.s3.access_key or self.s3.secret_key:
-            raise UsageError(
-                "PyTorchJob settings: s3 must not hold access_key or secret_key; "
-                "credentials come from the Secret named in s3.secret_name"
-            )
-        reserved = {storage.ACCESS_KEY_ENV, storage.SECRET_KEY_ENV} & set(self.env)
+        reserved = self.placement.s3.env_names & set(self.env)
         if reserved:
             raise UsageError(
-                f"PyTorchJob settings: env must not set {', '.join(sorted(reserved))}; "
-                "credentials come from the Secret named in s3.secret_name"
+                f"PyTorchJob settings: env must not set {', '.join(sorted(reserved))}; the S3 keys and endpoint "
+                "come from the Secret and ConfigMap named in placement.s3"
             )
 
     @property
@@ -131,7 +109,7 @@ class PyTorchJobSettings:
     @property
     def procs_per_node(self) -> int:
         """Processes per pod: one per GPU unless given (detectron2's launch spawns them itself)."""
-        return self.nproc_per_node or max(self.gpus_per_worker, 1)
+        return self.nproc_per_node or max(self.placement.gpus_per_worker, 1)
 
 
 def check_job_name(name: str, num_workers: int = 0) -> None:
@@ -172,8 +150,8 @@ def job_name_for_run(run_id: str, prefix: str = DEFAULT_JOB_PREFIX) -> str:
 def build_config_map(settings: PyTorchJobSettings, config_text: str) -> dict[str, Any]:
     """The ConfigMap mounted at ``/etc/wsovvis``: the harness config under ``settings.config_key``."""
     metadata: dict[str, Any] = {"name": settings.config_map_name}
-    if settings.namespace:
-        metadata["namespace"] = settings.namespace
+    if settings.placement.namespace:
+        metadata["namespace"] = settings.placement.namespace
     if settings.labels:
         metadata["labels"] = dict(settings.labels)
     return {
@@ -187,13 +165,13 @@ def build_config_map(settings: PyTorchJobSettings, config_text: str) -> dict[str
 def build_pytorchjob(settings: PyTorchJobSettings) -> dict[str, Any]:
     """The PyTorchJob as a plain dict, ready for YAML or the Kubernetes API."""
     metadata: dict[str, Any] = {"name": settings.name}
-    if settings.namespace:
-        metadata["namespace"] = settings.namespace
+    if settings.placement.namespace:
+        metadata["namespace"] = settings.placement.namespace
     if settings.labels:
         metadata["labels"] = dict(settings.labels)
     replicas: dict[str, Any] = {"Master": _replica_spec(settings, 1)}
-    if settings.num_workers:
-        replicas["Worker"] = _replica_spec(settings, settings.num_workers)
+    if settings.placement.num_workers:
+        replicas["Worker"] = _replica_spec(settings, settings.placement.num_workers)
     run_policy: dict[str, Any] = {
         "cleanPodPolicy": settings.run_policy.clean_pod_policy,
         "backoffLimit": settings.run_policy.backoff_limit,
@@ -232,13 +210,8 @@ def _replica_spec(settings: PyTorchJobSettings, replicas: int) -> dict[str, Any]
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": settings.shm_size}},
             {"name": "config", "configMap": {"name": settings.config_map_name}},
         ],
+        **settings.placement.pod_spec(),
     }
-    if settings.service_account:
-        pod_spec["serviceAccountName"] = settings.service_account
-    if settings.node_selector:
-        pod_spec["nodeSelector"] = dict(settings.node_selector)
-    if settings.tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in settings.tolerations]
     return {
         "replicas": replicas,
         "restartPolicy": settings.restart_policy,
@@ -247,25 +220,14 @@ def _replica_spec(settings: PyTorchJobSettings, replicas: int) -> dict[str, Any]
 
 
 def _container(settings: PyTorchJobSettings) -> dict[str, Any]:
-    requests = {"cpu": settings.cpu_request, "memory": settings.memory_request}
-    limits: dict[str, str] = {}
-    if settings.cpu_limit:
-        limits["cpu"] = settings.cpu_limit
-    if settings.memory_limit:
-        limits["memory"] = settings.memory_limit
-    if settings.gpus_per_worker:
-        limits[settings.gpu_resource] = str(settings.gpus_per_worker)
-    resources: dict[str, Any] = {"requests": requests}
-    if limits:
-        resources["limits"] = limits
     return {
         "name": CONTAINER_NAME,
-        "image": settings.image,
+        "image": settings.placement.image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": list(settings.command),
         "args": harness_args(settings),
         "env": _env(settings),
-        "resources": resources,
+        "resources": settings.placement.container_resources(),
         "volumeMounts": [
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
@@ -274,26 +236,31 @@ def _container(settings: PyTorchJobSettings) -> dict[str, Any]:
 
 
 def _env(settings: PyTorchJobSettings) -> list[dict[str, Any]]:
-    env = settings.s3.pod_env()
+    env = settings.placement.s3.pod_env()
     # A pod cannot read its own image reference; the harness records this one in the Sacred run.
-    env.append({"name": "WSOVVIS_IMAGE", "value": settings.image})
+    env.append({"name": "WSOVVIS_IMAGE", "value": settings.placement.image})
     env.extend({"name": key, "value": value} for key, value in sorted(settings.env.items()))
     return env
 
 
-def load_settings(path: str, **overrides: Any) -> PyTorchJobSettings:
+def load_settings(path: str, *, image: str | None = None, namespace: str | None = None) -> PyTorchJobSettings:
     """Settings from a YAML mapping (path or s3:// URI); unknown keys are rejected, naming them.
 
-    ``overrides`` (non-None values only) replace top-level keys of the file. Without ``image``, the job runs the
-    project's runtime image (:mod:`wsovvis.images`, the name ``make images`` builds).
+    ``image`` and ``namespace``, when given, replace the placement's. Without an image, the job runs the project's
+    runtime image (:mod:`wsovvis.images`, the name ``make images`` builds).
     """
     from wsovvis.images import RUNTIME_IMAGE
 
     data = yaml.safe_load(storage.read_text(path)) or {}
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping of PyTorchJob settings")
-    data.update({key: value for key, value in overrides.items() if value is not None})
-    data.setdefault("image", RUNTIME_IMAGE)
+    placement = data.setdefault("placement", {})
+    if not isinstance(placement, dict):
+        raise UsageError(f"{path}: placement: expected a mapping, got {placement!r}")
+    placement.update(
+        {key: value for key, value in (("image", image), ("namespace", namespace)) if value is not None}
+    )
+    placement.setdefault("image", RUNTIME_IMAGE)
     return config.from_mapping(PyTorchJobSettings, data, source=path)
 
 
@@ -342,7 +309,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="render the train stage's PyTorchJob (and its config ConfigMap) as YAML",
         description=(
             "Render the PyTorchJob that runs `wsovvis train` from a settings YAML (the fields of "
-            "PyTorchJobSettings). With --config, the ConfigMap holding that harness config comes first."
+            "PyTorchJobSettings, the pods' under `placement`: image, namespace, num_workers, gpus_per_worker, "
+            "resources {cpu, memory}, node_selector, tolerations, s3 {secret_name, secret_keys, config_map_name}, "
+            "...). With --config, the ConfigMap holding that harness config comes first."
         ),
     )
     add_flag(parser, "--settings", required=True, help="PyTorchJob settings YAML (path or s3:// URI)")
@@ -355,9 +324,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_flag(
         parser,
         "--image",
-        help="override the settings' image (default there: the runtime image of wsovvis.images)",
+        help="override the placement's image (default there: the runtime image of wsovvis.images)",
     )
-    add_flag(parser, "--namespace", help="override the settings' namespace")
+    add_flag(parser, "--namespace", help="override the placement's namespace")
     add_flag(parser, "--out", help="write here (path or s3:// URI) instead of stdout")
     parser.set_defaults(func=_run)
 

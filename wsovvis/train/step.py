@@ -7,8 +7,8 @@ The step owns the whole orchestration: the output location (derived from the inp
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,6 +21,7 @@ import yaml
 from wsovvis import storage
 from wsovvis.errors import InputError, RuntimeMissingError, UsageError, WsovvisError
 from wsovvis.k8s import in_kubernetes_pod
+from wsovvis.k8s.placement import Placement
 from wsovvis.train import tracking
 from wsovvis.train.harness import RESULTS_FILE
 from wsovvis.train.staging import LAST_CHECKPOINT
@@ -92,15 +93,8 @@ def train_step(
     d2_cfg_path: str,
     d2_opts: list[Any],
     weights: str,
-    namespace: str,
-    num_workers: int,
-    gpus_per_worker: int,
+    placement: Placement,
     timeout_seconds: int,
-    runtime_image: str,
-    node_selector: dict[str, str],
-    tolerations: list[dict[str, Any]],
-    s3_secret_name: str,
-    s3_secret_keys: list[str],
     runtime_available: bool,
     log_metric: Callable[[str, float], object],
     results_json_path: str,
@@ -110,8 +104,8 @@ def train_step(
 
     The output location is derived from the inputs and every run resumes, so a retried or rerun step continues
     from the newest checkpoint instead of starting again, and skips training once the final checkpoint is there.
-    ``launcher`` is ``pytorchjob`` (Master + num_workers Workers in ``runtime_image``, created or attached by name
-    from ``run_id``, on nodes matching ``node_selector``/``tolerations``) or ``local`` (the same harness in a
+    ``launcher`` is ``pytorchjob`` (PyTorchJobs placed by ``placement``, created or attached by a name derived from
+    ``run_id``, each waited for up to ``timeout_seconds``, 0: no limit) or ``local`` (the same harness in a
     subprocess of this step, which must then run in the runtime image). ``val_json`` is the GT the model is
     evaluated on: class-agnostic like the tubes (make-agnostic's output), else the harness refuses it. The final
     training loss and the iterations go to ``log_metric(name, value)``.
@@ -138,21 +132,19 @@ def train_step(
         d2_cfg_path=d2_cfg_path,
         d2_opts=list(d2_opts),
         weights=weights,
-        num_workers=num_workers,
-        gpus_per_worker=gpus_per_worker,
+        num_workers=placement.num_workers,
+        gpus_per_worker=placement.gpus_per_worker,
     )
+
+    def run_harness(stage: str, config: dict[str, Any]) -> None:
+        if launcher == "local":
+            _run_harness_locally(stage, config, config["output_uri"])
+        else:
+            # eval-only prediction runs on the first pod alone
+            pods = placement if stage == "train" else dataclasses.replace(placement, num_workers=0)
+            _run_harness_as_pytorchjob(stage, config, pods, run_id=run_id, timeout_seconds=timeout_seconds)
+
     common = {"train_json": train_json, "train_img_root": train_img_root, "d2_cfg_path": d2_cfg_path}
-    job = {
-        "run_id": run_id,
-        "namespace": namespace,
-        "gpus_per_worker": gpus_per_worker,
-        "timeout_seconds": timeout_seconds,
-        "runtime_image": runtime_image,
-        "node_selector": node_selector,
-        "tolerations": tolerations,
-        "s3_secret_name": s3_secret_name,
-        "s3_secret_keys": s3_secret_keys,
-    }
     final_checkpoint = storage.join(output_uri, FINAL_CHECKPOINT)
     if storage.exists(final_checkpoint):
         # The step's cache key holds the run id (the job name comes from it), so KFP never reuses it; a finished
@@ -168,7 +160,7 @@ def train_step(
             weights=weights,
             eval_only=False,
         )
-        _run_harness(launcher, "train", config, num_workers=num_workers, **job)
+        run_harness("train", config)
     checkpoint_uri = storage.join(output_uri, _last_checkpoint(output_uri))
     for name, value in tracking.final_scalars(storage.join(output_uri, "sacred")).items():
         log_metric(name, value)
@@ -190,7 +182,7 @@ def train_step(
             weights=checkpoint_uri,
             eval_only=True,
         )
-        _run_harness(launcher, "eval", config, num_workers=0, **job)
+        run_harness("eval", config)
     storage.write_text(results_json_path, results_uri)
     return checkpoint_uri
 
@@ -202,13 +194,6 @@ def _last_checkpoint(output_uri: str) -> str:
             f"train: {output_uri} holds no checkpoint ({LAST_CHECKPOINT} is missing) after training"
         )
     return storage.read_text(marker).strip()
-
-
-def _run_harness(launcher: str, stage: str, config: dict[str, Any], **job: Any) -> None:
-    if launcher == "local":
-        _run_harness_locally(stage, config, config["output_uri"])
-    else:
-        _run_harness_as_pytorchjob(stage, config, **job)
 
 
 def _run_harness_locally(stage: str, config: dict[str, Any], output_uri: str) -> None:
@@ -226,47 +211,24 @@ def _run_harness_locally(stage: str, config: dict[str, Any], output_uri: str) ->
 
 
 def _run_harness_as_pytorchjob(
-    stage: str,
-    config: dict[str, Any],
-    *,
-    run_id: str,
-    namespace: str,
-    num_workers: int,
-    gpus_per_worker: int,
-    timeout_seconds: int,
-    runtime_image: str,
-    node_selector: dict[str, str],
-    tolerations: list[dict[str, Any]],
-    s3_secret_name: str,
-    s3_secret_keys: list[str],
+    stage: str, config: dict[str, Any], placement: Placement, *, run_id: str, timeout_seconds: int
 ) -> None:
     from wsovvis.k8s.launcher import LaunchSettings, launch_pytorchjob
     from wsovvis.k8s.pytorchjob import DEFAULT_JOB_PREFIX, PyTorchJobSettings, render_manifest
 
     settings = PyTorchJobSettings(
         name=f"{DEFAULT_JOB_PREFIX}-{stage}" if stage != "train" else DEFAULT_JOB_PREFIX,
-        image=runtime_image,
-        namespace=namespace,
-        num_workers=num_workers,
-        gpus_per_worker=gpus_per_worker,
-        node_selector=dict(node_selector),
-        tolerations=tuple(tolerations),
-        s3=storage.S3Settings(
-            secret_name=s3_secret_name,
-            access_key_key=s3_secret_keys[0],
-            secret_key_key=s3_secret_keys[1],
-            endpoint=os.environ.get(storage.ENDPOINT_ENV, ""),
-        ),
+        placement=placement,
         labels={"app.kubernetes.io/part-of": "wsovvis", "wsovvis/stage": stage},
     )
     log.info(
         "train (%s): PyTorchJob in %s, Master + %d Workers, %d GPUs each",
         stage,
-        namespace,
-        num_workers,
-        gpus_per_worker,
+        placement.namespace,
+        placement.num_workers,
+        placement.gpus_per_worker,
     )
     docs = render_manifest(settings, yaml.safe_dump(config, sort_keys=False))
     launch_pytorchjob(
-        docs, LaunchSettings(namespace=namespace, timeout_s=timeout_seconds or None), run_id=run_id
+        docs, LaunchSettings(namespace=placement.namespace, timeout_s=timeout_seconds or None), run_id=run_id
     )

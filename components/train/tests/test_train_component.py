@@ -28,7 +28,7 @@ def test_parameters_reach_the_training_and_eval_jobs(tmp_path: Path, monkeypatch
         "launch_pytorchjob",
         lambda docs, settings, run_id: _launch(launched, docs, settings, run_id),
     )
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://s3.test:9000")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://s3.test:9000")  # the step's own: not copied into the jobs
     results_path = tmp_path / "results_json"
 
     checkpoint = train.python_func(
@@ -49,8 +49,10 @@ def test_parameters_reach_the_training_and_eval_jobs(tmp_path: Path, monkeypatch
         runtime_image="registry.example.com/runtime:t",
         node_selector={"pool": "gpu"},
         tolerations=[{"key": "gpu", "operator": "Exists"}],
+        pod_resources={"cpu": "12", "memory": "48Gi"},
         s3_secret_name="s3-creds",
         s3_secret_keys=["id", "key"],
+        s3_config_map_name="s3-endpoint",
         runtime_available=False,
         metrics=dsl.Metrics(name="metrics", uri=str(tmp_path / "metrics")),
         results_json=str(results_path),
@@ -70,6 +72,7 @@ def test_parameters_reach_the_training_and_eval_jobs(tmp_path: Path, monkeypatch
     assert job["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 3
     container = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    assert container["resources"]["requests"] == {"cpu": "12", "memory": "48Gi"}
     assert container["image"] == "registry.example.com/runtime:t"
     pod = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
     assert pod["nodeSelector"] == {"pool": "gpu"} and pod["tolerations"] == [
@@ -77,7 +80,11 @@ def test_parameters_reach_the_training_and_eval_jobs(tmp_path: Path, monkeypatch
     ]
     env = {e["name"]: e for e in container["env"]}
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "s3-creds", "key": "key"}
-    assert env["AWS_ENDPOINT_URL"]["value"] == "http://s3.test:9000"
+    assert env["AWS_ENDPOINT_URL"]["valueFrom"]["configMapKeyRef"] == {
+        "name": "s3-endpoint",
+        "key": "endpoint",
+    }
+    assert "http://s3.test:9000" not in str(launched)
     eval_config = yaml.safe_load(next(iter(eval_docs[0]["data"].values())))
     assert eval_config["eval_only"] is True and eval_config["d2_opts"][-1] == checkpoint
     assert (eval_config["data"]["val_json"], eval_config["data"]["val_img_root"]) == (
