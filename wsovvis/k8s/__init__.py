@@ -1,7 +1,8 @@
-"""Kubernetes side of the train stage: the PyTorchJob spec builder, its CRD validator and the launcher.
+"""Kubernetes side of the project: how pods get S3 and where the training job's pods run (``placement``), the
+PyTorchJob spec builder, its CRD validator and the launcher.
 
-``pytorchjob`` and ``crd`` need only PyYAML and jsonschema; ``launcher`` needs the ``kubernetes`` client
-(the ``k8s`` extra) and imports it lazily.
+``placement`` needs no third-party package of its own; ``pytorchjob`` and ``crd`` need only PyYAML and
+jsonschema; ``launcher`` needs the ``kubernetes`` client (the ``k8s`` extra) and imports it lazily.
 """
 
 import os
