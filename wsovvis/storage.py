@@ -20,6 +20,7 @@ MinIO client is all it needs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import mmap
 import os
 import re
@@ -210,8 +211,10 @@ class ObjectStat:
 
 
 class Store(ABC):
-    """One kind of storage, as fsspec's AbstractFileSystem is: each method does what this module's function of the
-    same name does, for the URIs of its kind. :func:`_store` chooses the one for a URI; callers use the functions."""
+    """One kind of storage, as fsspec's AbstractFileSystem is one kind of file system: each method does for the URIs
+    of its kind what this module's function of the same name does (``download`` is given a destination whose folder
+    exists). :func:`_store` picks the kind from the URI; callers use the module's functions, which build the rest
+    (sizes, text, trees) on these."""
 
     @abstractmethod
     def exists(self, uri: str | os.PathLike[str]) -> bool: ...
@@ -267,6 +270,11 @@ def _store(uri: str | os.PathLike[str]) -> Store:
         from wsovvis.storage_s3 import S3Store
 
         return S3Store.from_env()
+    return _local_store()
+
+
+@functools.cache
+def _local_store() -> Store:
     from wsovvis.storage_local import LocalStore
 
     return LocalStore()

@@ -28,13 +28,8 @@ _TMP_STEM_MAX = names.NAME_MAX - len("..01234567.tmp")
 _LOCATION_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
-@contextlib.contextmanager
-def _found(path: Path) -> Iterator[None]:
-    """A missing ``path`` is a StorageNotFoundError naming it."""
-    try:
-        yield
-    except FileNotFoundError as exc:
-        raise StorageNotFoundError(f"{path}: does not exist") from exc
+def _missing(path: Path) -> StorageNotFoundError:
+    return StorageNotFoundError(f"{path}: does not exist")
 
 
 def _temporary_stem(name: str) -> str:
@@ -87,29 +82,38 @@ class LocalStore(storage.Store):
 
     def stat(self, uri: str | os.PathLike[str]) -> ObjectStat:
         path = local_path(uri)
-        with _found(path):
+        try:
             return ObjectStat(path.stat().st_size, None)
+        except FileNotFoundError as exc:
+            raise _missing(path) from exc
 
     def sha256(self, uri: str | os.PathLike[str]) -> str:
         path = local_path(uri)
         digest = hashlib.sha256()
-        with _found(path), open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        try:
+            with open(path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        except FileNotFoundError as exc:
+            raise _missing(path) from exc
         return digest.hexdigest()
 
     def read_bytes(self, uri: str | os.PathLike[str]) -> bytes:
         path = local_path(uri)
-        with _found(path):
+        try:
             return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise _missing(path) from exc
 
     def read_buffer(self, uri: str | os.PathLike[str]) -> bytes | mmap.mmap:
         path = local_path(uri)
-        with _found(path), open(path, "rb") as handle:
-            try:
+        try:
+            with open(path, "rb") as handle:
                 return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-            except (ValueError, OSError):  # an empty file, or a file system that does not map files
-                return handle.read()
+        except FileNotFoundError as exc:
+            raise _missing(path) from exc
+        except (ValueError, OSError):  # an empty file, or a file system that does not map files
+            return self.read_bytes(uri)
 
     def listdir(self, uri: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
         path = local_path(uri)
@@ -128,8 +132,12 @@ class LocalStore(storage.Store):
 
     def download(self, uri: str | os.PathLike[str], destination: Path) -> None:
         source = local_path(uri)
-        with atomic_write(destination, "wb") as handle, _found(source), open(source, "rb") as src:
-            shutil.copyfileobj(src, handle, 1 << 20)
+        with atomic_write(destination, "wb") as handle:
+            try:
+                with open(source, "rb") as src:
+                    shutil.copyfileobj(src, handle, 1 << 20)
+            except FileNotFoundError as exc:
+                raise _missing(source) from exc
 
     @contextlib.contextmanager
     def local_file(
@@ -137,7 +145,7 @@ class LocalStore(storage.Store):
     ) -> Iterator[Path]:
         path = local_path(uri)
         if not path.exists():
-            raise StorageNotFoundError(f"{path}: does not exist")
+            raise _missing(path)
         yield path
 
     def remove_partial_writes(self, folder: str | os.PathLike[str], targets: Iterable[str]) -> int:
@@ -154,10 +162,10 @@ class LocalStore(storage.Store):
                     removed += 1
         return removed
 
-    @contextlib.contextmanager
-    def open_atomic(self, uri: str | os.PathLike[str], mode: str) -> Iterator[IO[Any]]:
-        with atomic_write(local_path(uri), mode) as handle:
-            yield handle
+    def open_atomic(
+        self, uri: str | os.PathLike[str], mode: str
+    ) -> contextlib.AbstractContextManager[IO[Any]]:
+        return atomic_write(local_path(uri), mode)
 
     def write_bytes(self, uri: str | os.PathLike[str], data: bytes) -> str | None:
         with atomic_write(local_path(uri), "wb") as handle:
