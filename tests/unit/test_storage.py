@@ -118,22 +118,20 @@ def test_transient_errors_are_retried_with_backoff_then_surface(monkeypatch: pyt
         store.retry(not_transient, "x")
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_errors_name_the_endpoint_of_the_client_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A store made with explicit settings reports its own endpoint, not the one the environment names.
-    explicit, from_env = _closed_port(), _closed_port()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{from_env}")
-    monkeypatch.setattr(storage, "RETRY_BASE_DELAY", 0.0)
-    store = S3Store(storage.S3Settings(endpoint=f"127.0.0.1:{explicit}"))
-    with pytest.raises(
-        StorageError, match=f"read s3://bucket/key: cannot reach S3 endpoint 127.0.0.1:{explicit} "
-    ) as info:
-        store.read_bytes("s3://bucket/key")
-    assert str(from_env) not in str(info.value)
-    with pytest.raises(StorageError, match=f"cannot reach S3 endpoint 127.0.0.1:{from_env} "):
-        storage.read_bytes("s3://bucket/key")  # the module's functions use the environment's
+    # A store made with explicit settings reports its own endpoint, not the one the environment names. Two bound
+    # sockets that do not listen: two distinct ports that refuse connections.
+    with socket.socket() as one, socket.socket() as other:
+        one.bind(("127.0.0.1", 0))
+        other.bind(("127.0.0.1", 0))
+        explicit, from_env = (f"127.0.0.1:{sock.getsockname()[1]}" for sock in (one, other))
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{from_env}")
+        monkeypatch.setattr(storage, "RETRY_BASE_DELAY", 0.0)
+        store = S3Store(storage.S3Settings(endpoint=explicit))
+        with pytest.raises(
+            StorageError, match=f"read s3://bucket/key: cannot reach S3 endpoint {explicit} "
+        ) as info:
+            store.read_bytes("s3://bucket/key")
+        assert f"{from_env} " not in str(info.value)
+        with pytest.raises(StorageError, match=f"cannot reach S3 endpoint {from_env} "):
+            storage.read_bytes("s3://bucket/key")  # the module's functions use the environment's
