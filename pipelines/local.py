@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline
-from wsovvis import storage
+from wsovvis import jsonio, storage
 from wsovvis.environ import environ_set
 from wsovvis.errors import WsovvisError
 from wsovvis.images import RUNTIME_CPU_IMAGE, RUNTIME_IMAGE
@@ -217,7 +217,7 @@ def run_pipeline_in_containers(
         raise WsovvisError(f"{ANSI.sub('', str(exc))} {failed}".strip()) from exc
     finally:
         record = [{"function": r.function, "image": r.image, "exit_code": r.exit_code} for r in runs.runs]
-        storage.write_json(out / "containers.json", record)
+        jsonio.write_json(out / "containers.json", record)
     return runs.runs
 
 

@@ -154,14 +154,14 @@ metrics_command() {
 python3 - <<'PY'
 import json
 import math
-from wsovvis import storage
+from wsovvis import jsonio, storage
 
 work = '$BUCKET/work'
 found = [storage.join(work, p) for p in storage.walk_files(work) if p.split('/')[-1] == 'metrics.json']
 assert found, 'no metrics.json under $BUCKET/work'
 pseudo, model = [], []
 for uri in found:
-    metrics = storage.read_json(uri)
+    metrics = jsonio.read_json(uri)
     print(uri, json.dumps({k: metrics.get(k) for k in ('results', 'AP', 'AP50', 'AP75', 'AR10')}))
     if metrics['results'].startswith(work + '/convert/'):
         pseudo.append(metrics)

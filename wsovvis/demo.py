@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wsovvis import storage, synth
+from wsovvis import jsonio, storage, synth
 from wsovvis.cliutil import add_flag, positive_int
 from wsovvis.errors import WsovvisError
 from wsovvis.evaluate.step import OUTPUT_VERSION as EVALUATE_OUTPUT_VERSION
@@ -139,7 +139,7 @@ def _evaluations(work_root: str) -> dict[str, tuple[str, dict[str, Any]]]:
     found: dict[str, tuple[str, dict[str, Any]]] = {}
     for folder in storage.listdir(root)[0] if storage.exists(root) else []:
         metrics_uri = storage.join(root, folder, "metrics.json")
-        metrics = storage.read_json(metrics_uri)
+        metrics = jsonio.read_json(metrics_uri)
         label = "pseudo tubes" if str(metrics["results"]).endswith("/tubes.json") else "model"
         found[label] = (metrics_uri, metrics)
     return dict(sorted(found.items(), reverse=True))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from wsovvis import names, storage
+from wsovvis import jsonio, names, storage
 from wsovvis.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ def read_video_masks(video_id: str, source: str, limits: TarLimits | None = None
                 "can take"
             )
         if frame is None:
-            masks.sidecar = storage.read_json(path)
+            masks.sidecar = jsonio.read_json(path)
         else:
             masks.pngs[frame] = storage.read_bytes(path)
     return masks

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wsovvis import names, storage
+from wsovvis import jsonio, names, storage
 from wsovvis.cliutil import add_flag, positive_int
 from wsovvis.errors import InputError, UsageError
 from wsovvis.masks import FRAME_SUFFIXES
@@ -198,9 +198,9 @@ def plan_shards(
     videos = read_videos_list(videos_list) if videos_list else None
     counts = count_frames(frames_root, videos)
     result = plan(counts, num_shards)
-    storage.write_json(out_manifest, manifest(result, frames_root))
+    jsonio.write_json(out_manifest, manifest(result, frames_root))
     if out_indices:
-        storage.write_json(out_indices, result.indices, indent=None)
+        jsonio.write_json(out_indices, result.indices, indent=None)
     log.info(
         "plan-shards: %d videos, %d frames over %d shards, max/mean %.3f (longest video %d frames); wrote %s",
         result.num_videos,
@@ -242,7 +242,7 @@ def plan_shards_step(
 
 def load_shard(manifest_uri: str, index: int) -> list[str]:
     """The video ids of shard ``index`` of a manifest."""
-    data = storage.read_json(manifest_uri)
+    data = jsonio.read_json(manifest_uri)
     shards = data.get("shards") if isinstance(data, dict) else None
     if not isinstance(shards, list):
         raise InputError(

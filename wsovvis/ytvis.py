@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from wsovvis import storage
+from wsovvis import jsonio, storage
 from wsovvis.errors import InputError
 from wsovvis.names import NAME_MAX, name_problem
 
@@ -253,7 +253,7 @@ def validate_results(
 
 
 def load_dataset(uri: str | os.PathLike[str], *, validate: bool = True) -> dict[str, Any]:
-    data = storage.read_json(uri, finite=True)
+    data = jsonio.read_json(uri, finite=True)
     source = os.fspath(uri)
     if validate:
         return validate_dataset(data, source)
@@ -266,7 +266,7 @@ def load_dataset(uri: str | os.PathLike[str], *, validate: bool = True) -> dict[
 def load_results(
     uri: str | os.PathLike[str], videos: dict[int, dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
-    return validate_results(storage.read_json(uri, finite=True), os.fspath(uri), videos)
+    return validate_results(jsonio.read_json(uri, finite=True), os.fspath(uri), videos)
 
 
 def _write_list(handle: IO[str], items: Iterable[Any]) -> int:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.attributedata import agnostic_results, gt_dataset, tube_masks, write_json, write_video
 from tests.clipdata import write_tiny_model
-from wsovvis import storage
+from wsovvis import jsonio, storage
 from wsovvis.cli import main
 
 pytestmark = pytest.mark.s3
@@ -56,7 +56,7 @@ def test_attribute_reads_weights_from_s3_once_and_caches_text_embeddings_on_s3(
     assert len(cached_weights) == 1 and cached_weights[0].read_bytes() == weights.read_bytes()
     assert first["text_embeddings"].startswith(f"{s3_bucket}/cache/clip-text/")
     assert storage.exists(first["text_embeddings"])
-    meta = storage.read_json(f"{s3_bucket}/out/first.json.meta.json")
+    meta = jsonio.read_json(f"{s3_bucket}/out/first.json.meta.json")
     assert meta["clip_weights"] == f"{s3_bucket}/models/tiny.pt" and meta["num_results"] == 4
 
     # fetched once: with the S3 object gone, the cached copy serves the next run, with the same output

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.maskdata import random_video, write_frames, write_masks
-from wsovvis import storage
+from wsovvis import jsonio, storage
 from wsovvis.cli import main
 from wsovvis.convert import ConvertOptions, convert
 
@@ -48,7 +48,7 @@ def test_convert_reads_and_writes_s3_and_matches_the_local_run(s3_bucket: str, t
     )
     assert code == 0
     assert storage.read_bytes(f"{s3_bucket}/out/tubes.json") == local_out.read_bytes()
-    report = storage.read_json(f"{s3_bucket}/out/skipped.json")
+    report = jsonio.read_json(f"{s3_bucket}/out/skipped.json")
     assert {s["video_id"]: s["reason"].split(":")[0] for s in report["skipped"]} == {
         "v2": "skip list",
         "v3": "unreadable mask archive",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from wsovvis import shards, storage
+from wsovvis import jsonio, shards, storage
 from wsovvis.cli import main
 from wsovvis.synth import make_dataset
 
@@ -242,7 +242,7 @@ def test_the_s3_server_killed_mid_shard_and_restarted(
     assert main(_mask_gen_args(manifest, synth.frames_root, out_root, "--prefetch", prefetch)) == 0
     assert "1 done earlier, 2 to do" in caplog.text
     assert storage.read_bytes(f"{out_root}/{first}.tar") == kept
-    report = storage.read_json(f"{out_root}/_reports/shard-0.json")
+    report = jsonio.read_json(f"{out_root}/_reports/shard-0.json")
     assert report["resumed"] == [first] and sorted(report["done"] + report["empty"]) == sorted(
         v.video_id for v in synth.videos
     )

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from tests.maskdata import random_video, write_frames, write_masks
-from wsovvis import masks, rle, shards, storage
+from wsovvis import jsonio, masks, rle, shards, storage
 from wsovvis.agnostic import make_agnostic
 from wsovvis.cli import main
 from wsovvis.convert import ConvertOptions, convert
@@ -413,7 +413,7 @@ def test_written_files_follow_the_umask_also_when_replacing(tmp_path) -> None:
         target = tmp_path / "x.json"
         target.write_text("old")
         target.chmod(0o600)
-        storage.write_json(target, {"a": 1})
+        jsonio.write_json(target, {"a": 1})
         fresh = tmp_path / "y.bin"
         storage.write_bytes(fresh, b"data")
         os.umask(0o027)

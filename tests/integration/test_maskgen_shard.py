@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from wsovvis import masks, shards, storage
+from wsovvis import jsonio, masks, shards, storage
 from wsovvis.cli import main
 from wsovvis.maskgen import MaskGenConfig, ShardFailedError, mask_gen
 from wsovvis.maskgen.motion import MotionBackend
@@ -184,7 +184,7 @@ def test_frames_manifest_and_masks_on_s3(dataset, reference, s3_bucket, monkeypa
     manifest = f"{s3_bucket}/plan/manifest.json"
     plan = shards.plan_shards(frames_root, 1, manifest, out_indices=f"{s3_bucket}/plan/indices.json")
     assert sorted(plan.shards[0].videos) == sorted(shard_videos)
-    assert storage.read_json(f"{s3_bucket}/plan/indices.json") == [0]
+    assert jsonio.read_json(f"{s3_bucket}/plan/indices.json") == [0]
 
     out_root = f"{s3_bucket}/masks"
     report = mask_gen(MaskGenConfig(manifest, 0, frames_root, out_root), MotionBackend())
@@ -195,7 +195,7 @@ def test_frames_manifest_and_masks_on_s3(dataset, reference, s3_bucket, monkeypa
             storage.read_bytes(f"{out_root}/{video_id}.tar") == (reference / f"{video_id}.tar").read_bytes()
         )
         assert storage.exists(f"{out_root}/_done/{video_id}.json")
-    assert storage.read_json(f"{out_root}/_reports/shard-0.json")["counts"]["failed"] == 0
+    assert jsonio.read_json(f"{out_root}/_reports/shard-0.json")["counts"]["failed"] == 0
 
     # A resume trusts a tar whose ETag is still the one its marker recorded, without downloading it...
     def no_download(uri):

@@ -45,11 +45,11 @@ def run_pod_command(name: str, tmp_path: Path, **env: str) -> subprocess.Complet
 
 
 def test_dataset_command_writes_frames_and_ground_truth(s3_bucket: str, tmp_path: Path):
-    from wsovvis import storage
+    from wsovvis import jsonio, storage
 
     out = run_pod_command("data_command", tmp_path, BUCKET=s3_bucket)
     assert out.returncode == 0, out.stderr
-    gt = storage.read_json(f"{s3_bucket}/data/gt.json")
+    gt = jsonio.read_json(f"{s3_bucket}/data/gt.json")
     assert len(gt["videos"]) == 4
     frames = storage.walk_files(f"{s3_bucket}/data/frames")
     assert len(frames) == sum(video["length"] for video in gt["videos"])
@@ -58,12 +58,12 @@ def test_dataset_command_writes_frames_and_ground_truth(s3_bucket: str, tmp_path
 def evaluated(bucket: str, results_key: str, results: list[dict]) -> str:
     """Store ``results`` at ``<bucket>/work/<results_key>`` and evaluate them class-agnostically against a small GT
     into a metrics.json under ``<bucket>/work/evaluate/``, as the pipeline's evaluate step does; its URI."""
-    from wsovvis import storage
+    from wsovvis import jsonio
     from wsovvis.evaluate import evaluate
 
     gt_uri, results_uri = f"{bucket}/data/gt.json", f"{bucket}/work/{results_key}"
-    storage.write_json(gt_uri, GT)
-    storage.write_json(results_uri, results)
+    jsonio.write_json(gt_uri, GT)
+    jsonio.write_json(results_uri, results)
     metrics_uri = f"{bucket}/work/evaluate/{uuid.uuid4().hex[:8]}/metrics.json"
     evaluate(gt_uri, results_uri, class_agnostic=True, out=metrics_uri)
     return metrics_uri
@@ -96,14 +96,14 @@ def test_a_good_model_does_not_hide_bad_pseudo_tubes(s3_bucket: str, tmp_path: P
 
 
 def test_the_model_evaluation_must_be_there_and_finite(s3_bucket: str, tmp_path: Path):
-    from wsovvis import storage
+    from wsovvis import jsonio
 
     evaluated(s3_bucket, "convert/abc/tubes.json", perfect_results(GT))
     assert check_metrics(s3_bucket, tmp_path, "0.5", "0").returncode == 0, "--quick trains no model"
     missing = check_metrics(s3_bucket, tmp_path, "0.5", "1")
     assert missing.returncode != 0 and "no evaluation of the trained model" in missing.stderr
     model = evaluated(s3_bucket, "train/def/results.json", perfect_results(GT))
-    storage.write_json(model, {**storage.read_json(model), "AP": float("nan")})
+    jsonio.write_json(model, {**jsonio.read_json(model), "AP": float("nan")})
     broken = check_metrics(s3_bucket, tmp_path, "0.5", "1")
     assert broken.returncode != 0 and "model: AP nan is not a finite AP" in broken.stderr
 

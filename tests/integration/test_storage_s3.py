@@ -6,16 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from wsovvis import storage
+from wsovvis import jsonio, storage
+from wsovvis.errors import StorageError
 
 pytestmark = pytest.mark.s3
 
 
 def test_round_trip_listing_and_trees(s3_bucket: str, tmp_path: Path) -> None:
-    storage.write_json(f"{s3_bucket}/run/a.json", {"x": 1})
+    jsonio.write_json(f"{s3_bucket}/run/a.json", {"x": 1})
     storage.write_bytes(f"{s3_bucket}/run/sub/b.bin", b"\x00" * 10)
-    assert storage.read_json(f"{s3_bucket}/run/a.json") == {"x": 1}
-    assert storage.read_json(f"{s3_bucket.replace('s3://', 'minio://')}/run/a.json") == {"x": 1}
+    assert jsonio.read_json(f"{s3_bucket}/run/a.json") == {"x": 1}
+    assert jsonio.read_json(f"{s3_bucket.replace('s3://', 'minio://')}/run/a.json") == {"x": 1}
     assert storage.listdir(f"{s3_bucket}/run") == (["sub"], ["a.json"])
     assert storage.walk_files(f"{s3_bucket}/run") == ["a.json", "sub/b.bin"]
     local = tmp_path / "local"
@@ -40,11 +41,11 @@ def test_missing_objects_and_failed_writes(s3_bucket: str) -> None:
     assert storage.listdir(s3_bucket) == ([], [])
     with storage.open_atomic(f"{s3_bucket}/whole.json", "w") as handle:
         handle.write("{}")
-    assert storage.read_json(f"{s3_bucket}/whole.json") == {}
+    assert jsonio.read_json(f"{s3_bucket}/whole.json") == {}
 
 
 def test_unreachable_endpoint_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setattr(storage, "RETRY_BASE_DELAY", 0.0)
-    with pytest.raises(storage.StorageError, match="cannot reach S3 endpoint 127.0.0.1:9"):
+    with pytest.raises(StorageError, match="cannot reach S3 endpoint 127.0.0.1:9"):
         storage.read_bytes("s3://bucket/key")

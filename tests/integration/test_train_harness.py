@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from wsovvis import storage, ytvis
+from wsovvis import jsonio, storage, ytvis
 
 pytest.importorskip("torch", reason="the training harness needs torch (pip install 'wsovvis[train]')")
 pytest.importorskip("sacred", reason="the training harness needs sacred (pip install 'wsovvis[train]')")
@@ -70,7 +70,7 @@ def run_train(command: list[str]) -> subprocess.CompletedProcess[str]:
 
 def sacred_run(runs_uri: str, run_id: str) -> dict[str, Any]:
     return {
-        name: storage.read_json(storage.join(runs_uri, run_id, f"{name}.json"))
+        name: jsonio.read_json(storage.join(runs_uri, run_id, f"{name}.json"))
         for name in ("run", "config", "metrics", "info")
     }
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from wsovvis import rle, storage
+from wsovvis import jsonio, rle, storage
 from wsovvis.errors import UsageError
 from wsovvis.train import distributed
 from wsovvis.train.config import TrainConfig
@@ -129,7 +129,7 @@ class ToyTrainer(Trainer):
             time.sleep(opts["TOY.STEP_SECONDS"])
         if opts.get("TOY.PARAMS_DIR"):
             params = {name: value.tolist() for name, value in model.state_dict().items()}
-            storage.write_json(Path(opts["TOY.PARAMS_DIR"]) / f"rank{rank}.json", params)
+            jsonio.write_json(Path(opts["TOY.PARAMS_DIR"]) / f"rank{rank}.json", params)
 
     def evaluate(self, ctx: RunContext) -> list[dict[str, Any]] | None:
         model, _ = self._model(ctx)
@@ -167,7 +167,7 @@ def record_rank_or_crash(crash_rank: int, out_dir: str) -> None:
     """A launch target: every rank records its ranks, then ``crash_rank`` fails while the others wait."""
     rank = distributed.get_rank()
     local = torch.distributed.get_rank(group=distributed.local_group())
-    storage.write_json(Path(out_dir) / f"rank{rank}.json", {"rank": rank, "local_rank": local})
+    jsonio.write_json(Path(out_dir) / f"rank{rank}.json", {"rank": rank, "local_rank": local})
     if rank == crash_rank:
         raise RuntimeError("deliberate failure")
     distributed.barrier()

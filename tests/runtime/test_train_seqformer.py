@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.integration.train_dataset import make_dataset
-from wsovvis import storage, ytvis
+from wsovvis import jsonio, ytvis
 from wsovvis.demo import CPU_SEQFORMER_OPTS
 from wsovvis.errors import RuntimeMissingError
 
@@ -108,7 +108,7 @@ def test_seqformer_trains_one_iteration_then_evaluates_on_cpu(vnext_config: Path
 
     assert trained.returncode == 0, trained.stderr[-5000:]
     assert Path(output_uri, "last_checkpoint").read_text().strip() == "model_final.pth"
-    metrics = storage.read_json(str(Path(output_uri, "sacred", "1", "metrics.json")))
+    metrics = jsonio.read_json(str(Path(output_uri, "sacred", "1", "metrics.json")))
     losses = metrics["total_loss"]["values"]
     print("SeqFormer CPU iteration 0:", {name: metrics[name]["values"] for name in sorted(metrics)})
     assert metrics["total_loss"]["steps"] == [0]
@@ -117,7 +117,7 @@ def test_seqformer_trains_one_iteration_then_evaluates_on_cpu(vnext_config: Path
     d2_config = yaml.safe_load(training_config)
     assert d2_config["MODEL"]["SeqFormer"]["NUM_CLASSES"] == 1
     assert d2_config["DATASETS"]["TEST"] == ["ytvis_wsovvis_val"]
-    assert storage.read_json(str(Path(output_uri, "classes.json")))["num_classes"] == 1
+    assert jsonio.read_json(str(Path(output_uri, "classes.json")))["num_classes"] == 1
 
     # Eval-only on the val GT as given (several categories, as LV-VIS val): refused before any model work,
     # instead of a class head of another size that detectron2 would drop with a warning.
@@ -186,7 +186,7 @@ def test_seqformer_stops_on_sigterm_with_a_checkpoint_and_resumes_from_it(
     checkpoint = (output_uri / "last_checkpoint").read_text().strip()
     stopped_at = int(checkpoint.removeprefix("model_").removesuffix(".pth"))
     assert (output_uri / checkpoint).is_file()
-    assert storage.read_json(str(output_uri / "sacred" / "1" / "run.json"))["status"] == "PREEMPTED"
+    assert jsonio.read_json(str(output_uri / "sacred" / "1" / "run.json"))["status"] == "PREEMPTED"
 
     resumed = run_train(
         config,
@@ -197,6 +197,6 @@ def test_seqformer_stops_on_sigterm_with_a_checkpoint_and_resumes_from_it(
 
     assert resumed.returncode == 0, resumed.stderr[-5000:]
     assert f"Starting training from iteration {stopped_at + 1}" in resumed.stdout + resumed.stderr
-    assert storage.read_json(str(output_uri / "sacred" / "2" / "run.json"))["status"] == "COMPLETED"
+    assert jsonio.read_json(str(output_uri / "sacred" / "2" / "run.json"))["status"] == "COMPLETED"
     assert (output_uri / "last_checkpoint").read_text().strip() == "model_final.pth"
     print(f"SeqFormer CPU: SIGTERM after iteration {stopped_at}, resumed at {stopped_at + 1}")

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.unit.evaluate_helpers import perfect_results, random_dataset, result, write
-from wsovvis import storage
+from wsovvis import jsonio, storage
 from wsovvis.cli import main
 from wsovvis.evaluate import evaluate
 from wsovvis.evaluate.report import markdown_path
@@ -118,7 +118,7 @@ def test_evaluate_on_s3(tmp_path, s3_bucket):
     out = storage.join(s3_bucket, "eval", "metrics.json")
     report = storage.join(s3_bucket, "eval", "report.html")
     metrics = evaluate(gt, res, out=out, report=report, img_root=frames)
-    assert storage.read_json(out)["AP"] == metrics["AP"] == evaluate(gt_local, res_local)["AP"]
+    assert jsonio.read_json(out)["AP"] == metrics["AP"] == evaluate(gt_local, res_local)["AP"]
     assert "<!DOCTYPE html>" in storage.read_text(report)
     assert "| AP | AP50 |" in storage.read_text(storage.join(s3_bucket, "eval", "report.md"))
     assert embedded_images(storage.read_text(report))

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from wsovvis import __version__, storage
+from wsovvis import __version__, jsonio
 from wsovvis.attribute.run import AttributeOptions, attribute_tubes, load_tubes, text_prompts
 from wsovvis.attribute.vocab import load_vocabulary
 
@@ -88,7 +88,7 @@ def attribute(
         "seconds": round(seconds, 3),
         "wsovvis_version": __version__,
     }
-    storage.write_json(metadata_path(out), metadata)
+    jsonio.write_json(metadata_path(out), metadata)
     log.info(
         "attribute: %d results (top-%d of %d tubes, %d without a mask) from %d crops in %.1fs; wrote %s and %s",
         summary.num_results,

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from wsovvis import rle, storage, ytvis
+from wsovvis import jsonio, rle, storage, ytvis
 from wsovvis.attribute.crops import CropOptions, area_weights, make_crop, select_frames
 from wsovvis.attribute.vocab import Vocabulary, prompt_name, videos_of
 from wsovvis.errors import InputError, UsageError
@@ -97,7 +97,7 @@ def load_tubes(results: str | os.PathLike[str], vocabulary: Vocabulary) -> Tubes
     source = os.fspath(results)
     videos = vocabulary.videos
     if videos is None:
-        data = storage.read_json(results)
+        data = jsonio.read_json(results)
         if not (isinstance(data, dict) and "videos" in data):
             raise UsageError(
                 f"{source}: a results list names its videos only by id; give --vocab as the YTVIS dataset (the GT) "

@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from wsovvis import __version__, masks, names, rle, storage, ytvis
+from wsovvis import __version__, jsonio, masks, names, rle, storage, ytvis
 from wsovvis.convert.linker import link_tracks
 from wsovvis.errors import InputError, UsageError
 from wsovvis.logs import progress
@@ -381,7 +381,7 @@ def convert(
 def _write_skip_report(
     summary: ConvertSummary, mask_root: str, img_root: str, options: ConvertOptions
 ) -> None:
-    storage.write_json(
+    jsonio.write_json(
         summary.skip_report,
         {
             "mask_root": mask_root,

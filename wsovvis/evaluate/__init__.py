@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from wsovvis import storage
+from wsovvis import jsonio, storage
 from wsovvis.errors import InputError, UsageError
 from wsovvis.evaluate import inputs as eval_inputs
 from wsovvis.evaluate.lvvis import base_novel
@@ -158,7 +158,7 @@ def evaluate(
         f"  APb {metrics['APb']:.4f}  APn {metrics['APn']:.4f}" if lvvis else "",
     )
     if out is not None:
-        storage.write_json(out, metrics)
+        jsonio.write_json(out, metrics)
         log.info("wrote %s", os.fspath(out))
     if report is not None:
         from wsovvis.evaluate.report import write_report

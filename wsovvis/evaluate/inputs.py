@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from wsovvis import rle, storage, ytvis
+from wsovvis import jsonio, rle, storage, ytvis
 from wsovvis.errors import InputError
 from wsovvis.resources import fork_map, slices
 
@@ -117,7 +117,7 @@ class UncheckedResults:
         """(entries, GT video id -> indices of its entries in file order, indices of entries naming no GT video),
         parsed once per process."""
         if self._indexed is None:
-            entries = storage.parse_json(self.raw, self.source, finite=True)
+            entries = jsonio.parse_json(self.raw, self.source, finite=True)
             by_video: dict[int, list[int]] = defaultdict(list)
             elsewhere = []
             for index, entry in enumerate(entries):
@@ -314,7 +314,7 @@ def load_gt(
     uri: str | os.PathLike[str], deferred: bool = False
 ) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject], dict[str, Any]]:
     """The videos, categories and objects of a GT file, and its parsed JSON (``deferred``: see _gt_objects)."""
-    data = storage.read_json(uri, finite=True)
+    data = jsonio.read_json(uri, finite=True)
     videos, gts = _gt_objects(data, os.fspath(uri), deferred)
     return videos, data["categories"], gts, data
 
@@ -667,7 +667,7 @@ def load_results(
     """
     source = os.fspath(uri)
     if data is None:
-        data = storage.read_json(uri, finite=True)
+        data = jsonio.read_json(uri, finite=True)
     if isinstance(data, dict) and "videos" in data and "annotations" in data:
         detections = _results_from_dataset(data, videos, source, warnings)
     elif isinstance(data, list):
@@ -697,7 +697,7 @@ def load(gt: str | os.PathLike[str], results: str | os.PathLike[str], workers: i
         if _JSON_LIST_START.match(data):
             deferred.results = UncheckedResults(data, os.fspath(results))
             return EvalInputs(videos, categories, gts, [], warnings, deferred)
-        parsed = storage.parse_json(data, results, finite=True)
+        parsed = jsonio.parse_json(data, results, finite=True)
         detections = load_results(results, videos, warnings, workers, parsed)
     except Exception:
         _gt_objects(gt_data, os.fspath(gt))  # raises the GT's first error, which a full load would meet first

@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
-from wsovvis import masks, shards, storage
+from wsovvis import jsonio, masks, shards, storage
 from wsovvis.errors import InputError, RuntimeMissingError, StorageError, UsageError, WsovvisError
 from wsovvis.logs import progress
 from wsovvis.maskgen.backend import Backend, VideoPrediction
@@ -239,7 +239,7 @@ def _store_video(
         "settings": settings,
         "tar": tar,
     }
-    storage.write_json(storage.join(config.out_root, DONE_DIR, f"{video_id}.json"), marker)
+    jsonio.write_json(storage.join(config.out_root, DONE_DIR, f"{video_id}.json"), marker)
     return status
 
 
@@ -276,7 +276,7 @@ def _tar_problem(marker_uri: str, tar_uri: str) -> str | None:
     an ETag that is still the one recorded at the write vouches for the content without reading the tar back
     (a resume would otherwise download every finished tar of the shard)."""
     try:
-        marker = storage.read_json(marker_uri)
+        marker = jsonio.read_json(marker_uri)
         recorded = marker["tar"]
         size, digest = int(recorded["bytes"]), str(recorded["sha256"])
     except (InputError, KeyError, TypeError, ValueError) as exc:
@@ -298,7 +298,7 @@ def _resumed(
     video_id: str, marker_uri: str, settings: dict[str, Any], earlier: dict[str, Any]
 ) -> VideoOutcome:
     """A video done by an earlier run, as that run's report (if any) or its marker recorded it."""
-    marker = storage.read_json(marker_uri)
+    marker = jsonio.read_json(marker_uri)
     made_with = marker.get("settings") or {}
     if made_with != settings:
         differences = ", ".join(
@@ -320,7 +320,7 @@ def _earlier_report(report_uri: str) -> dict[str, Any]:
     """Per-video entries of the shard's previous report (video id -> entry); empty when there is none."""
     if not storage.exists(report_uri):
         return {}
-    return {entry["video_id"]: entry for entry in storage.read_json(report_uri).get("per_video", [])}
+    return {entry["video_id"]: entry for entry in jsonio.read_json(report_uri).get("per_video", [])}
 
 
 def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
@@ -389,7 +389,7 @@ def mask_gen(config: MaskGenConfig, backend: Backend) -> ShardReport:
     report.seconds = time.perf_counter() - started
     position = {video_id: index for index, video_id in enumerate(videos)}
     report.outcomes.sort(key=lambda o: position[o.video_id])
-    storage.write_json(report_uri, report.to_json())
+    jsonio.write_json(report_uri, report.to_json())
     failed = len(report.failed)
     if videos and failed / len(videos) > config.max_errors:
         raise ShardFailedError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from wsovvis import storage
+from wsovvis import jsonio
 from wsovvis.maskgen.cli import build_backend
 from wsovvis.maskgen.run import MaskGenConfig, mask_gen
 from wsovvis.workspace import stage_uri
@@ -71,7 +71,7 @@ def mask_gen_step(
         ),
         mask_backend,
     )
-    storage.write_json(report_path, report.to_json())
+    jsonio.write_json(report_path, report.to_json())
     earlier = sum(o.earlier_run for o in report.outcomes)
     counts = {
         "videos_done": len(report.ids("done")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from wsovvis import storage
+from wsovvis import jsonio
 from wsovvis.errors import RuntimeMissingError
 from wsovvis.k8s import in_kubernetes_pod
 from wsovvis.prepare import check
@@ -35,7 +35,7 @@ def prepare_step(*, mask_backend: str, train_launcher: str, report_path: str) ->
     GPU pod starts.
     """
     status = runtime_status()
-    storage.write_json(report_path, status)
+    jsonio.write_json(report_path, status)
     for line in status["lines"]:
         log.info("prepare: %s", line)
     needs = [

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from wsovvis import storage
+from wsovvis import jsonio, storage
 from wsovvis.errors import InputError
 from wsovvis.train.staging import LAST_CHECKPOINT, PASSTHROUGH_WEIGHT_SCHEMES
 
@@ -25,7 +25,7 @@ CLASSES_FILE = "classes.json"
 
 def categories(json_uri: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The ``categories`` of a YTVIS JSON (local or S3), as {id, name}, in id order."""
-    data = storage.read_json(json_uri)
+    data = jsonio.read_json(json_uri)
     if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
         raise InputError(f"{json_uri}: not a YTVIS dataset with a 'categories' list")
     try:
@@ -40,7 +40,7 @@ def categories(json_uri: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def write_record(output_dir: Path, json_path: str | os.PathLike[str], train_json: str) -> None:
     """Record the classes of the training JSON (staged at ``json_path``) in ``output_dir/classes.json``."""
     listed = categories(json_path)
-    storage.write_json(
+    jsonio.write_json(
         output_dir / CLASSES_FILE,
         {"num_classes": len(listed), "categories": listed, "train_json": train_json},
     )
@@ -70,7 +70,7 @@ def check_eval_classes(val_json: str, output_uri: str, weights: str, resume: boo
             val_json,
         )
         return
-    record = storage.read_json(record_uri)
+    record = jsonio.read_json(record_uri)
     try:
         trained = int(record["num_classes"])
     except (KeyError, TypeError, ValueError) as exc:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from wsovvis import storage
+from wsovvis import jsonio, storage
 from wsovvis.train.staging import OutputSync
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def final_scalars(runs_uri: str) -> dict[str, float]:
         metrics_uri = storage.join(runs_uri, str(run_id), "metrics.json")
         if not storage.exists(metrics_uri):
             continue
-        series = {name: s for name, s in storage.read_json(metrics_uri).items() if s.get("steps")}
+        series = {name: s for name, s in jsonio.read_json(metrics_uri).items() if s.get("steps")}
         if series:
             scalars = {name: float(s["values"][-1]) for name, s in sorted(series.items())}
             scalars["iterations"] = max(s["steps"][-1] for s in series.values()) + 1
