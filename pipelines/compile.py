@@ -8,8 +8,9 @@ from pathlib import Path
 
 from kfp import compiler
 
-from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, TaskResources, build_pipeline
 from wsovvis.images import ImageNames
+
+from .wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, TaskResources, build_pipeline
 
 SPEC_PATH = Path(__file__).with_name("wsovvis_pipeline.yaml")
 

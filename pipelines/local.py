@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline
 from wsovvis import storage
 from wsovvis.environ import environ_set
 from wsovvis.errors import WsovvisError
 from wsovvis.images import RUNTIME_CPU_IMAGE, RUNTIME_IMAGE
 from wsovvis.maskgen.cli import RANDOM_WEIGHTS
 from wsovvis.s3server import local_s3_server
+
+from .wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline
 
 log = logging.getLogger(__name__)
 

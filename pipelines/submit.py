@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pipelines.compile import SPEC_PATH
+from .compile import SPEC_PATH
 
 log = logging.getLogger(__name__)
 

@@ -10,19 +10,30 @@ CPU and memory requests and limits.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import import_module
 
 from kfp import dsl, kubernetes
 
-from components.attribute.component import attribute
-from components.convert.component import convert
-from components.evaluate.component import evaluate
-from components.make_agnostic.component import make_agnostic
-from components.mask_gen.component import mask_gen
-from components.plan_shards.component import plan_shards
-from components.prepare.component import prepare
-from components.train.component import train
 from wsovvis.images import RUNTIME_SEQFORMER_CONFIG, ImageNames, image_names
 from wsovvis.storage import ACCESS_KEY_ENV, ENDPOINT_ENV, SECRET_KEY_ENV, S3Settings
+
+# The components, one folder each in components/: in a checkout that folder is the top-level package `components`
+# beside this one; installed, it is this package's `components` (pyproject.toml's package-dir maps both folders
+# under the name `wsovvis_pipelines`, so an install adds no generic top-level name).
+COMPONENTS = "components" if __package__ == "pipelines" else f"{__package__}.components"
+attribute, convert, evaluate, make_agnostic, mask_gen, plan_shards, prepare, train = (
+    getattr(import_module(f"{COMPONENTS}.{stage}.component"), stage)
+    for stage in (
+        "attribute",
+        "convert",
+        "evaluate",
+        "make_agnostic",
+        "mask_gen",
+        "plan_shards",
+        "prepare",
+        "train",
+    )
+)
 
 PIPELINE_NAME = "wsovvis"
 MASK_GEN_PARALLELISM = (

@@ -67,7 +67,7 @@ def run_in(engine: list[str], image: str, *command: str) -> subprocess.Completed
 def test_wsovvis_help_inside_the_image_matches_the_checkout(engine, tools_image):
     inside = run_in(engine, tools_image, "wsovvis", "--help")
     here = subprocess.run(
-        [sys.executable, "-m", "wsovvis", "--help"],
+        [sys.executable, "-m", "pipelines", "--help"],  # the installed command's front door, in a checkout
         env=dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="80"),
         capture_output=True,
         text=True,

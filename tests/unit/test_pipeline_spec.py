@@ -193,7 +193,7 @@ def test_every_component_folder_is_used_by_the_pipeline(compiled) -> None:
 def test_secret_key_names_are_a_compile_option_that_reaches_every_pod_and_the_training_job(
     tmp_path: Path,
 ) -> None:
-    from wsovvis.cli import main
+    from pipelines.cli import main
 
     out = tmp_path / "spec.yaml"
     assert main(["pipeline", "compile", "--out", str(out), "--s3-secret-keys", "id,key"]) == 0
@@ -268,7 +268,7 @@ def test_training_runs_in_the_runtime_image_with_node_selector_and_tolerations_p
 
 
 def test_compile_registry_and_tag_set_every_image_the_training_job_included(tmp_path: Path) -> None:
-    from wsovvis.cli import main
+    from pipelines.cli import main
 
     out = tmp_path / "spec.yaml"
     args = [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wsovvis.cli import main
+from pipelines.cli import main
 
 pytest.importorskip("kfp", reason="submitting needs kfp (pip install 'wsovvis[pipeline]')")
 pytestmark = pytest.mark.filterwarnings("ignore:This client only works with Kubeflow Pipeline:FutureWarning")

@@ -1,4 +1,4 @@
-"""``wsovvis pipeline compile|run|submit``: front door onto ``pipelines/`` (which, unlike wsovvis, imports kfp)."""
+"""``wsovvis pipeline compile|run|submit``: the front door onto this package (which, unlike wsovvis, imports kfp)."""
 
 from __future__ import annotations
 
@@ -134,9 +134,10 @@ def _task_resources(text: str) -> tuple[str, str, str]:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from pipelines.compile import SPEC_PATH, compile_pipeline
-    from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, TASK_RESOURCES, TaskResources
     from wsovvis.images import image_names
+
+    from .compile import SPEC_PATH, compile_pipeline
+    from .wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, TASK_RESOURCES, TaskResources
 
     resources = {}
     for task, cpu, memory in args.resources:
@@ -155,10 +156,10 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from pipelines.local import run_in_containers, run_local
+    from .local import run_in_containers, run_local
 
     if args.containers:
-        from wsovvis.demo import print_evaluations
+        from .demo import print_evaluations
 
         work = run_in_containers(parse_params(args.param), args.out)
         print_evaluations(str(work), "wsovvis pipeline run")
@@ -169,7 +170,7 @@ def _run_local(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from pipelines.submit import submit
+    from .submit import submit
 
     run_id = submit(
         args.host,
