@@ -13,6 +13,10 @@ from wsovvis.errors import UsageError
 
 log = logging.getLogger(__name__)
 
+# Where `pipeline compile` writes and `pipeline submit` reads by default (the committed spec is compiled with
+# --release into pipelines/wsovvis_pipeline.yaml).
+COMPILED_SPEC = Path("out/wsovvis_pipeline.yaml")
+
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``key=value`` pairs; values are JSON when they parse as JSON (numbers, lists, booleans), else strings."""
@@ -36,8 +40,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="<action>", required=True)
 
-    compile_parser = actions.add_parser("compile", help="write the compiled pipeline spec (one YAML)")
-    add_flag(compile_parser, "--out", default=None, help="default: pipelines/wsovvis_pipeline.yaml")
+    compile_parser = actions.add_parser(
+        "compile",
+        help="write the compiled pipeline spec (one YAML)",
+        description="Compile the pipeline into one YAML spec. Every task and the training job are named the images "
+        "`make images` builds from this checkout (tagged <version>-<digest of the source>, so a code fix is a new "
+        "image), or with --release the fixed images of the committed spec.",
+    )
+    add_flag(compile_parser, "--out", default=None, help=f"default: {COMPILED_SPEC}")
+    compile_parser.add_argument(
+        "--release",
+        action="store_true",
+        help="name the fixed images (<default registry>/{tools,runtime}:<version>, whatever the environment says) "
+        "instead of the built ones: what pipelines/wsovvis_pipeline.yaml, the committed spec, is compiled with",
+    )
     add_flag(compile_parser, "--parallelism", type=positive_int, default=None, help="mask-gen pods at once")
     add_flag(
         compile_parser,
@@ -54,7 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         compile_parser,
         "--tag",
         default=None,
-        help="image tag of every task and the training job (default: source)",
+        help="image tag of every task and the training job (default: <version>-<digest of the source>)",
     )
     add_flag(
         compile_parser,
@@ -106,7 +122,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="a pipeline parameter",
     )
-    add_flag(submit_parser, "--spec", default=None, help="compiled spec (default: the committed one)")
+    add_flag(
+        submit_parser,
+        "--spec",
+        default=str(COMPILED_SPEC),
+        help=f"compiled spec (default {COMPILED_SPEC}, what `pipeline compile` writes)",
+    )
     submit_parser.add_argument(
         "--no-cache",
         dest="enable_caching",
@@ -134,9 +155,9 @@ def _task_resources(text: str) -> tuple[str, str, str]:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from wsovvis.images import image_names
+    from wsovvis.images import RELEASE_IMAGES, image_names
 
-    from .compile import SPEC_PATH, compile_pipeline
+    from .compile import compile_pipeline
     from .wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, TASK_RESOURCES, TaskResources
 
     resources = {}
@@ -144,11 +165,13 @@ def _compile(args: argparse.Namespace) -> int:
         if task not in TASK_RESOURCES:
             raise UsageError(f"--resources {task}: not a task; one of {', '.join(TASK_RESOURCES)}")
         resources[task] = TaskResources(cpu, memory)
+    if args.release and (args.registry or args.tag):
+        raise UsageError("--release names the fixed images: it takes no --registry or --tag")
     path = compile_pipeline(
-        args.out or SPEC_PATH,
+        args.out or COMPILED_SPEC,
         args.parallelism or MASK_GEN_PARALLELISM,
         args.s3_secret_keys or S3_SECRET_KEYS,
-        image_names(args.registry, args.tag),
+        RELEASE_IMAGES if args.release else image_names(args.registry, args.tag),
         resources,
     )
     print(f"wrote {path}")

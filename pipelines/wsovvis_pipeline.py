@@ -14,7 +14,7 @@ from importlib import import_module
 
 from kfp import dsl, kubernetes
 
-from wsovvis.images import RUNTIME_SEQFORMER_CONFIG, ImageNames, image_names
+from wsovvis.images import RELEASE_IMAGES, RUNTIME_SEQFORMER_CONFIG, ImageNames
 from wsovvis.storage import ACCESS_KEY_ENV, ENDPOINT_ENV, SECRET_KEY_ENV, S3Settings
 
 # The components, one folder each in components/: in a checkout that folder is the top-level package `components`
@@ -102,9 +102,12 @@ def build_pipeline(
     resources: Mapping[str, TaskResources] | None = None,
 ):
     """The pipeline function, with what KFP takes only at compile time fixed: the mask-gen loop's parallelism,
-    the Secret's key names, the images (default ``wsovvis.images``') and each task's resources (``resources``
+    the Secret's key names, the images (default the fixed ``RELEASE_IMAGES`` of ``wsovvis.images``; a spec for a
+    cluster names the built ones) and each task's resources (``resources``
     overrides entries of ``TASK_RESOURCES``)."""
-    settings = _TaskSettings(images or image_names(), {**TASK_RESOURCES, **(resources or {})}, s3_secret_keys)
+    settings = _TaskSettings(
+        images or RELEASE_IMAGES, {**TASK_RESOURCES, **(resources or {})}, s3_secret_keys
+    )
 
     @dsl.pipeline(
         name=PIPELINE_NAME, description="Weakly-supervised open-vocabulary VIS: pseudo masks to SeqFormer"

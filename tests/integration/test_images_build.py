@@ -53,9 +53,9 @@ def tools_image(engine: list[str]) -> str:
     env = dict(os.environ, PYTHON=sys.executable, CONTAINER_ENGINE="podman" if podman else "docker")
     build = subprocess.run([str(ROOT / "scripts" / "build-images.sh"), *args], env=env, check=False)
     assert build.returncode == 0, "scripts/build-images.sh failed (its output above)"
-    from wsovvis.images import TOOLS_IMAGE
+    from wsovvis.images import image_names
 
-    return TOOLS_IMAGE
+    return image_names().tools
 
 
 def run_in(engine: list[str], image: str, *command: str) -> subprocess.CompletedProcess[str]:
