@@ -1,7 +1,8 @@
 """The WS-OVVIS pipeline: prepare -> plan-shards -> ParallelFor(mask-gen) -> convert -> train -> evaluate, and
 with CLIP weights, attribute -> evaluate --lvvis beside each class-agnostic evaluation.
 
-Compiled to ``pipelines/wsovvis_pipeline.yaml`` (a test keeps it in sync): ``wsovvis pipeline compile``.
+Compiled by ``wsovvis pipeline compile`` (for a cluster: the images built from the checkout); the committed
+``pipelines/wsovvis_pipeline.yaml`` names the fixed images (``--release``; a test keeps it in sync).
 Big data moves as storage URIs (strings); small outputs are KFP artifacts. S3 credentials reach every pod from a
 Secret and the endpoint from a ConfigMap (kfp-kubernetes), never as literals in the spec. Every task runs in
 one of the two images of ``wsovvis.images`` (chosen at compile time, the training PyTorchJob's included) with
