@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "`make images` builds from this checkout (tagged <version>-<digest of the source>, so a code fix is a new "
         "image), or with --release the fixed images of the committed spec.",
     )
-    add_flag(compile_parser, "--out", default=None, help=f"default: {COMPILED_SPEC}")
+    add_flag(compile_parser, "--out", default=str(COMPILED_SPEC), help=f"default: {COMPILED_SPEC}")
     compile_parser.add_argument(
         "--release",
         action="store_true",
@@ -168,7 +168,7 @@ def _compile(args: argparse.Namespace) -> int:
     if args.release and (args.registry or args.tag):
         raise UsageError("--release names the fixed images: it takes no --registry or --tag")
     path = compile_pipeline(
-        args.out or COMPILED_SPEC,
+        args.out,
         args.parallelism or MASK_GEN_PARALLELISM,
         args.s3_secret_keys or S3_SECRET_KEYS,
         RELEASE_IMAGES if args.release else image_names(args.registry, args.tag),

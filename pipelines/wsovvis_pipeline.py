@@ -12,6 +12,7 @@ CPU and memory requests and limits.
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import import_module
+from typing import Any
 
 from kfp import dsl, kubernetes
 
@@ -22,19 +23,21 @@ from wsovvis.storage import ACCESS_KEY_ENV, ENDPOINT_ENV, SECRET_KEY_ENV, S3Sett
 # beside this one; installed, it is this package's `components` (pyproject.toml's package-dir maps both folders
 # under the name `wsovvis_pipelines`, so an install adds no generic top-level name).
 COMPONENTS = "components" if __package__ == "pipelines" else f"{__package__}.components"
-attribute, convert, evaluate, make_agnostic, mask_gen, plan_shards, prepare, train = (
-    getattr(import_module(f"{COMPONENTS}.{stage}.component"), stage)
-    for stage in (
-        "attribute",
-        "convert",
-        "evaluate",
-        "make_agnostic",
-        "mask_gen",
-        "plan_shards",
-        "prepare",
-        "train",
-    )
-)
+
+
+def _component(stage: str) -> Any:
+    """The component ``components/<stage>/component.py`` defines (named like its folder)."""
+    return getattr(import_module(f"{COMPONENTS}.{stage}.component"), stage)
+
+
+attribute = _component("attribute")
+convert = _component("convert")
+evaluate = _component("evaluate")
+make_agnostic = _component("make_agnostic")
+mask_gen = _component("mask_gen")
+plan_shards = _component("plan_shards")
+prepare = _component("prepare")
+train = _component("train")
 
 PIPELINE_NAME = "wsovvis"
 MASK_GEN_PARALLELISM = (
@@ -104,8 +107,8 @@ def build_pipeline(
 ):
     """The pipeline function, with what KFP takes only at compile time fixed: the mask-gen loop's parallelism,
     the Secret's key names, the images (default the fixed ``RELEASE_IMAGES`` of ``wsovvis.images``; a spec for a
-    cluster names the built ones) and each task's resources (``resources``
-    overrides entries of ``TASK_RESOURCES``)."""
+    cluster names the built ones) and each task's resources (``resources`` overrides entries of
+    ``TASK_RESOURCES``)."""
     settings = _TaskSettings(
         images or RELEASE_IMAGES, {**TASK_RESOURCES, **(resources or {})}, s3_secret_keys
     )
