@@ -8,10 +8,12 @@ from pathlib import Path
 
 from kfp import compiler
 
-from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, build_pipeline
 from wsovvis.images import ImageNames
 from wsovvis.k8s.placement import PodResources
 
+from .wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, build_pipeline
+
+# The committed spec: every default and the fixed images (`wsovvis pipeline compile --release --out` this path).
 SPEC_PATH = Path(__file__).with_name("wsovvis_pipeline.yaml")
 
 
@@ -22,7 +24,8 @@ def compile_pipeline(
     images: ImageNames | None = None,
     resources: Mapping[str, PodResources] | None = None,
 ) -> Path:
-    """Write the compiled spec atomically and return its path."""
+    """Write the compiled spec atomically and return its path; ``images`` default to the fixed ones, so that with
+    every default this writes the committed spec."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.tmp.yaml")

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline
 from wsovvis import jsonio, storage
 from wsovvis.environ import environ_set
 from wsovvis.errors import WsovvisError
-from wsovvis.images import RUNTIME_CPU_IMAGE, RUNTIME_IMAGE
+from wsovvis.images import ImageNames, image_names
 from wsovvis.maskgen.cli import RANDOM_WEIGHTS
 from wsovvis.s3server import local_s3_server
+
+from .wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -177,12 +178,17 @@ def _stage_inputs(params: dict[str, Any], bucket: str) -> dict[str, Any]:
 
 
 def run_pipeline_in_containers(
-    pipeline: Callable[..., Any], params: dict[str, Any], out: Path, s3_env: dict[str, str]
+    pipeline: Callable[..., Any],
+    params: dict[str, Any],
+    out: Path,
+    s3_env: dict[str, str],
+    images: ImageNames | None = None,
 ) -> list[ContainerRun]:
-    """Run a pipeline function under kfp.local.DockerRunner, every step in its image (the runtime image as its
-    CPU flavour); return the containers run, in order. Raise WsovvisError naming the failed step, its image and exit
-    code. The steps get ``s3_env`` and host networking; they run as this process's user (the pipeline root under
-    OUT/kfp is bind-mounted at the same path)."""
+    """Run a pipeline function under kfp.local.DockerRunner, every step in its image (``images``' runtime image as
+    its CPU flavour; default the images ``make images`` built from this checkout); return the containers run, in
+    order. Raise WsovvisError naming the failed step, its image and exit code. The steps get ``s3_env`` and host
+    networking; they run as this process's user (the pipeline root under OUT/kfp is bind-mounted at the same
+    path)."""
     import docker
     import kfp.local
 
@@ -202,7 +208,8 @@ def run_pipeline_in_containers(
         pipeline_root=os.fspath(pipeline_root),
         raise_on_error=True,
     )
-    runs = _ContainerRuns({RUNTIME_IMAGE: RUNTIME_CPU_IMAGE})
+    images = images or image_names()
+    runs = _ContainerRuns({images.runtime: images.runtime_cpu})
     log.info("running the pipeline in containers (artifacts under %s)", pipeline_root)
     try:
         with _docker_runs_replaced(runs):
@@ -230,8 +237,10 @@ def run_in_containers(
     The Docker API is the one ``DOCKER_HOST`` names (``scripts/containers.sh run`` starts podman's). Local input
     paths are uploaded to the S3 server and the work root is made an S3 URI there; at the end (also after a
     failure) the work root is copied to OUT/work and the server stops. Containers reach the server on the host's
-    loopback through host networking. OUT/containers.json lists which image each step ran in.
+    loopback through host networking. OUT/containers.json lists which image each step ran in. The pipeline is
+    compiled with the images ``make images`` built from this checkout (:func:`wsovvis.images.image_names`).
     """
+    images = image_names()
     out = Path(out).resolve()
     local_work = out / "work"
     with local_s3_server(out / "s3") as server, environ_set(server.env()):
@@ -241,7 +250,9 @@ def run_in_containers(
         if not storage.is_remote(work_root):
             staged["work_root"] = work_root = storage.join(CONTAINER_BUCKET, "work")
         try:
-            run_pipeline_in_containers(build_pipeline(parallelism), staged, out, server.env())
+            run_pipeline_in_containers(
+                build_pipeline(parallelism, images=images), staged, out, server.env(), images
+            )
         finally:
             storage.download_tree(work_root, local_work)
     return local_work

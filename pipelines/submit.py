@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
-from pipelines.compile import SPEC_PATH
+from wsovvis.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -18,19 +19,22 @@ def submit(
     experiment: str | None = None,
     run_name: str | None = None,
     enable_caching: bool | None = None,
-    spec_path: str | None = None,
+    spec_path: str,
 ) -> str:
-    """Create a run from the compiled spec (the committed one unless ``spec_path``); returns the run id.
+    """Create a run from the compiled spec at ``spec_path``; returns the run id.
 
     ``enable_caching`` None keeps each task's caching as compiled (prepare never cached); True or False
     overrides every task, which is what the kfp client does with any value but None.
     """
     import kfp
 
-    package = spec_path or str(SPEC_PATH)
+    if not Path(spec_path).is_file():
+        raise UsageError(
+            f"{spec_path}: no compiled spec there; write one with `wsovvis pipeline compile` (or pass --spec)"
+        )
     client = kfp.Client(host=host, namespace=namespace)
     run = client.create_run_from_pipeline_package(
-        package,
+        spec_path,
         arguments=params,
         run_name=run_name,
         experiment_name=experiment,

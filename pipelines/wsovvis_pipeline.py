@@ -1,7 +1,8 @@
 """The WS-OVVIS pipeline: prepare -> plan-shards -> ParallelFor(mask-gen) -> convert -> train -> evaluate, and
 with CLIP weights, attribute -> evaluate --lvvis beside each class-agnostic evaluation.
 
-Compiled to ``pipelines/wsovvis_pipeline.yaml`` (a test keeps it in sync): ``wsovvis pipeline compile``.
+Compiled by ``wsovvis pipeline compile`` (for a cluster: the images built from the checkout); the committed
+``pipelines/wsovvis_pipeline.yaml`` names the fixed images (``--release``; a test keeps it in sync).
 Big data moves as storage URIs (strings); small outputs are KFP artifacts. S3 credentials reach every pod from a
 Secret and the endpoint from a ConfigMap (kfp-kubernetes), never as literals in the spec; the training job's pods
 get them from the same Secret and ConfigMap. Every task runs in one of the two images of ``wsovvis.images`` (chosen
@@ -12,19 +13,33 @@ theirs from the same table.
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
 
 from kfp import dsl, kubernetes
 
-from components.attribute.component import attribute
-from components.convert.component import convert
-from components.evaluate.component import evaluate
-from components.make_agnostic.component import make_agnostic
-from components.mask_gen.component import mask_gen
-from components.plan_shards.component import plan_shards
-from components.prepare.component import prepare
-from components.train.component import train
-from wsovvis.images import RUNTIME_SEQFORMER_CONFIG, ImageNames, image_names
+from wsovvis.images import RELEASE_IMAGES, RUNTIME_SEQFORMER_CONFIG, ImageNames
 from wsovvis.k8s.placement import CONFIG_MAP_KEY_TO_ENV, JOB_POD_RESOURCES, PodResources, S3Source
+
+# The components, one folder each in components/: in a checkout that folder is the top-level package `components`
+# beside this one; installed, it is this package's `components` (pyproject.toml's package-dir maps both folders
+# under the name `wsovvis_pipelines`, so an install adds no generic top-level name).
+COMPONENTS = "components" if __package__ == "pipelines" else f"{__package__}.components"
+
+
+def _component(stage: str) -> Any:
+    """The component ``components/<stage>/component.py`` defines (named like its folder)."""
+    return getattr(import_module(f"{COMPONENTS}.{stage}.component"), stage)
+
+
+attribute = _component("attribute")
+convert = _component("convert")
+evaluate = _component("evaluate")
+make_agnostic = _component("make_agnostic")
+mask_gen = _component("mask_gen")
+plan_shards = _component("plan_shards")
+prepare = _component("prepare")
+train = _component("train")
 
 PIPELINE_NAME = "wsovvis"
 MASK_GEN_PARALLELISM = (
@@ -86,9 +101,12 @@ def build_pipeline(
     resources: Mapping[str, PodResources] | None = None,
 ):
     """The pipeline function, with what KFP takes only at compile time fixed: the mask-gen loop's parallelism,
-    the Secret's key names, the images (default ``wsovvis.images``') and each task's resources (``resources``
-    overrides entries of ``TASK_RESOURCES``)."""
-    settings = _TaskSettings(images or image_names(), {**TASK_RESOURCES, **(resources or {})}, s3_secret_keys)
+    the Secret's key names, the images (default the fixed ``RELEASE_IMAGES`` of ``wsovvis.images``; a spec for a
+    cluster names the built ones) and each task's resources (``resources`` overrides entries of
+    ``TASK_RESOURCES``)."""
+    settings = _TaskSettings(
+        images or RELEASE_IMAGES, {**TASK_RESOURCES, **(resources or {})}, s3_secret_keys
+    )
 
     @dsl.pipeline(
         name=PIPELINE_NAME, description="Weakly-supervised open-vocabulary VIS: pseudo masks to SeqFormer"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the project's images, tagged with the names of wsovvis/images.py.
+# Build the project's images, tagged with the names wsovvis/images.py gives the images of this checkout: tag
+# <version>-<digest of the sources they are built from> (WSOVVIS_IMAGE_TAG instead), so a code fix is a new image.
 #
 #   scripts/build-images.sh [--offline] [--local-base] [--push] [tools] [runtime] [runtime-cpu]
 #                                                                           (default: tools runtime)
@@ -34,7 +35,7 @@ for arg in "$@"; do
     --local-base) LOCAL_BASE=1 ;;
     --push) PUSH=1 ;;
     tools | runtime | runtime-cpu) TARGETS+=("$arg") ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see $0 --help)" >&2; exit 2 ;;
   esac
 done

@@ -46,7 +46,7 @@ check_prerequisites() {
   local missing=()
   for tool in docker kind kubectl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
   if command -v docker >/dev/null && ! docker info >/dev/null 2>&1; then missing+=("a running Docker daemon"); fi
-  (cd "$ROOT" && PYTHONPATH="$ROOT" "$PYTHON" -c 'import kfp, wsovvis.pipeline_cli' 2>/dev/null) ||
+  (cd "$ROOT" && PYTHONPATH="$ROOT" "$PYTHON" -c 'import kfp, pipelines.pipeline_cli' 2>/dev/null) ||
     missing+=("$PYTHON with wsovvis[pipeline]")
   if [ ${#missing[@]} -gt 0 ]; then
     local IFS=,
@@ -209,8 +209,8 @@ PARAMS=()
 while IFS= read -r param; do PARAMS+=(--param "$param"); done < <(run_params)
 # compiled here, so the spec names the images just built (wsovvis/images.py, read at compile time)
 SPEC=$(mktemp --suffix=.yaml)
-(cd "$ROOT" && PYTHONPATH="$ROOT" "$PYTHON" -m wsovvis pipeline compile --out "$SPEC")
-SUBMITTED=$(cd "$ROOT" && PYTHONPATH="$ROOT" "$PYTHON" -m wsovvis pipeline submit --host http://127.0.0.1:8888 \
+(cd "$ROOT" && PYTHONPATH="$ROOT" "$PYTHON" -m pipelines pipeline compile --out "$SPEC")
+SUBMITTED=$(cd "$ROOT" && PYTHONPATH="$ROOT" "$PYTHON" -m pipelines pipeline submit --host http://127.0.0.1:8888 \
   --spec "$SPEC" --experiment wsovvis-e2e --run_name "e2e-$(date +%Y%m%d-%H%M%S)" "${PARAMS[@]}")
 echo "$SUBMITTED"
 RUN_ID=$(echo "$SUBMITTED" | awk '/^run /{print $2}')

@@ -6,6 +6,10 @@ Errors end with one line and an exit code (tracebacks only with ``--log-level DE
 Each module named in ``SUBCOMMANDS`` exposes ``add_parser(subparsers)``, which registers its parser and sets
 ``func`` to a callable taking the parsed namespace and returning an exit code. A command line naming a command
 imports only that command's module (the others' imports cost a few hundred ms); help without one imports all.
+
+These are the stages only (``python -m wsovvis``): the library never imports its application layer. The installed
+``wsovvis`` console script is ``pipelines/cli.py``, which passes this module's functions a table with the
+``pipeline`` and ``demo`` commands added on top.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import gc
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from wsovvis import __version__
 from wsovvis.errors import StorageError, WsovvisError
@@ -36,13 +40,14 @@ SUBCOMMANDS = {
     "launch-pytorchjob": "wsovvis.k8s.launcher",
     "evaluate": "wsovvis.evaluate.cli",
     "attribute": "wsovvis.attribute.cli",
-    "pipeline": "wsovvis.pipeline_cli",
-    "demo": "wsovvis.demo",
 }
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The ``wsovvis`` parser with every command, or with only ``command``'s when it names one."""
+def build_parser(
+    command: str | None = None, commands: Mapping[str, str] = SUBCOMMANDS
+) -> argparse.ArgumentParser:
+    """The ``wsovvis`` parser with every command of ``commands`` (name -> module), or with only ``command``'s when
+    it names one."""
     parser = argparse.ArgumentParser(
         prog="wsovvis",
         description="Weakly-supervised open-vocabulary video instance segmentation: the pipeline's stages.",
@@ -50,7 +55,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wsovvis {__version__}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-    modules = [SUBCOMMANDS[command]] if command in SUBCOMMANDS else SUBCOMMANDS.values()
+    modules = [commands[command]] if command in commands else commands.values()
     for module_name in modules:
         importlib.import_module(module_name).add_parser(subparsers)
     return parser
@@ -64,10 +69,11 @@ def command_of(argv: Sequence[str]) -> str | None:
     return args[0] if args else None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, commands: Mapping[str, str] = SUBCOMMANDS) -> int:
+    """Run one command line of ``commands`` (default: the stages); return its exit code."""
     if argv is None:
         argv = sys.argv[1:]
-    args = build_parser(command_of(argv)).parse_args(argv)
+    args = build_parser(command_of(argv), commands).parse_args(argv)
     setup_logging(args.log_level)
     try:
         return int(args.func(args) or 0)
@@ -85,12 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def run() -> int:
+def run(commands: Mapping[str, str] = SUBCOMMANDS) -> int:
     """The ``wsovvis`` command: :func:`main`, for a process that ends with it.
 
     What is still alive then is frozen out of the garbage collector: interpreter shutdown runs full collections
     that would traverse every object only to find the process ending (20-30 ms after an evaluation)."""
-    code = main()
+    code = main(None, commands)
     gc.freeze()
     return code
 

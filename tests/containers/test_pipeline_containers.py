@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from wsovvis.images import RUNTIME_CPU_IMAGE, RUNTIME_IMAGE, TOOLS_IMAGE
+from wsovvis.images import image_names
 from wsovvis.maskgen.step import OUTPUT_VERSION as MASKGEN_OUTPUT_VERSION
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
+# The images `make images` built from this checkout: what a local container run compiles with.
+BUILT = image_names()
+TOOLS_IMAGE, RUNTIME_IMAGE, RUNTIME_CPU_IMAGE = BUILT.tools, BUILT.runtime, BUILT.runtime_cpu
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ def test_demo_runs_every_step_in_its_image_and_reports_metrics(docker_api, tmp_p
         [
             sys.executable,
             "-m",
-            "wsovvis",
+            "pipelines",  # the installed `wsovvis` command, in a checkout
             "demo",
             "--containers",
             "--out",

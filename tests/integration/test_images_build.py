@@ -53,9 +53,9 @@ def tools_image(engine: list[str]) -> str:
     env = dict(os.environ, PYTHON=sys.executable, CONTAINER_ENGINE="podman" if podman else "docker")
     build = subprocess.run([str(ROOT / "scripts" / "build-images.sh"), *args], env=env, check=False)
     assert build.returncode == 0, "scripts/build-images.sh failed (its output above)"
-    from wsovvis.images import TOOLS_IMAGE
+    from wsovvis.images import image_names
 
-    return TOOLS_IMAGE
+    return image_names().tools
 
 
 def run_in(engine: list[str], image: str, *command: str) -> subprocess.CompletedProcess[str]:
@@ -67,7 +67,7 @@ def run_in(engine: list[str], image: str, *command: str) -> subprocess.Completed
 def test_wsovvis_help_inside_the_image_matches_the_checkout(engine, tools_image):
     inside = run_in(engine, tools_image, "wsovvis", "--help")
     here = subprocess.run(
-        [sys.executable, "-m", "wsovvis", "--help"],
+        [sys.executable, "-m", "pipelines", "--help"],  # the installed command's front door, in a checkout
         env=dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="80"),
         capture_output=True,
         text=True,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.pipeline_cli import parse_params
 from wsovvis.errors import UsageError
-from wsovvis.pipeline_cli import parse_params
 
 
 def test_demo_runs_the_pipeline_end_to_end_and_reports_where_the_metrics_are(tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_pipeline_run_local_takes_parameters_from_the_command_line(tmp_path: Pat
         [
             sys.executable,
             "-m",
-            "wsovvis",
+            "pipelines",
             "pipeline",
             "run",
             "--local",
@@ -131,7 +131,7 @@ def test_pipeline_labels_pseudo_tubes_with_clip_and_scores_them_lvvis(tmp_path: 
         f"clip_weights={weights}",
         "topk=2",
     ]
-    command = [sys.executable, "-m", "wsovvis", "pipeline", "run", "--local"]
+    command = [sys.executable, "-m", "pipelines", "pipeline", "run", "--local"]
     command += ["--pipeline_root", str(tmp_path / "kfp")]
     command += [arg for param in params for arg in ("--param", param)]
     proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)

@@ -19,8 +19,8 @@ import yaml
 
 from tests.integration.train_dataset import make_dataset
 from wsovvis import jsonio, ytvis
-from wsovvis.demo import CPU_SEQFORMER_OPTS
 from wsovvis.errors import RuntimeMissingError
+from wsovvis.train.config import CPU_SEQFORMER_OPTS
 
 pytestmark = pytest.mark.runtime
 

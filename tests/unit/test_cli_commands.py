@@ -1,4 +1,7 @@
-"""The CLI imports only the named command's module; the parser it builds is the full parser's for that command."""
+"""The CLI imports only the named command's module; the parser it builds is the full parser's for that command.
+
+Two tables: the stages (``wsovvis.cli``, ``python -m wsovvis``) and the installed ``wsovvis`` command on top of them
+(``pipelines/cli.py``: the stages plus ``pipeline`` and ``demo``)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines import cli as front_door
 from wsovvis import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,13 +25,27 @@ def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPar
 
 def test_every_command_is_registered_by_its_module() -> None:
     assert sorted(_commands(cli.build_parser())) == sorted(cli.SUBCOMMANDS)
+    installed = front_door.COMMANDS
+    assert sorted(_commands(cli.build_parser(None, installed))) == sorted(installed)
 
 
-@pytest.mark.parametrize("command", sorted(cli.SUBCOMMANDS))
+def test_the_installed_command_is_the_stages_with_pipeline_and_demo_on_top() -> None:
+    assert front_door.COMMANDS == {
+        **cli.SUBCOMMANDS,
+        "pipeline": "pipelines.pipeline_cli",
+        "demo": "pipelines.demo",
+    }
+    assert not {"pipeline", "demo"} & set(cli.SUBCOMMANDS)  # the library's table stays below them
+
+
+@pytest.mark.parametrize("command", sorted(front_door.COMMANDS))
 def test_one_command_parser_equals_the_full_parsers(command: str) -> None:
-    only = _commands(cli.build_parser(command))
+    only = _commands(cli.build_parser(command, front_door.COMMANDS))
     assert list(only) == [command]
-    assert only[command].format_help() == _commands(cli.build_parser())[command].format_help()
+    full = _commands(cli.build_parser(None, front_door.COMMANDS))
+    assert only[command].format_help() == full[command].format_help()
+    if command in cli.SUBCOMMANDS:
+        assert _commands(cli.build_parser(command))[command].format_help() == only[command].format_help()
 
 
 @pytest.mark.parametrize(
@@ -44,18 +62,33 @@ def test_command_of(argv: list[str], command: str | None) -> None:
     assert cli.command_of(argv) == command
 
 
-def test_running_a_command_imports_no_other_commands_module() -> None:
+@pytest.mark.parametrize("entry", ["wsovvis.cli", "pipelines.cli"])
+def test_running_a_command_imports_no_other_commands_module(entry: str) -> None:
+    """Through either front door (the installed one runs in every training pod), a stage command loads neither
+    another command's module nor kfp."""
     code = (
         "import sys\n"
-        "from wsovvis import cli\n"
+        f"import {entry} as entry\n"
+        "from pipelines.cli import COMMANDS\n"
         "try:\n"
-        "    cli.main(['evaluate', '--help'])\n"
+        "    entry.main(['evaluate', '--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(sorted(m for m in cli.SUBCOMMANDS.values() if m in sys.modules))\n"
+        "print(sorted(m for m in COMMANDS.values() if m in sys.modules), 'kfp' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert out.stdout.strip().splitlines()[-1] == "['wsovvis.evaluate.cli']"
+    assert out.stdout.strip().splitlines()[-1] == "['wsovvis.evaluate.cli'] False"
+
+
+def test_the_stage_command_has_no_pipeline_command_and_the_installed_one_has() -> None:
+    def help_text(*command: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", *command, "--help"], capture_output=True, text=True, check=True, cwd=ROOT
+        ).stdout
+
+    stages, installed = help_text("wsovvis"), help_text("pipelines")
+    assert "attribute" in stages and "pipeline" not in stages.split() and "demo" not in stages.split()
+    assert {"attribute", "pipeline", "demo"} <= set(installed.split())
 
 
 def test_the_command_leaves_what_is_alive_out_of_shutdown_collections(tmp_path: Path) -> None:

@@ -85,6 +85,44 @@ def test_source_tag_changes_with_the_code_the_images_run_and_not_with_the_compil
     assert source_tag(tmp_path) not in (before, fixed)
 
 
+def test_the_fixed_names_are_the_version_under_the_default_registry_whatever_the_environment_says():
+    """What components declare and the committed spec and manifests/train name: no digest, no environment."""
+    code = "from wsovvis import images\nprint(images.TOOLS_IMAGE, images.RUNTIME_IMAGE, images.RUNTIME_CPU_IMAGE)"
+    env = {"WSOVVIS_IMAGE_REGISTRY": "registry.example.com/team", "WSOVVIS_IMAGE_TAG": "mine"}
+    for environment in ({}, env, {"WSOVVIS_TOOLS_IMAGE": "registry.example.com/tools:x"}):
+        clean = {k: v for k, v in os.environ.items() if k not in IMAGE_ENV}
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**clean, "PYTHONPATH": str(ROOT), **environment},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        from wsovvis import __version__
+
+        registry = "localhost:5001/wsovvis"
+        assert out.stdout.split() == [
+            f"{registry}/tools:{__version__}",
+            f"{registry}/runtime:{__version__}",
+            f"{registry}/runtime:{__version__}-cpu",
+        ]
+
+
+def test_build_tag_is_the_source_digest_in_a_checkout_and_the_version_where_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from wsovvis import __version__
+    from wsovvis.images import build_tag, source_tag
+
+    monkeypatch.delenv("WSOVVIS_IMAGE_TAG", raising=False)
+    assert build_tag() == source_tag() != __version__
+    assert (
+        build_tag(tmp_path / "site-packages") == __version__
+    )  # no pyproject.toml and images/ beside wsovvis
+    monkeypatch.setenv("WSOVVIS_IMAGE_TAG", "2024.1")
+    assert build_tag() == "2024.1"
+
+
 def test_image_names_follow_registry_tag_and_full_name_overrides():
     names = image_names(WSOVVIS_IMAGE_REGISTRY="registry.example.com/team/", WSOVVIS_IMAGE_TAG="2024.1")
     assert names == {

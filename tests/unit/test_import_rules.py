@@ -1,4 +1,5 @@
-"""Import rules: component files import only stdlib and kfp at module level; wsovvis never imports kfp."""
+"""Import rules: component files import only stdlib and kfp at module level; wsovvis never imports kfp, nor the
+application layer above it (the pipeline and the components, under their checkout or their installed names)."""
 
 from __future__ import annotations
 
@@ -42,20 +43,37 @@ def test_image_names_module_is_stdlib_only() -> None:
     assert all(m.split(".")[0] in sys.stdlib_module_names or m in ("wsovvis", "__future__") for m in imports)
 
 
-def test_no_wsovvis_module_imports_kfp() -> None:
-    offenders = []
+# Above the library: what no module under wsovvis/ may import, anywhere in it (a function body included).
+APPLICATION_LAYER = ("pipelines", "components", "wsovvis_pipelines")
+
+
+def _wsovvis_imports() -> list[tuple[str, str]]:
+    """(file, imported module) for every import statement of every module under wsovvis/."""
+    found = []
     for path in sorted((ROOT / "wsovvis").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             names = []
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 names = [node.module]
-            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "kfp"]
+            found += [(str(path.relative_to(ROOT)), name) for name in names]
+    return found
+
+
+def test_no_wsovvis_module_imports_kfp() -> None:
+    offenders = [f"{path}: {name}" for path, name in _wsovvis_imports() if name.split(".")[0] == "kfp"]
     assert not offenders
 
 
-def test_importing_every_wsovvis_module_and_building_the_cli_loads_no_kfp() -> None:
+def test_no_wsovvis_module_imports_the_pipeline_or_the_components() -> None:
+    offenders = [
+        f"{path}: {name}" for path, name in _wsovvis_imports() if name.split(".")[0] in APPLICATION_LAYER
+    ]
+    assert not offenders, f"the library imports the application layer above it: {offenders}"
+
+
+def test_importing_every_wsovvis_module_and_building_the_cli_loads_no_kfp_nor_the_application_layer() -> None:
     code = (
         "import importlib, pkgutil, sys, wsovvis, wsovvis.cli\n"
         "wsovvis.cli.build_parser()\n"
@@ -67,7 +85,7 @@ def test_importing_every_wsovvis_module_and_building_the_cli_loads_no_kfp() -> N
         "    except ImportError as exc:\n"
         "        if 'torch' not in str(exc) and 'cv2' not in str(exc):\n"
         "            raise\n"
-        "print(sorted(k for k in sys.modules if k.split('.')[0] in ('kfp', 'pipelines', 'components')))\n"
+        f"print(sorted(k for k in sys.modules if k.split('.')[0] in {('kfp', *APPLICATION_LAYER)!r}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"

@@ -21,11 +21,84 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, dict]
     return text, spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 
 
+COMMITTED_SPEC_COMMAND = "wsovvis pipeline compile --release --out pipelines/wsovvis_pipeline.yaml"
+
+
 def test_committed_spec_is_in_sync_with_the_code(compiled: tuple[str, dict, dict]) -> None:
     text, _, _ = compiled
     assert SPEC_PATH.read_text() == text, (
-        "pipelines/wsovvis_pipeline.yaml is stale: run `wsovvis pipeline compile`"
+        f"pipelines/wsovvis_pipeline.yaml is stale: run `{COMMITTED_SPEC_COMMAND}`"
     )
+
+
+def _images(spec: dict) -> set[str]:
+    named = {
+        e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values() if "container" in e
+    }
+    return named | {
+        spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]["runtime_image"]["runtimeValue"][
+            "constant"
+        ]
+    }
+
+
+def test_the_committed_spec_names_the_fixed_images_whatever_the_environment_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The committed spec changes only with the pipeline's structure: it names the version-tagged images, not a
+    digest of the source, and its command writes the same file under any image settings of the environment."""
+    from pipelines.cli import main
+    from wsovvis import __version__
+
+    spec, _ = yaml.safe_load_all(SPEC_PATH.read_text())
+    assert _images(spec) == {
+        f"localhost:5001/wsovvis/tools:{__version__}",
+        f"localhost:5001/wsovvis/runtime:{__version__}",
+    }
+    for name, value in {
+        "WSOVVIS_IMAGE_REGISTRY": "registry.example.com/team",
+        "WSOVVIS_IMAGE_TAG": "mine",
+        "WSOVVIS_RUNTIME_IMAGE": "registry.example.com/runtime:x",
+    }.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "spec.yaml"
+    assert main(COMMITTED_SPEC_COMMAND.split()[1:-1] + [str(out)]) == 0
+    assert out.read_text() == SPEC_PATH.read_text()
+    # --release names the fixed images: a registry or tag with it is a usage error
+    assert main(["pipeline", "compile", "--release", "--tag", "v3", "--out", str(out)]) == 2
+
+
+def test_a_spec_compiled_for_a_cluster_names_the_images_built_from_this_checkout(tmp_path: Path) -> None:
+    """`make images` tags with a digest of the source, so a code fix is a new image and KFP's cache cannot reuse a
+    step that ran older code; `pipeline compile` names those images by default."""
+    from pipelines.cli import main
+    from wsovvis.images import image_names, source_tag
+
+    out = tmp_path / "spec.yaml"
+    assert main(["pipeline", "compile", "--out", str(out)]) == 0
+    spec, _ = yaml.safe_load_all(out.read_text())
+    built = image_names()
+    assert _images(spec) == {built.tools, built.runtime}
+    assert built.runtime.endswith(f":{source_tag()}")
+
+
+def test_importing_the_pipeline_and_compiling_the_committed_spec_digest_no_source() -> None:
+    """The digest is computed where an image is built or a spec compiled to run, not on import (component pods
+    import wsovvis.images) nor for the committed spec."""
+    code = (
+        "import wsovvis.images as images\n"
+        "def digest(*args):\n"
+        "    raise AssertionError('the source was digested')\n"
+        "images.source_tag = digest\n"
+        "import pipelines.cli, pipelines.wsovvis_pipeline\n"
+        "from pipelines.compile import compile_pipeline\n"
+        "import sys, tempfile, pathlib\n"
+        "compile_pipeline(pathlib.Path(tempfile.mkdtemp()) / 'spec.yaml')\n"
+        "print('ok')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert out.returncode == 0 and out.stdout.split() == ["ok"], out.stderr[-2000:]
 
 
 def _tasks(spec: dict, dag: str | None = None) -> dict:
@@ -193,7 +266,7 @@ def test_every_component_folder_is_used_by_the_pipeline(compiled) -> None:
 def test_secret_key_names_are_a_compile_option_that_reaches_every_pod_and_the_training_job(
     tmp_path: Path,
 ) -> None:
-    from wsovvis.cli import main
+    from pipelines.cli import main
 
     out = tmp_path / "spec.yaml"
     assert main(["pipeline", "compile", "--out", str(out), "--s3-secret-keys", "id,key"]) == 0
@@ -271,7 +344,7 @@ def test_the_training_jobs_pods_get_their_resources_from_the_task_table_and_the_
     compiled, tmp_path: Path
 ) -> None:
     from pipelines.wsovvis_pipeline import TASK_RESOURCES, TRAIN_POD
-    from wsovvis.cli import main
+    from pipelines.cli import main
 
     _, spec, _ = compiled
     pod_resources = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]["pod_resources"]
@@ -291,7 +364,7 @@ def test_the_training_jobs_pods_get_their_resources_from_the_task_table_and_the_
 
 
 def test_compile_registry_and_tag_set_every_image_the_training_job_included(tmp_path: Path) -> None:
-    from wsovvis.cli import main
+    from pipelines.cli import main
 
     out = tmp_path / "spec.yaml"
     args = [

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from wsovvis.cli import main
+from pipelines.cli import main
+from pipelines.compile import SPEC_PATH
 
 pytest.importorskip("kfp", reason="submitting needs kfp (pip install 'wsovvis[pipeline]')")
 pytestmark = pytest.mark.filterwarnings("ignore:This client only works with Kubeflow Pipeline:FutureWarning")
@@ -71,7 +72,8 @@ def _caching(run: dict) -> dict[str, bool]:
 def test_submit_keeps_each_tasks_caching_as_compiled(kfp_api) -> None:
     host, runs = kfp_api
 
-    assert main(["pipeline", "submit", "--host", host, "--param", "frames_root=s3://b/f"]) == 0
+    args = ["--spec", str(SPEC_PATH), "--param", "frames_root=s3://b/f"]
+    assert main(["pipeline", "submit", "--host", host, *args]) == 0
 
     (run,) = runs
     caching = _caching(run)
@@ -83,7 +85,24 @@ def test_submit_keeps_each_tasks_caching_as_compiled(kfp_api) -> None:
 def test_submit_no_cache_turns_caching_off_for_every_task(kfp_api) -> None:
     host, runs = kfp_api
 
-    assert main(["pipeline", "submit", "--host", host, "--no-cache"]) == 0
+    assert main(["pipeline", "submit", "--host", host, "--spec", str(SPEC_PATH), "--no-cache"]) == 0
 
     (run,) = runs
     assert set(_caching(run).values()) == {False}
+
+
+def test_submit_takes_the_spec_compile_wrote_by_default_and_names_a_missing_one(
+    kfp_api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, runs = kfp_api
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WSOVVIS_IMAGE_REGISTRY", raising=False)
+
+    assert main(["pipeline", "submit", "--host", host]) == 2  # a usage error: nothing compiled here yet
+    assert "out/wsovvis_pipeline.yaml: no compiled spec there" in caplog.text and not runs
+
+    assert main(["pipeline", "compile", "--tag", "fix-1"]) == 0
+    assert main(["pipeline", "submit", "--host", host]) == 0
+    (run,) = runs
+    executors = run["pipeline_spec"]["pipeline_spec"]["deploymentSpec"]["executors"]
+    assert executors["exec-convert"]["container"]["image"] == "localhost:5001/wsovvis/tools:fix-1"

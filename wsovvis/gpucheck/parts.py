@@ -353,9 +353,8 @@ class _Capture(logging.Handler):
 def part_train(args: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
-    from wsovvis.demo import CPU_SEQFORMER_OPTS
     from wsovvis.synth import make_dataset
-    from wsovvis.train.config import load_config
+    from wsovvis.train.config import CPU_SEQFORMER_OPTS, load_config
     from wsovvis.train.harness import train
 
     work = Path(args.work) / "train"

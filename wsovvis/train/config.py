@@ -41,6 +41,30 @@ VNEXT_BUILTIN_DATASETS = frozenset(
 
 DEVICES = ("auto", "cpu", "cuda")
 
+# A SeqFormer small enough to train a few iterations on 2 CPU cores (random init; the point is the chain): the
+# `d2_opts` of `wsovvis demo`, also what the GPU check and the runtime tests train.
+CPU_SEQFORMER_OPTS = {
+    "MODEL.WEIGHTS": "",
+    "SEED": 0,
+    "MODEL.RESNETS.DEPTH": 18,
+    "MODEL.RESNETS.RES2_OUT_CHANNELS": 64,
+    "MODEL.SeqFormer.ENC_LAYERS": 1,
+    "MODEL.SeqFormer.DEC_LAYERS": 1,
+    "MODEL.SeqFormer.HIDDEN_DIM": 64,
+    "MODEL.SeqFormer.DIM_FEEDFORWARD": 64,
+    # Random weights score every query near the focal-loss prior (0.01); keep them all so results are written.
+    "MODEL.SeqFormer.APPLY_CLS_THRES": 0.0,
+    "INPUT.SAMPLING_FRAME_NUM": 2,
+    "INPUT.MIN_SIZE_TRAIN": "(96,)",
+    "INPUT.MAX_SIZE_TRAIN": 160,
+    "INPUT.MIN_SIZE_TEST": 96,
+    "INPUT.MAX_SIZE_TEST": 160,
+    "SOLVER.IMS_PER_BATCH": 1,
+    "SOLVER.MAX_ITER": 10,
+    "SOLVER.CHECKPOINT_PERIOD": 10,
+    "DATALOADER.NUM_WORKERS": 0,
+}
+
 
 @dataclass(frozen=True)
 class DataConfig:

@@ -1,4 +1,6 @@
-"""``wsovvis demo``: the whole pipeline, locally, on a small generated static-camera dataset with GT."""
+"""``wsovvis demo``: the whole pipeline, locally, on a small generated static-camera dataset with GT.
+
+A front door on top of the library: it runs the pipeline (:mod:`.local`), so it lives beside it, not in ``wsovvis``."""
 
 from __future__ import annotations
 
@@ -14,35 +16,12 @@ from wsovvis.cliutil import add_flag, positive_int
 from wsovvis.errors import WsovvisError
 from wsovvis.evaluate.step import OUTPUT_VERSION as EVALUATE_OUTPUT_VERSION
 from wsovvis.maskgen.cli import RANDOM_WEIGHTS
+from wsovvis.train.config import CPU_SEQFORMER_OPTS
 from wsovvis.workspace import stage_root
 
 log = logging.getLogger(__name__)
 
 SHOWN_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
-
-
-# A SeqFormer small enough to train a few iterations on 2 CPU cores (random init; the point is the chain).
-CPU_SEQFORMER_OPTS = {
-    "MODEL.WEIGHTS": "",
-    "SEED": 0,
-    "MODEL.RESNETS.DEPTH": 18,
-    "MODEL.RESNETS.RES2_OUT_CHANNELS": 64,
-    "MODEL.SeqFormer.ENC_LAYERS": 1,
-    "MODEL.SeqFormer.DEC_LAYERS": 1,
-    "MODEL.SeqFormer.HIDDEN_DIM": 64,
-    "MODEL.SeqFormer.DIM_FEEDFORWARD": 64,
-    # Random weights score every query near the focal-loss prior (0.01); keep them all so results are written.
-    "MODEL.SeqFormer.APPLY_CLS_THRES": 0.0,
-    "INPUT.SAMPLING_FRAME_NUM": 2,
-    "INPUT.MIN_SIZE_TRAIN": "(96,)",
-    "INPUT.MAX_SIZE_TRAIN": 160,
-    "INPUT.MIN_SIZE_TEST": 96,
-    "INPUT.MAX_SIZE_TEST": 160,
-    "SOLVER.IMS_PER_BATCH": 1,
-    "SOLVER.MAX_ITER": 10,
-    "SOLVER.CHECKPOINT_PERIOD": 10,
-    "DATALOADER.NUM_WORKERS": 0,
-}
 
 
 def seqformer_config() -> str:
@@ -94,7 +73,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Generate the dataset, run the pipeline locally (in subprocesses, or every step in its image), return the
     pseudo-tube metrics (and say where they are)."""
-    from pipelines.local import run_in_containers, run_local
+    from .local import run_in_containers, run_local
 
     out = Path(out).resolve()
     started = time.monotonic()

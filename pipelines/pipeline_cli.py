@@ -1,4 +1,4 @@
-"""``wsovvis pipeline compile|run|submit``: front door onto ``pipelines/`` (which, unlike wsovvis, imports kfp)."""
+"""``wsovvis pipeline compile|run|submit``: the front door onto this package (which, unlike wsovvis, imports kfp)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from wsovvis.cliutil import add_flag, positive_int
 from wsovvis.errors import UsageError
 
 log = logging.getLogger(__name__)
+
+# Where `pipeline compile` writes and `pipeline submit` reads by default (the committed spec is compiled with
+# --release into pipelines/wsovvis_pipeline.yaml).
+COMPILED_SPEC = Path("out/wsovvis_pipeline.yaml")
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -36,8 +40,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="<action>", required=True)
 
-    compile_parser = actions.add_parser("compile", help="write the compiled pipeline spec (one YAML)")
-    add_flag(compile_parser, "--out", default=None, help="default: pipelines/wsovvis_pipeline.yaml")
+    compile_parser = actions.add_parser(
+        "compile",
+        help="write the compiled pipeline spec (one YAML)",
+        description="Compile the pipeline into one YAML spec. Every task and the training job are named the images "
+        "`make images` builds from this checkout (tagged <version>-<digest of the source>, so a code fix is a new "
+        "image), or with --release the fixed images of the committed spec.",
+    )
+    add_flag(compile_parser, "--out", default=str(COMPILED_SPEC), help=f"default: {COMPILED_SPEC}")
+    compile_parser.add_argument(
+        "--release",
+        action="store_true",
+        help="name the fixed images (<default registry>/{tools,runtime}:<version>, whatever the environment says) "
+        "instead of the built ones: what pipelines/wsovvis_pipeline.yaml, the committed spec, is compiled with",
+    )
     add_flag(compile_parser, "--parallelism", type=positive_int, default=None, help="mask-gen pods at once")
     add_flag(
         compile_parser,
@@ -54,7 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         compile_parser,
         "--tag",
         default=None,
-        help="image tag of every task and the training job (default: source)",
+        help="image tag of every task and the training job (default: <version>-<digest of the source>)",
     )
     add_flag(
         compile_parser,
@@ -107,7 +123,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="a pipeline parameter",
     )
-    add_flag(submit_parser, "--spec", default=None, help="compiled spec (default: the committed one)")
+    add_flag(
+        submit_parser,
+        "--spec",
+        default=str(COMPILED_SPEC),
+        help=f"compiled spec (default {COMPILED_SPEC}, what `pipeline compile` writes)",
+    )
     submit_parser.add_argument(
         "--no-cache",
         dest="enable_caching",
@@ -135,21 +156,24 @@ def _task_resources(text: str) -> tuple[str, str, str]:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from pipelines.compile import SPEC_PATH, compile_pipeline
-    from pipelines.wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, TASK_RESOURCES
-    from wsovvis.images import image_names
+    from wsovvis.images import RELEASE_IMAGES, image_names
     from wsovvis.k8s.placement import PodResources
+
+    from .compile import compile_pipeline
+    from .wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, TASK_RESOURCES
 
     resources = {}
     for task, cpu, memory in args.resources:
         if task not in TASK_RESOURCES:
             raise UsageError(f"--resources {task}: not a task; one of {', '.join(TASK_RESOURCES)}")
         resources[task] = PodResources(cpu, memory)
+    if args.release and (args.registry or args.tag):
+        raise UsageError("--release names the fixed images: it takes no --registry or --tag")
     path = compile_pipeline(
-        args.out or SPEC_PATH,
+        args.out,
         args.parallelism or MASK_GEN_PARALLELISM,
         args.s3_secret_keys or S3_SECRET_KEYS,
-        image_names(args.registry, args.tag),
+        RELEASE_IMAGES if args.release else image_names(args.registry, args.tag),
         resources,
     )
     print(f"wrote {path}")
@@ -157,10 +181,10 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from pipelines.local import run_in_containers, run_local
+    from .local import run_in_containers, run_local
 
     if args.containers:
-        from wsovvis.demo import print_evaluations
+        from .demo import print_evaluations
 
         work = run_in_containers(parse_params(args.param), args.out)
         print_evaluations(str(work), "wsovvis pipeline run")
@@ -171,7 +195,7 @@ def _run_local(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from pipelines.submit import submit
+    from .submit import submit
 
     run_id = submit(
         args.host,
