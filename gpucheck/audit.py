@@ -13,15 +13,12 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import re
 import sys
 import sysconfig
 from pathlib import Path
 
 from gpucheck.guard import normalize, site_package_top
-from gpucheck.packages import DEVICE_PACKAGES, bundle_wheels
-
-_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+from gpucheck.packages import DEVICE_PACKAGES, bundle_wheels, requirement_name
 
 
 def allowed_distributions() -> set[str]:
@@ -33,10 +30,9 @@ def allowed_distributions() -> set[str]:
     todo = [name for name in allowed if name in installed]
     while todo:
         for requirement in installed[todo.pop()].requires or []:
-            match = _REQUIREMENT_NAME.match(requirement)
-            if not match or "extra" in requirement.partition(";")[2]:
+            if "extra" in requirement.partition(";")[2]:
                 continue
-            name = normalize(match.group(1))
+            name = requirement_name(requirement)
             if name not in allowed:
                 allowed.add(name)
                 if name in installed:
