@@ -113,6 +113,7 @@ def declared(
 class Lock:
     """A ``uv pip compile`` lock: each distribution's pinned version and what requires it (its ``# via``)."""
 
+    path: Path
     versions: Mapping[str, str]
     required_by: Mapping[str, frozenset[str]]
 
@@ -140,22 +141,18 @@ class Lock:
                 required_by[current].add(requirement_name(words[0]))
         if not versions:
             raise PackageListError(f"{path}: no pinned requirement (name==version) in it")
-        return cls(versions, {name: frozenset(parents) for name, parents in required_by.items()})
+        return cls(path, versions, {name: frozenset(parents) for name, parents in required_by.items()})
 
     def requirements_of(self, name: str) -> list[str]:
         return sorted(child for child, parents in self.required_by.items() if name in parents)
 
 
-def bundle_wheels(
-    needs: Mapping[str, str] | None = None,
-    lock: Lock | None = None,
-    device: frozenset[str] = DEVICE_PACKAGES,
-    shadowed: Iterable[str] = SHADOWED,
-) -> dict[str, str]:
-    """Normalized name -> locked version of every distribution the bundle brings (see the module doc)."""
+def bundle_wheels(needs: Mapping[str, str] | None = None, lock: Lock | None = None) -> dict[str, str]:
+    """Normalized name -> locked version of every distribution the bundle brings (see the module doc): ``needs``
+    (default :func:`declared`) and what they require, by ``lock`` (default the runtime image's)."""
     needs = declared() if needs is None else needs
     lock = Lock.read() if lock is None else lock
-    device = frozenset(normalize(name) for name in device) - {normalize(name) for name in shadowed}
+    device = DEVICE_PACKAGES - SHADOWED.keys()
     unlocked = [
         f"{name} ({where})"
         for name, where in needs.items()
@@ -163,7 +160,7 @@ def bundle_wheels(
     ]
     if unlocked:
         raise PackageListError(
-            f"declared but not pinned in {RUNTIME_LOCK.relative_to(ROOT)}: {', '.join(sorted(unlocked))}; "
+            f"declared but not pinned in {lock.path}: {', '.join(sorted(unlocked))}; "
             "re-lock it (docs/platform.md)"
         )
     wheels: dict[str, str] = {}
