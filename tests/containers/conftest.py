@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from wsovvis.images import RUNTIME_CPU_IMAGE, TOOLS_IMAGE
+from wsovvis.images import image_names
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +20,8 @@ def docker_api() -> Any:
         )
     client = docker.from_env()
     missing = []
-    for image in (TOOLS_IMAGE, RUNTIME_CPU_IMAGE):
+    built = image_names()  # what `make images` built from this checkout
+    for image in (built.tools, built.runtime_cpu):
         try:
             client.images.get(image)
         except docker.errors.ImageNotFound:

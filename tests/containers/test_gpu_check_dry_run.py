@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.gpu_check_summary import assert_dry_run_passed
-from wsovvis.images import RUNTIME_CPU_IMAGE, RUNTIME_SOURCES
+from wsovvis.images import RUNTIME_SOURCES, image_names
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
 
@@ -32,9 +32,10 @@ def test_gpu_check_dry_run_passes_in_the_runtime_image(docker_api: Any, tmp_path
         f"scripts/gpu-check.sh --bundle /tmp/gpu-bundle {trees} && "
         f"scripts/gpu-check.sh --dry-run --bundle-dir /tmp/gpu-bundle --out /out --iterations {ITERATIONS}"
     )
+    image = image_names().runtime_cpu  # the one `make images` built from this checkout
     began = time.monotonic()
     container = docker_api.containers.run(
-        RUNTIME_CPU_IMAGE,
+        image,
         ["bash", "-c", script],
         working_dir="/repo",
         volumes={str(ROOT): {"bind": "/repo", "mode": "ro"}, str(out): {"bind": "/out", "mode": "rw"}},
@@ -49,6 +50,4 @@ def test_gpu_check_dry_run_passes_in_the_runtime_image(docker_api: Any, tmp_path
     finally:
         container.remove(force=True)
     seconds = assert_dry_run_passed(out, status, output, iterations=ITERATIONS)
-    print(
-        f"gpu-check dry run in {RUNTIME_CPU_IMAGE}: {time.monotonic() - began:.0f} s in all, parts {seconds}"
-    )
+    print(f"gpu-check dry run in {image}: {time.monotonic() - began:.0f} s in all, parts {seconds}")
