@@ -55,9 +55,11 @@ container-engine:
 demo-containers: venv images
 	scripts/containers.sh run $(BIN)/wsovvis demo --containers --out out/demo-containers
 
-# Builds what changed (layer cache), then runs the pipeline in containers and the failing-step check.
+# Builds what changed (layer cache), then runs the pipeline in containers, the failing-step checks and the GPU check's
+# dry run in the runtime image (docs/gpu-check.md). PYTEST_ARGS narrows it, e.g. PYTEST_ARGS='-k gpu_check'.
+PYTEST_ARGS ?=
 test-containers: venv images
-	scripts/containers.sh run $(BIN)/python -m pytest -m containers tests/containers
+	scripts/containers.sh run $(BIN)/python -m pytest -m containers tests/containers $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -7,4 +7,4 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-exec "${PYTHON:-python3}" -m wsovvis.gpucheck "$@"
+exec "${PYTHON:-python3}" -m gpucheck "$@"

@@ -7,7 +7,6 @@ podman's); `make test-containers` does all of it. Skips with the reason otherwis
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,24 +21,6 @@ pytestmark = [pytest.mark.containers, pytest.mark.slow]
 # The images `make images` built from this checkout: what a local container run compiles with.
 BUILT = image_names()
 TOOLS_IMAGE, RUNTIME_IMAGE, RUNTIME_CPU_IMAGE = BUILT.tools, BUILT.runtime, BUILT.runtime_cpu
-
-
-@pytest.fixture(scope="module")
-def docker_api() -> None:
-    docker = pytest.importorskip("docker", reason="the docker SDK is not installed (pip install docker)")
-    if not os.environ.get("DOCKER_HOST"):
-        pytest.skip(
-            "no DOCKER_HOST: run with `make test-containers` (scripts/containers.sh run starts podman's API)"
-        )
-    client = docker.from_env()
-    missing = []
-    for image in (TOOLS_IMAGE, RUNTIME_CPU_IMAGE):
-        try:
-            client.images.get(image)
-        except docker.errors.ImageNotFound:
-            missing.append(image)
-    if missing:
-        pytest.skip(f"images not built: {', '.join(missing)} (make images)")
 
 
 def test_demo_runs_every_step_in_its_image_and_reports_metrics(docker_api, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ minutes on 2 cores (it builds detectron2 from the bundle's copy).
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.gpu_check_summary import assert_dry_run_passed
 from tests.runtime_trees import env_var, source_dirs
 from wsovvis.prepare.runtime import RuntimeSources
 
@@ -64,19 +64,5 @@ def test_dry_run_passes_every_part_on_the_cpu(gpu_bundle: Path, tmp_path: Path) 
         timeout=3900,
         check=False,
     )
-    summary = json.loads((out / "summary.json").read_text())
-    statuses = {name: part["status"] for name, part in summary["parts"].items()}
-    assert ran.returncode == 0, f"{statuses}\n{ran.stdout[-5000:]}"
-    assert summary["ok"] and summary["mode"] == "dry-run"
-    expected = ["env", "install", "detectron2", "ops", "msda", "maskgen", "train", "nccl", "smoke", "audit"]
-    assert statuses == dict.fromkeys(expected, "pass")
-    parts = {name: part["details"] for name, part in summary["parts"].items() if "details" in part}
-    assert parts["maskgen"]["msda_path_taken"] == "pytorch"
-    assert parts["maskgen"]["videos_done"] == parts["maskgen"]["videos"]
-    assert parts["train"]["iterations"] == 2 and parts["train"]["msda_calls"]["pytorch"] > 0
-    assert parts["audit"]["missing"] == []
-    assert {"sacred", "fvcore", "detectron2", "wsovvis_runtime"} <= set(
-        parts["audit"]["own"]
-    )  # from the bundle
-    assert "===== maskgen" in (out / "gpu-check.log").read_text()
-    print("gpu-check dry run:", {name: part["seconds"] for name, part in summary["parts"].items()})
+    seconds = assert_dry_run_passed(out, ran.returncode, ran.stdout, iterations=2)
+    print("gpu-check dry run:", seconds)

@@ -1,6 +1,6 @@
-"""The GPU check's measuring parts, each run by ``wsovvis.gpucheck.run`` in its own interpreter.
+"""The GPU check's measuring parts, each run by ``gpucheck.run`` in its own interpreter.
 
-``python -m wsovvis.gpucheck.parts PART --work DIR --device cuda|cpu --result FILE [--iterations N]`` writes one
+``python -m gpucheck.parts PART --work DIR --device cuda|cpu --result FILE [--iterations N]`` writes one
 JSON object to FILE: ``ok`` plus the part's figures. The interpreter starts with the check's site folder active
 (its ``sitecustomize`` runs the runtime hook), so CutLER, VNext and detectron2 import as in a prepared runtime.
 

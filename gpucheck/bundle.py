@@ -7,6 +7,7 @@ Layout of a bundle folder::
     src/VNext/...            VNext's detectron2 fork and projects/SeqFormer, with setup.py to build detectron2._C
     src/detectron2/...       detectron2 v0.6's projects/DeepLab and projects/PointRend
     wheels/*.whl             cp312 manylinux x86_64 (or pure-Python) wheels of the packages the machine lacks
+                             (``gpucheck.packages.bundle_wheels``: derived from the project's declarations)
 
 ``pip download`` fetches the wheels for the target interpreter, never for the one running here; the two packages
 whose PyPI releases are source-only (pure Python) are built into wheels here.
@@ -26,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpucheck.packages import ROOT, bundle_wheels
 from wsovvis.errors import UsageError, WsovvisError
 from wsovvis.prepare.pins import load_pins
 from wsovvis.prepare.runtime import RuntimeSources
@@ -47,28 +49,6 @@ TARGET_PLATFORMS = (
     "manylinux1_x86_64",
 )
 
-WHEELS: dict[str, str] = {
-    # What VideoCutLER, VNext's detectron2 + SeqFormer and the training harness import that the GPU machine's
-    # python lacks, with every dependency of theirs it lacks too; the versions are the ones the host runtime
-    # (docs/runtime.md) runs together.
-    "pycocotools": "2.0.11",
-    "fvcore": "0.1.5.post20221221",
-    "iopath": "0.1.9",
-    "yacs": "0.1.8",
-    "termcolor": "3.3.0",
-    "omegaconf": "2.3.1",
-    "antlr4-python3-runtime": "4.9.3",
-    "sacred": "0.8.7",
-    "docopt-ng": "0.9.0",
-    "jsonpickle": "4.1.4",
-    "munch": "4.0.0",
-    "GitPython": "3.2.1",
-    "gitdb": "4.0.12",
-    "smmap": "5.0.3",
-    # sacred 0.8.7 needs wrapt < 2 and pkg_resources (gone from setuptools >= 81): both shadow the machine's own.
-    "wrapt": "1.17.3",
-    "setuptools": "80.10.2",
-}
 SOURCE_ONLY = frozenset({"fvcore", "antlr4-python3-runtime"})
 """Packages PyPI has only as sdists (pure Python): built into ``py3-none-any`` wheels here."""
 
@@ -144,11 +124,12 @@ def _pip(python: str, *args: str) -> None:
 
 
 def download_wheels(destination: Path, python: str) -> dict[str, str]:
-    """Fetch one wheel per entry of ``WHEELS`` into ``destination``; returns wheel file name -> requirement."""
+    """Fetch one wheel per distribution of ``bundle_wheels()`` into ``destination``; returns wheel file name ->
+    requirement."""
     destination.mkdir(parents=True, exist_ok=True)
     platforms = [arg for platform in TARGET_PLATFORMS for arg in ("--platform", platform)]
     found: dict[str, str] = {}
-    for name, version in WHEELS.items():
+    for name, version in bundle_wheels().items():
         requirement = f"{name}=={version}"
         log.info("wheel for %s%s", requirement, " (built here from its sdist)" if name in SOURCE_ONLY else "")
         before = set(destination.glob("*.whl"))
@@ -279,7 +260,7 @@ def verify_bundle(bundle: Path) -> list[str]:
             problems.append(f"{path} is missing")
         elif _sha256(path) != entry["sha256"]:
             problems.append(f"{path} does not match its SHA-256 in the manifest")
-    wanted = {f"{name}=={version}" for name, version in WHEELS.items()}
+    wanted = {f"{name}=={version}" for name, version in bundle_wheels().items()}
     listed = {entry["requirement"] for entry in wheels.values()}
     if wanted - listed:
         problems.append(f"no wheel for {', '.join(sorted(wanted - listed))}: remake the bundle")
@@ -294,7 +275,7 @@ def verify_bundle(bundle: Path) -> list[str]:
 def default_sources() -> RuntimeSources:
     """The source trees from ``WSOVVIS_CUTLER_DIR``/``WSOVVIS_VNEXT_DIR``/``WSOVVIS_DETECTRON2_DIR``, else the
     submodules under ``third_party/``."""
-    third_party = Path(__file__).resolve().parents[2] / "third_party"
+    third_party = ROOT / "third_party"
     return RuntimeSources.from_dirs(
         os.environ.get("WSOVVIS_CUTLER_DIR") or third_party / "CutLER",
         os.environ.get("WSOVVIS_VNEXT_DIR") or third_party / "VNext",

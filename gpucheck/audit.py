@@ -1,7 +1,7 @@
 """What the dry run may import, and the audit of what it did import.
 
-The GPU machine's python has ``DEVICE_PACKAGES`` (and, being a consistent environment, whatever those require);
-the bundle brings ``bundle.WHEELS``. ``allowed_distributions`` turns that into the set of distribution names the
+The GPU machine's python has ``packages.DEVICE_PACKAGES`` (and, being a consistent environment, whatever those
+require); the bundle brings ``packages.bundle_wheels()``. ``allowed_distributions`` turns that into the set of distribution names the
 dry run's import guard (``guard.py``) lets through: the device packages installed here and their requirements as
 installed here, plus the bundle's. After the dry run, ``main`` reads every interpreter's record of its top-level
 modules and fails when one came from anywhere else (the guard should have refused it), and lists the optional
@@ -13,43 +13,12 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import re
 import sys
 import sysconfig
 from pathlib import Path
 
-from wsovvis.gpucheck.bundle import WHEELS
-from wsovvis.gpucheck.guard import normalize, site_package_top
-
-# The GPU machine's python packages ("nvidia-h200" in the device notes' KINDS.md, read 2026-11-17).
-_DEVICE_PACKAGE_LIST = """
-    absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs botorch
-    build certifi charset-normalizer chex click cloudpickle cmake colorama contourpy coverage
-    cuda-bindings cuda-core cuda-pathfinder cuda-toolkit cupy-cuda13x cycler cython diffrax e3nn einops
-    equinox etils execnet filelock flatbuffers flax fonttools formulaic frozenlist fsspec gpytorch
-    grpcio h11 h5py hf-xet httpcore httpx huggingface-hub humanize hypothesis idna imageio iniconfig
-    interface-meta jax jax-cuda13-pjrt jax-cuda13-plugin jaxlib jaxtyping jinja2 joblib kiwisolver
-    lazy-loader lightning lightning-utilities linear-operator lineax llvmlite lxml markdown
-    markdown-it-py markupsafe matplotlib mdurl meson ml-dtypes mpi4py mpmath msgpack multidict
-    multipledispatch mypy-extensions nanobind narwhals networkx ninja numba numba-cuda numpy numpyro
-    nvidia-cublas nvidia-cuda-cupti nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cudnn-cu13 nvidia-cufft
-    nvidia-cufile nvidia-curand nvidia-cusolver nvidia-cusparse nvidia-cusparselt-cu13 nvidia-ml-py
-    nvidia-nccl-cu13 nvidia-nvjitlink nvidia-nvshmem-cu13 nvidia-nvtx onnx onnx-ir onnxruntime
-    onnxscript opencv-python-headless optax opt-einsum opt-einsum-fx optimistix orbax-checkpoint
-    packaging pandas pathspec patsy peft pillow pip pluggy portalocker prometheus-client propcache
-    protobuf psutil pyarrow pybind11 py-cpuinfo pygments pyparsing pyproject-hooks pyre-extensions
-    pytest pytest-benchmark pytest-cov pytest-mock pytest-timeout pytest-xdist python-dateutil
-    pytorch-lightning pyyaml regex requests rich sacrebleu safetensors scikit-build-core scikit-image
-    scikit-learn scipy seaborn sentencepiece sentence-transformers setuptools shellingham simplejson six
-    sortedcontainers statsmodels sympy tabulate tensorboard tensorboard-data-server tensorstore
-    threadpoolctl tifffile tiktoken timm tokenizers toolz torch torchaudio torchdiffeq torch-geometric
-    torchmetrics torchvision tqdm transformers treescope triton typer typing-extensions typing-inspect
-    urllib3 uvloop wadler-lindig werkzeug wheel wrapt xarray xxhash yarl zipp
-"""
-DEVICE_PACKAGES = frozenset(_DEVICE_PACKAGE_LIST.split())
-
-
-_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+from gpucheck.guard import normalize, site_package_top
+from gpucheck.packages import DEVICE_PACKAGES, bundle_wheels, requirement_name
 
 
 def allowed_distributions() -> set[str]:
@@ -61,15 +30,14 @@ def allowed_distributions() -> set[str]:
     todo = [name for name in allowed if name in installed]
     while todo:
         for requirement in installed[todo.pop()].requires or []:
-            match = _REQUIREMENT_NAME.match(requirement)
-            if not match or "extra" in requirement.partition(";")[2]:
+            if "extra" in requirement.partition(";")[2]:
                 continue
-            name = normalize(match.group(1))
+            name = requirement_name(requirement)
             if name not in allowed:
                 allowed.add(name)
                 if name in installed:
                     todo.append(name)
-    return allowed | {normalize(name) for name in WHEELS}
+    return allowed | set(bundle_wheels())
 
 
 def classify(imports: dict[str, str], allowed: set[str], own_roots: list[Path]) -> dict[str, list[str]]:

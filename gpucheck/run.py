@@ -23,15 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from gpucheck import audit, guard
+from gpucheck import bundle as bundles
+from gpucheck.packages import ROOT
 from wsovvis.cliutil import positive_int
 from wsovvis.errors import WsovvisError
-from wsovvis.gpucheck import audit, guard
-from wsovvis.gpucheck import bundle as bundles
 from wsovvis.prepare.runtime import RuntimeSources
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BUNDLE = ".gpu-bundle"
 DEFAULT_BUDGET_S = 450
 DRY_RUN_BUDGET_S = 3600
@@ -39,10 +39,10 @@ DRY_RUN_BUDGET_S = 3600
 DRY_RUN_SLOWDOWN = 8
 SUMMARY = "summary.json"
 LOG = "gpu-check.log"
-SITECUSTOMIZE = '''"""Written by wsovvis.gpucheck for the interpreters of one check: see wsovvis/gpucheck/guard.py."""
+SITECUSTOMIZE = '''"""Written by gpucheck for the interpreters of one check: see gpucheck/guard.py."""
 import os
 
-from wsovvis.gpucheck import guard
+from gpucheck import guard
 
 guard.install(os.path.dirname(os.path.abspath(__file__)))
 '''
@@ -282,12 +282,12 @@ class Check:
         self.say(f"{name}: skipped: {reason}")
 
     def part(self, name: str, *extra: str) -> PartOutcome:
-        """One of ``wsovvis.gpucheck.parts``'s measuring parts."""
+        """One of ``gpucheck.parts``'s measuring parts."""
         result = self.work / f"{name}.json"
         cmd = [
             self.python,
             "-m",
-            "wsovvis.gpucheck.parts",
+            "gpucheck.parts",
             name,
             "--work",
             str(self.work),
@@ -329,7 +329,7 @@ class Check:
         cmd = [
             self.python,
             "-m",
-            "wsovvis.gpucheck.parts",
+            "gpucheck.parts",
             "env",
             "--work",
             str(self.work),
@@ -408,7 +408,7 @@ class Check:
 
     def step_audit(self) -> None:
         result = self.work / "audit.json"
-        cmd = [self.python, "-m", "wsovvis.gpucheck.audit", "--imports", str(self.imports)]
+        cmd = [self.python, "-m", "gpucheck.audit", "--imports", str(self.imports)]
         cmd += ["--allowed", str(self.allowed), "--result", str(result)]
         env = self.env(**{guard.IMPORT_LOG_ENV: "", guard.ALLOWED_ENV: ""})
         self.run("audit", cmd, env=env, result_file=result)

@@ -9,7 +9,7 @@
   a top-level import from an installed distribution that the GPU machine lacks (and the bundle does not bring)
   raises ``ModuleNotFoundError``, as it would there. Optional imports then fall back as they would there, and a
   required one fails the part that needs it. Refused and imported modules are recorded in
-  ``WSOVVIS_GPUCHECK_IMPORT_LOG`` for the audit (``wsovvis.gpucheck.audit``).
+  ``WSOVVIS_GPUCHECK_IMPORT_LOG`` for the audit (``gpucheck.audit``).
 
 Standard library only: it runs before anything else is importable.
 """

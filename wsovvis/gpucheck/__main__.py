@@ -1,5 +1,0 @@
-import sys
-
-from wsovvis.gpucheck.run import main
-
-sys.exit(main())
