@@ -127,7 +127,7 @@ _FIRST, _LAST = ord("0"), ord("o")
 _GOES_ON = ord("P")  # characters from here up carry the continuation bit
 # Characters of a string, checked a few hundred strings at a time: small buffers reuse freed memory, where one
 # buffer of every string (tens of MB) costs more in page faults than the arithmetic.
-_CHARS_PER_CHECK = 1 << 20
+_CHARS_PER_CHECK = 1 << 18
 # pycocotools shifts each group into a C int: a number of more than 6 groups overflows it (undefined behaviour).
 _MAX_GROUPS = 6
 _NO_MINIMUM = np.iinfo(np.int64).max
@@ -157,21 +157,36 @@ def check_strings(strings: list[str], pixels: np.ndarray) -> tuple[np.ndarray, i
 
     Returns (the foreground area of each string, the index of the first string refused or None, why)."""
     areas = np.zeros(len(strings), dtype=np.int64)
+    if not strings:
+        return areas, None, ""
     lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
     ends = np.cumsum(lengths)
-    bounds = np.searchsorted(
-        ends, np.arange(_CHARS_PER_CHECK, int(ends[-1]) if len(ends) else 0, _CHARS_PER_CHECK)
-    )
+    bounds = np.searchsorted(ends, np.arange(_CHARS_PER_CHECK, int(ends[-1]), _CHARS_PER_CHECK))
     bounds = np.unique(np.concatenate(([0], bounds + 1, [len(strings)]))).tolist()
+    scratch = _Scratch(int(np.diff(np.concatenate(([0], ends[np.array(bounds[1:]) - 1]))).max()))
     for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-        found = _check_chunk(strings[start:stop], lengths[start:stop], pixels[start:stop], areas[start:stop])
+        found = _check_chunk(
+            strings[start:stop], lengths[start:stop], pixels[start:stop], areas[start:stop], scratch
+        )
         if found is not None:
             return areas, start + found[0], found[1]
     return areas, None, ""
 
 
+class _Scratch:
+    """Work arrays for the chunks of one check, allocated once: a fresh allocation per chunk costs more in page
+    faults than the arithmetic."""
+
+    def __init__(self, chars: int) -> None:
+        self.flags = np.empty(chars, dtype=bool)
+        self.small = np.empty(chars, dtype=np.uint8)
+        self.wide = np.empty(chars, dtype=np.int32)
+        self.numbers = np.empty(chars, dtype=np.int32)
+        self.sums = np.empty(chars // 2 + 3, dtype=np.int64)
+
+
 def _check_chunk(
-    strings: list[str], lengths: np.ndarray, pixels: np.ndarray, areas: np.ndarray
+    strings: list[str], lengths: np.ndarray, pixels: np.ndarray, areas: np.ndarray, scratch: _Scratch
 ) -> tuple[int, str] | None:
     """:func:`check_strings` for a few strings, their areas written into ``areas``: (index, problem) or None."""
     joined = "".join(strings)
@@ -181,15 +196,17 @@ def _check_chunk(
     codes = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
     if codes.min() < _FIRST or codes.max() > _LAST or codes[char_end - 1].max() >= _GOES_ON:
         return _first_bad(strings)
+    size = codes.size
     # Characters that carry the continuation bit are few (numbers of one character are the rule): each number's
     # value is its last character's, plus the groups before it where there are any.
-    goes_on = codes >= _GOES_ON
+    goes_on = np.greater_equal(codes, _GOES_ON, out=scratch.flags[:size])
     continued = np.flatnonzero(goes_on)
     # a number of one character: its low 5 bits, sign-extended from the fifth
-    single = codes - np.uint8(_FIRST)
+    single = np.subtract(codes, np.uint8(_FIRST), out=scratch.small[:size])
     single &= 0x1F
     single ^= 0x10
-    values = single.view(np.int8).astype(np.int32)
+    values = scratch.wide[:size]
+    np.copyto(values, single.view(np.int8))
     values -= 0x10
     numbers = lengths
     if continued.size:
@@ -208,17 +225,18 @@ def _check_chunk(
         negative = (last & 0x10) != 0
         value[negative] -= np.int64(1) << (5 * (run_length[negative] + 1))
         values[number_end] = value
-        values = values[~goes_on]
+        np.logical_not(goes_on, out=goes_on)
+        values = np.compress(goes_on, values, out=scratch.numbers[: size - continued.size])
         # numbers per string: its characters less its continuation characters
         numbers = lengths - np.diff(np.searchsorted(continued, char_end), prepend=0)
-    return _check_runs(values, numbers, pixels, areas)
+    return _check_runs(values, numbers, pixels, areas, scratch.sums)
 
 
 def _check_runs(
-    values: np.ndarray, numbers: np.ndarray, pixels: np.ndarray, areas: np.ndarray
+    values: np.ndarray, numbers: np.ndarray, pixels: np.ndarray, areas: np.ndarray, scratch: np.ndarray
 ) -> tuple[int, str] | None:
     """Runs from the decoded numbers of some strings laid end to end (``numbers`` each, at least one), checked
-    and summed, their foreground areas written into ``areas``.
+    and summed, their foreground areas written into ``areas``; ``scratch``: room for half the numbers and 3.
 
     Number m of a string is run m itself for m <= 2 and run m - 2 plus it after that: a string's odd runs are the
     running sum of its odd numbers, its even runs from the third on that of its even numbers from the third on.
@@ -230,15 +248,13 @@ def _check_runs(
     end = start + numbers
     totals = values[first].astype(np.int64)  # run 0, which no running sum holds
     lowest = np.minimum(totals, 0)
-    rows = (values.size + 2) // 2
     for column in (0, 1):
-        # running sums of the column, one neutral element after them (see the reductions below)
-        sums = np.empty(rows + 1, dtype=np.int64)
         part = values[1::2] if column == 0 else values[0::2]  # shifted positions 2i (i >= 1) or 2i + 1
         offset = 1 - column
+        # running sums of the column, then one neutral element (see the reductions below)
+        sums = scratch[: offset + part.size + 1]
         sums[:offset] = 0
         np.cumsum(part, dtype=np.int64, out=sums[offset : offset + part.size])
-        sums[offset + part.size :] = sums[offset + part.size - 1] if part.size + offset else 0
         lo = (start - column + 1) // 2  # the string's rows in this column: lo .. hi - 1
         hi = (end - column + 1) // 2
         present = hi > lo
@@ -247,11 +263,10 @@ def _check_runs(
         # chain), else at the position before it
         base = sums[np.where(start % 2 == column, start, start - 1) // 2]
         # reduceat runs from each index to the next (the strings' rows are consecutive), the last to the end
-        top = int(hi[-1])
-        sums[top] = 0
-        chain_sum = np.add.reduceat(sums[: top + 1], lo) - count * base
-        sums[top] = _NO_MINIMUM
-        chain_min = np.minimum.reduceat(sums[: top + 1], lo) - base
+        sums[-1] = 0
+        chain_sum = np.add.reduceat(sums, lo) - count * base
+        sums[-1] = _NO_MINIMUM
+        chain_min = np.minimum.reduceat(sums, lo) - base
         chain_sum[~present] = 0
         chain_min[~present] = 0
         totals += chain_sum

@@ -138,7 +138,7 @@ def evaluate(
         {"--gt": gt, "--results": results, "--img_root": img_root},
     )
     with gc_paused():
-        loaded = eval_inputs.load(gt, results)
+        loaded = eval_inputs.load(gt, results, workers)
         evaluation = run(loaded, options, workers)
         metrics = metrics_of(evaluation, loaded.categories, options, gt)
     metrics["gt"] = os.fspath(gt)

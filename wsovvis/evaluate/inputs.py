@@ -27,6 +27,7 @@ from pycocotools import mask as mask_utils
 
 from wsovvis import storage, ytvis
 from wsovvis.errors import InputError
+from wsovvis.resources import fork_map, slices
 from wsovvis.rle import Rle, check_strings
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,8 @@ _KINDS = {
     "str | array": "a string or a list",
     "object | null": "an RLE object or null",
 }
+# Masks per process below which checking them in one process is quicker than forking for them.
+_STRINGS_PER_WORKER = 4096
 _JSON_LIST_START = re.compile(rb"[ \t\n\r]*\[")
 
 
@@ -147,10 +150,12 @@ def _frame_rle(seg: Any, video: Video, source: str, where: str, frame: int) -> R
     return Rle(seg.size, compressed["counts"].decode("ascii"))
 
 
-def _check_masks(objects: list[Detection] | list[GtObject], videos: dict[int, Video], source: str) -> None:
+def _check_masks(
+    objects: list[Detection] | list[GtObject], videos: dict[int, Video], source: str, workers: int
+) -> None:
     """Check every compressed RLE string of ``objects`` in one batch (characters, and runs that cover the frame,
-    see :func:`wsovvis.rle.check_strings`) and set each object's per-frame mask areas (0 where absent); an
-    InputError names the first object and frame whose string is refused."""
+    see :func:`wsovvis.rle.check_strings`; ``workers`` processes take a slice each) and set each object's per-frame
+    mask areas (0 where absent); an InputError names the first object and frame whose string is refused."""
     flat = [seg for obj in objects for seg in obj.segmentations]
     present = np.fromiter((seg is not None for seg in flat), dtype=bool, count=len(flat))
     lengths = np.fromiter((len(obj.segmentations) for obj in objects), dtype=np.int64, count=len(objects))
@@ -159,9 +164,19 @@ def _check_masks(objects: list[Detection] | list[GtObject], videos: dict[int, Vi
         dtype=np.int64,
         count=len(objects),
     )
-    areas, bad, problem = check_strings(
-        [seg.counts for seg in flat if seg is not None], np.repeat(frame_pixels, lengths)[present]
-    )
+    strings = [seg.counts for seg in flat if seg is not None]
+    pixels = np.repeat(frame_pixels, lengths)[present]
+    pieces = slices(len(strings), workers if len(strings) >= _STRINGS_PER_WORKER * workers else 1)
+    areas_of = []
+    bad, problem = None, ""
+    for (first, _), (piece_areas, piece_bad, piece_problem) in zip(
+        pieces,
+        fork_map(lambda b: check_strings(strings[b[0] : b[1]], pixels[b[0] : b[1]]), pieces, workers),
+        strict=True,
+    ):
+        areas_of.append(piece_areas)
+        if piece_bad is not None and bad is None:
+            bad, problem = first + piece_bad, piece_problem
     starts = np.cumsum(lengths) - lengths
     if bad is not None:
         position = int(np.flatnonzero(present)[bad])
@@ -173,7 +188,8 @@ def _check_masks(objects: list[Detection] | list[GtObject], videos: dict[int, Vi
             f"{video.height}x{video.width} frame ({problem})"
         )
     all_areas = np.zeros(len(flat), dtype=np.int64)
-    all_areas[present] = areas
+    if areas_of:
+        all_areas[present] = np.concatenate(areas_of)
     for obj, start, stop in zip(objects, starts.tolist(), (starts + lengths).tolist(), strict=True):
         obj.mask_areas = all_areas[start:stop]
 
@@ -181,8 +197,11 @@ def _check_masks(objects: list[Detection] | list[GtObject], videos: dict[int, Vi
 # --------------------------------------------------------------------------------------------------- GT
 
 
-def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject]]:
-    """The videos, categories and checked objects (mask areas measured) of a GT dataset file."""
+def load_gt(
+    uri: str | os.PathLike[str], workers: int = 1
+) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject]]:
+    """The videos, categories and checked objects (mask areas measured) of a GT dataset file; ``workers``
+    processes check the masks."""
     source = os.fspath(uri)
     data = ytvis.validate_dataset(storage.read_json(uri, finite=True), source)
     if not data.get("categories"):
@@ -209,7 +228,7 @@ def load_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[st
                 ann.get("areas"),
             )
         )
-    _check_masks(gts, videos, source)
+    _check_masks(gts, videos, source, workers)
     return videos, data["categories"], gts
 
 
@@ -396,10 +415,11 @@ def _results_from_dataset(
 
 
 def load_results(
-    uri: str | os.PathLike[str], videos: dict[int, Video], warnings: Counter[str]
+    uri: str | os.PathLike[str], videos: dict[int, Video], warnings: Counter[str], workers: int = 1
 ) -> list[Detection]:
     """The checked detections (mask areas measured) of a YTVIS results list or a YTVIS dataset JSON, mapped onto
-    ``videos``; what is left out is counted in ``warnings``. The project's one results checker."""
+    ``videos``; what is left out is counted in ``warnings``; ``workers`` processes check the masks. The project's
+    one results checker."""
     source = os.fspath(uri)
     data = storage.read_buffer(uri)
     if _JSON_LIST_START.match(data):
@@ -412,7 +432,7 @@ def load_results(
                 "'annotations')"
             )
         detections = _results_from_dataset(parsed, videos, source, warnings)
-    _check_masks(detections, videos, source)
+    _check_masks(detections, videos, source, workers)
     if not detections:
         _warn(
             warnings, "no_results", 1, "%s: no usable results; every AP and AR is 0 where GT exists", source
@@ -420,9 +440,9 @@ def load_results(
     return detections
 
 
-def load(gt: str | os.PathLike[str], results: str | os.PathLike[str]) -> EvalInputs:
-    """GT and results, read and checked: the GT first, then the results."""
-    videos, categories, gts = load_gt(gt)
+def load(gt: str | os.PathLike[str], results: str | os.PathLike[str], workers: int = 1) -> EvalInputs:
+    """GT and results, read and checked: the GT first, then the results (``workers``: see load_results)."""
+    videos, categories, gts = load_gt(gt, workers)
     warnings: Counter[str] = Counter()
-    detections = load_results(results, videos, warnings)
+    detections = load_results(results, videos, warnings, workers)
     return EvalInputs(videos, categories, gts, detections, warnings)
