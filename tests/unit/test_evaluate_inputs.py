@@ -7,7 +7,9 @@ import subprocess
 import sys
 from collections import Counter
 
+import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
 
 from tests.unit.evaluate_helpers import (
     annotation,
@@ -449,3 +451,84 @@ def test_masks_that_would_hang_pycocotools_are_refused(tmp_path, side, seg, mess
     )
     assert done.returncode == 1, done.stderr
     assert re.search(message, done.stderr), done.stderr
+
+
+def _coco_strings(seed: int) -> tuple[list[str], list[int], list[int]]:
+    """Compressed RLE strings pycocotools wrote (small random masks, empty and full ones, and big frames with
+    long runs, whose numbers take several characters), with each frame's pixels and each mask's area."""
+    rng = np.random.default_rng(seed)
+    strings, pixels, areas = [], [], []
+    for i in range(400):
+        height, width = int(rng.integers(1, 30)), int(rng.integers(1, 30))
+        mask = (rng.random((height, width)) < rng.random()).astype(np.uint8)
+        mask[:] = 0 if i % 5 == 0 else 1 if i % 7 == 0 else mask
+        strings.append(rle.encode_mask(mask)["counts"])
+        pixels.append(height * width)
+        areas.append(int(mask.sum()))
+    for _ in range(100):
+        height, width = 1080, 1920
+        runs = rng.integers(0, 50_000, size=int(rng.integers(1, 40))).tolist()
+        runs.append(height * width - sum(runs))
+        encoded = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+        strings.append(encoded["counts"].decode("ascii"))
+        pixels.append(height * width)
+        areas.append(int(sum(runs[1::2])))
+    return strings, pixels, areas
+
+
+@pytest.mark.parametrize("chunk", [1 << 18, 64, 1])
+def test_the_rle_check_decodes_as_pycocotools_does(monkeypatch, chunk):
+    # Strings are checked a chunk at a time; the areas and the verdict do not depend on where chunks end.
+    monkeypatch.setattr(rle, "_CHARS_PER_CHECK", chunk)
+    strings, pixels, areas = _coco_strings(seed=3)
+    found, bad, problem = rle.check_strings(strings, np.array(pixels))
+    assert (bad, problem) == (None, "")
+    assert (
+        found.tolist()
+        == areas
+        == rle.areas([{"size": [1, p], "counts": s} for s, p in zip(strings, pixels, strict=True)]).tolist()
+    )
+
+
+@pytest.mark.parametrize(
+    ("counts", "pixels", "problem"),
+    [
+        ("0:", 100, "its runs add up to 10 pixels, not the frame's 100"),
+        (
+            "T3",
+            200,
+            "its runs add up to 100 pixels, not the frame's 200",
+        ),  # one run of 100 pixels, in a frame of 200
+        ("", 100, "it is empty"),
+        ("0o", 100, "it ends inside a number, with 'o'"),
+        ("1!", 100, "character '!'"),
+        ("1\u00e9", 100, "character 'é'"),
+        ("PPPPPP0", 100, "a number of more than 6 characters"),
+        (
+            "0O2",
+            1,
+            "a run is negative",
+        ),  # runs 0, -1, 2: they add up, but pycocotools would read -1 as 2**32 - 1
+    ],
+)
+def test_the_rle_check_names_the_string_it_refuses(counts, pixels, problem):
+    strings, frame_pixels, _ = _coco_strings(seed=4)
+    at = 250
+    strings.insert(at, counts)
+    frame_pixels.insert(at, pixels)
+    _, bad, why = rle.check_strings(strings, np.array(frame_pixels))
+    assert bad == at and problem in why
+
+
+def test_a_corrupted_string_is_refused_or_decodes_to_runs_that_cover_the_frame():
+    # Any character changed: either refused, or its runs still add up to the frame (pycocotools then ends).
+    strings, pixels, _ = _coco_strings(seed=5)
+    rng = np.random.default_rng(6)
+    for index in rng.integers(0, len(strings), size=300).tolist():
+        chars = list(strings[index])
+        chars[int(rng.integers(len(chars)))] = chr(int(rng.integers(48, 112)))
+        corrupted = "".join(chars)
+        areas, bad, _ = rle.check_strings([corrupted], np.array([pixels[index]]))
+        if bad is None:
+            decoded = rle.decode({"size": [1, pixels[index]], "counts": corrupted})
+            assert decoded.size == pixels[index] and int(decoded.sum()) == int(areas[0])
