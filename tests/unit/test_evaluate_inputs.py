@@ -326,16 +326,18 @@ def test_each_problem_is_named_whatever_its_video(tmp_path, workers):
         gt, res = write(tmp_path, gt_data(), results)
         with pytest.raises(InputError, match=message):
             evaluate(gt, res, workers=workers)
+    # The GT's structure and per-frame values are checked before the results are read; the strings of every mask,
+    # GT and results, in one batch after that (the GT's first).
     results = [fine(v) for v in (2, 1) * 6]
-    results[0] = {"video_id": "x"}
-    # The GT's masks and per-frame values are checked before the results are read.
     bad_gt = gt_data()
     bad_gt["annotations"][1]["segmentations"] = [oversized]
+    results[3] = result(2, 2, 0.9, [oversized])
     gt, res = write(tmp_path, bad_gt, results)
     with pytest.raises(
         InputError, match=r"gt.json: annotation 2 \(video 2\): segmentations\[0\]\.counts .*add up to 200"
     ):
         evaluate(gt, res, workers=workers)
+    results[0] = {"video_id": "x"}
     frame_bad_gt = gt_data()
     frame_bad_gt["annotations"][1]["bboxes"] = [[1, 2]]
     gt, res = write(tmp_path, frame_bad_gt, results)
@@ -532,3 +534,10 @@ def test_a_corrupted_string_is_refused_or_decodes_to_runs_that_cover_the_frame()
         if bad is None:
             decoded = rle.decode({"size": [1, pixels[index]], "counts": corrupted})
             assert decoded.size == pixels[index] and int(decoded.sum()) == int(areas[0])
+
+
+def test_a_score_that_overflows_is_the_error_any_file_gets(tmp_path):
+    gt, res = write(tmp_path, gt_data(), [])
+    res.write_text('[{"video_id": 1, "category_id": 1, "score": 1e999, "segmentations": [null, null]}]')
+    with pytest.raises(InputError, match="holds a number that is not finite"):
+        evaluate(gt, res)

@@ -27,7 +27,7 @@ from pycocotools import mask as mask_utils
 
 from wsovvis import storage, ytvis
 from wsovvis.errors import InputError
-from wsovvis.resources import fork_map, slices
+from wsovvis.resources import fork_map
 from wsovvis.rle import Rle, check_strings
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,8 @@ _KINDS = {
     "str | array": "a string or a list",
     "object | null": "an RLE object or null",
 }
-# Masks per process below which checking them in one process is quicker than forking for them.
-_STRINGS_PER_WORKER = 4096
+# Frames per process below which checking their masks in one process is quicker than forking for them.
+_FRAMES_PER_WORKER = 8192
 _JSON_LIST_START = re.compile(rb"[ \t\n\r]*\[")
 
 
@@ -151,11 +151,46 @@ def _frame_rle(seg: Any, video: Video, source: str, where: str, frame: int) -> R
 
 
 def _check_masks(
-    objects: list[Detection] | list[GtObject], videos: dict[int, Video], source: str, workers: int
+    groups: list[tuple[list[Detection] | list[GtObject], str]], videos: dict[int, Video], workers: int
 ) -> None:
-    """Check every compressed RLE string of ``objects`` in one batch (characters, and runs that cover the frame,
-    see :func:`wsovvis.rle.check_strings`; ``workers`` processes take a slice each) and set each object's per-frame
-    mask areas (0 where absent); an InputError names the first object and frame whose string is refused."""
+    """Check every compressed RLE string of some objects in one batch (characters, and runs that cover the frame,
+    see :func:`wsovvis.rle.check_strings`) and set each object's per-frame mask areas (0 where absent); an
+    InputError names the first object (of the first group that has one: (objects, their file)) and frame whose
+    string is refused. ``workers`` processes take a slice of the objects each."""
+    objects: list[Detection | GtObject] = [obj for group, _ in groups for obj in group]
+    group_ends = np.cumsum([len(group) for group, _ in groups])
+    lengths = np.fromiter((len(obj.segmentations) for obj in objects), dtype=np.int64, count=len(objects))
+    ends = np.cumsum(lengths)
+    # slices of about equal frame counts, none smaller than it is worth forking for
+    pieces = min(workers, max(1, int(ends[-1]) // _FRAMES_PER_WORKER)) if len(objects) else 1
+    bounds = np.searchsorted(ends, np.arange(1, pieces) * ends[-1] / pieces).tolist() if pieces > 1 else []
+    parts = list(zip([0, *bounds], [*bounds, len(objects)], strict=True))
+    areas = []
+    for (start, _), (part_areas, bad) in zip(
+        parts,
+        fork_map(lambda part: _check_part(objects[part[0] : part[1]], videos), parts, workers),
+        strict=True,
+    ):
+        if bad is not None:
+            index, frame, problem = bad
+            obj = objects[start + index]
+            source = groups[int(np.searchsorted(group_ends, start + index, side="right"))][1]
+            video = videos[obj.video_id]
+            raise InputError(
+                f"{source}: {obj.where}: segmentations[{frame}].counts is not a compressed RLE string for a "
+                f"{video.height}x{video.width} frame ({problem})"
+            )
+        areas.append(part_areas)
+    all_areas = np.concatenate(areas) if areas else np.zeros(0, dtype=np.int64)
+    for obj, start, stop in zip(objects, (ends - lengths).tolist(), ends.tolist(), strict=True):
+        obj.mask_areas = all_areas[start:stop]
+
+
+def _check_part(
+    objects: list[Detection | GtObject], videos: dict[int, Video]
+) -> tuple[np.ndarray, tuple[int, int, str] | None]:
+    """The per-frame mask areas of some objects, concatenated (0 where absent), and the first refused string as
+    (object, frame, why) or None."""
     flat = [seg for obj in objects for seg in obj.segmentations]
     present = np.fromiter((seg is not None for seg in flat), dtype=bool, count=len(flat))
     lengths = np.fromiter((len(obj.segmentations) for obj in objects), dtype=np.int64, count=len(objects))
@@ -164,34 +199,17 @@ def _check_masks(
         dtype=np.int64,
         count=len(objects),
     )
-    strings = [seg.counts for seg in flat if seg is not None]
-    pixels = np.repeat(frame_pixels, lengths)[present]
-    pieces = slices(len(strings), workers if len(strings) >= _STRINGS_PER_WORKER * workers else 1)
-    areas_of = []
-    bad, problem = None, ""
-    for (first, _), (piece_areas, piece_bad, piece_problem) in zip(
-        pieces,
-        fork_map(lambda b: check_strings(strings[b[0] : b[1]], pixels[b[0] : b[1]]), pieces, workers),
-        strict=True,
-    ):
-        areas_of.append(piece_areas)
-        if piece_bad is not None and bad is None:
-            bad, problem = first + piece_bad, piece_problem
-    starts = np.cumsum(lengths) - lengths
-    if bad is not None:
-        position = int(np.flatnonzero(present)[bad])
-        owner = int(np.searchsorted(starts, position, side="right")) - 1
-        obj, frame = objects[owner], position - int(starts[owner])
-        video = videos[obj.video_id]
-        raise InputError(
-            f"{source}: {obj.where}: segmentations[{frame}].counts is not a compressed RLE string for a "
-            f"{video.height}x{video.width} frame ({problem})"
-        )
+    areas, bad, problem = check_strings(
+        [seg.counts for seg in flat if seg is not None], np.repeat(frame_pixels, lengths)[present]
+    )
     all_areas = np.zeros(len(flat), dtype=np.int64)
-    if areas_of:
-        all_areas[present] = np.concatenate(areas_of)
-    for obj, start, stop in zip(objects, starts.tolist(), (starts + lengths).tolist(), strict=True):
-        obj.mask_areas = all_areas[start:stop]
+    all_areas[present] = areas
+    if bad is None:
+        return all_areas, None
+    position = int(np.flatnonzero(present)[bad])
+    starts = np.cumsum(lengths) - lengths
+    owner = int(np.searchsorted(starts, position, side="right")) - 1
+    return all_areas, (owner, position - int(starts[owner]), problem)
 
 
 # --------------------------------------------------------------------------------------------------- GT
@@ -202,6 +220,13 @@ def load_gt(
 ) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject]]:
     """The videos, categories and checked objects (mask areas measured) of a GT dataset file; ``workers``
     processes check the masks."""
+    videos, categories, gts = _read_gt(uri)
+    _check_masks([(gts, os.fspath(uri))], videos, workers)
+    return videos, categories, gts
+
+
+def _read_gt(uri: str | os.PathLike[str]) -> tuple[dict[int, Video], list[dict[str, Any]], list[GtObject]]:
+    """:func:`load_gt` but for the masks' strings."""
     source = os.fspath(uri)
     data = ytvis.validate_dataset(storage.read_json(uri, finite=True), source)
     if not data.get("categories"):
@@ -228,7 +253,6 @@ def load_gt(
                 ann.get("areas"),
             )
         )
-    _check_masks(gts, videos, source, workers)
     return videos, data["categories"], gts
 
 
@@ -242,6 +266,10 @@ def _decode_results(data: bytes | Any, source: str) -> list[_Result]:
         return _RESULTS.decode(data)
     except msgspec.ValidationError as exc:
         error = exc
+        if str(exc).startswith("Number out of range"):
+            storage.parse_json(
+                data, source, finite=True
+            )  # a number that overflows: the error every file gets
     except msgspec.DecodeError:
         # Malformed JSON, NaN and the like: the standard library's parser decides and words it (storage).
         parsed = storage.parse_json(data, source, finite=True)
@@ -420,6 +448,15 @@ def load_results(
     """The checked detections (mask areas measured) of a YTVIS results list or a YTVIS dataset JSON, mapped onto
     ``videos``; what is left out is counted in ``warnings``; ``workers`` processes check the masks. The project's
     one results checker."""
+    detections = _read_results(uri, videos, warnings)
+    _check_masks([(detections, os.fspath(uri))], videos, workers)
+    return detections
+
+
+def _read_results(
+    uri: str | os.PathLike[str], videos: dict[int, Video], warnings: Counter[str]
+) -> list[Detection]:
+    """:func:`load_results` but for the masks' strings."""
     source = os.fspath(uri)
     data = storage.read_buffer(uri)
     if _JSON_LIST_START.match(data):
@@ -432,7 +469,6 @@ def load_results(
                 "'annotations')"
             )
         detections = _results_from_dataset(parsed, videos, source, warnings)
-    _check_masks(detections, videos, source, workers)
     if not detections:
         _warn(
             warnings, "no_results", 1, "%s: no usable results; every AP and AR is 0 where GT exists", source
@@ -441,8 +477,10 @@ def load_results(
 
 
 def load(gt: str | os.PathLike[str], results: str | os.PathLike[str], workers: int = 1) -> EvalInputs:
-    """GT and results, read and checked: the GT first, then the results (``workers``: see load_results)."""
-    videos, categories, gts = load_gt(gt, workers)
+    """GT and results, read and checked: the GT, then the results, then the strings of all their masks in one
+    batch (``workers`` processes)."""
+    videos, categories, gts = _read_gt(gt)
     warnings: Counter[str] = Counter()
-    detections = load_results(results, videos, warnings, workers)
+    detections = _read_results(results, videos, warnings)
+    _check_masks([(gts, os.fspath(gt)), (detections, os.fspath(results))], videos, workers)
     return EvalInputs(videos, categories, gts, detections, warnings)
