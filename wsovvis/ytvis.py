@@ -129,10 +129,8 @@ def validate_annotation(
     videos: dict[int, dict[str, Any]],
     category_ids: set[int] | None,
     source: str,
-    frames: bool = True,
 ) -> None:
-    """Check one annotation against its video and the categories; ``frames=False`` leaves the per-frame values
-    (segmentations, bboxes, areas) to :func:`check_annotation_frames` (the lists' lengths are checked)."""
+    """Check one annotation against its video and the categories, with its per-frame values."""
     if not isinstance(ann, dict):
         raise _fail(source, "annotations[]", f"entry is not an object: {ann!r:.80}")
     where = f"annotation {ann.get('id')!r} (video {ann.get('video_id')!r})"
@@ -155,24 +153,11 @@ def validate_annotation(
             raise _fail(
                 source, where, f"'{field}' has {count} entries, the video has length {video['length']}"
             )
-    if frames:
-        check_annotation_frames(ann, video["height"], video["width"], source)
-
-
-def check_annotation_frames(ann: dict[str, Any], height: int, width: int, source: str) -> bool:
-    """Check the per-frame values of an annotation whose fields :func:`validate_annotation` checked; True when
-    every segmentation is absent or a compressed RLE (nothing to convert)."""
-    where = f"annotation {ann.get('id')!r} (video {ann.get('video_id')!r})"
-    size = (height, width)
-    plain_segmentations = True
+    size = (video["height"], video["width"])
     for field in ("segmentations", "bboxes", "areas"):
-        if field not in ann:
+        if field not in ann or _plain_values(field, ann[field], size):
             continue
-        values = ann[field]
-        if _plain_values(field, values, size):
-            continue
-        plain_segmentations = plain_segmentations and field != "segmentations"
-        for frame, value in enumerate(values):
+        for frame, value in enumerate(ann[field]):
             if value is None:
                 continue
             if field == "segmentations":
@@ -181,12 +166,10 @@ def check_annotation_frames(ann: dict[str, Any], height: int, width: int, source
                 raise _fail(source, where, f"bboxes[{frame}] must be [x, y, w, h], got {value!r}")
             elif field == "areas" and not isinstance(value, (int, float)):
                 raise _fail(source, where, f"areas[{frame}] must be a number, got {value!r}")
-    return plain_segmentations
 
 
-def validate_dataset(data: Any, source: str, frames: bool = True) -> dict[str, Any]:
-    """Check a YTVIS dataset in place (normalising file names); errors name the video/annotation and field.
-    ``frames=False``: the annotations' per-frame values are left to :func:`check_annotation_frames`."""
+def validate_dataset(data: Any, source: str) -> dict[str, Any]:
+    """Check a YTVIS dataset in place (normalising file names); errors name the video/annotation and field."""
     if not isinstance(data, dict):
         raise InputError(
             f"{source}: a YTVIS dataset is a JSON object with 'videos', got {type(data).__name__}"
@@ -211,45 +194,11 @@ def validate_dataset(data: Any, source: str, frames: bool = True) -> dict[str, A
             category_ids.add(_check_int(cat["id"], source, f"category {cat.get('name')!r}", "id"))
     seen: set[int] = set()
     for ann in data.get("annotations", []):
-        validate_annotation(ann, videos, category_ids, source, frames)
+        validate_annotation(ann, videos, category_ids, source)
         if ann["id"] in seen:
             raise _fail(source, f"annotation {ann['id']!r}", "duplicate id")
         seen.add(ann["id"])
     return data
-
-
-def validate_results(
-    results: Any, source: str, videos: dict[int, dict[str, Any]] | None = None
-) -> list[dict[str, Any]]:
-    """Check a YTVIS results list; with ``videos`` (id -> video), also lengths and mask sizes."""
-    if not isinstance(results, list):
-        raise InputError(f"{source}: YTVIS results are a JSON list, got {type(results).__name__}")
-    for index, res in enumerate(results):
-        where = f"result {index} (video {res.get('video_id') if isinstance(res, dict) else '?'!r})"
-        if not isinstance(res, dict):
-            raise _fail(source, where, "entry is not an object")
-        for field in ("video_id", "score", "category_id", "segmentations"):
-            if field not in res:
-                raise _fail(source, where, f"missing field '{field}'")
-        if not isinstance(res["score"], (int, float)):
-            raise _fail(source, where, f"field 'score' must be a number, got {res['score']!r}")
-        segs = res["segmentations"]
-        if not isinstance(segs, list):
-            raise _fail(source, where, "field 'segmentations' must be a list")
-        video = videos.get(res["video_id"]) if videos is not None else None
-        if videos is not None and video is None:
-            raise _fail(source, where, f"video_id {res['video_id']!r} is not in the dataset")
-        if video is not None and len(segs) != video["length"]:
-            raise _fail(
-                source,
-                where,
-                f"'segmentations' has {len(segs)} entries, the video has length {video['length']}",
-            )
-        size = (video["height"], video["width"]) if video is not None else None
-        for frame, rle in enumerate(segs):
-            if rle is not None:
-                _check_rle(rle, source, where, "segmentations", frame, size)
-    return results
 
 
 def load_dataset(uri: str | os.PathLike[str], *, validate: bool = True) -> dict[str, Any]:
@@ -261,12 +210,6 @@ def load_dataset(uri: str | os.PathLike[str], *, validate: bool = True) -> dict[
         for video in data.get("videos", []):
             video["file_names"] = [normalise_file_name(n) for n in video.get("file_names", [])]
     return data
-
-
-def load_results(
-    uri: str | os.PathLike[str], videos: dict[int, dict[str, Any]] | None = None
-) -> list[dict[str, Any]]:
-    return validate_results(jsonio.read_json(uri, finite=True), os.fspath(uri), videos)
 
 
 def _write_list(handle: IO[str], items: Iterable[Any]) -> int:

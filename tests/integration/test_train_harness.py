@@ -29,6 +29,7 @@ import torch  # noqa: E402
 
 from tests.integration.train_dataset import make_dataset  # noqa: E402
 from tests.integration.train_toy_trainer import build_model, read_params  # noqa: E402
+from tests.unit.evaluate_helpers import checked_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -252,7 +253,7 @@ def test_eval_only_writes_ytvis_results_for_every_video(tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     videos = {v["id"]: v for v in data["videos"]}
-    results = ytvis.load_results(str(Path(output_uri, "results.json")), videos)
+    results = checked_results(tmp_path / "data/train.json", Path(output_uri, "results.json"))
     assert sorted(r["video_id"] for r in results) == sorted(videos)
     assert json.loads(Path(tmp_path, "runs", "1", "run.json").read_text())["status"] == "COMPLETED"
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.integration.train_dataset import make_dataset
+from tests.unit.evaluate_helpers import checked_results
 from wsovvis import jsonio, ytvis
 from wsovvis.errors import RuntimeMissingError
 from wsovvis.train.config import CPU_SEQFORMER_OPTS
@@ -148,7 +149,7 @@ def test_seqformer_trains_one_iteration_then_evaluates_on_cpu(vnext_config: Path
     assert Path(output_uri, "config.yaml").read_text() == training_config
     assert Path(output_uri, "eval", "config.yaml").is_file()
     videos = {v["id"]: v for v in data["videos"]}
-    results = ytvis.load_results(str(Path(output_uri, "results.json")), videos)
+    results = checked_results(tmp_path / "data/train.json", Path(output_uri, "results.json"))
     assert {r["video_id"] for r in results} == set(videos)
     assert all(r["category_id"] == 1 for r in results)
     print(f"SeqFormer CPU eval-only: {len(results)} results for {len(videos)} videos")

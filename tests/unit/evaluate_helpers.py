@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from wsovvis import rle
+from wsovvis.evaluate.inputs import load_gt, load_results
 
 
 def rect(height: int, width: int, rows: tuple[int, int], cols: tuple[int, int]) -> dict[str, Any]:
@@ -99,3 +101,15 @@ def perfect_results(gt: dict, seed: int = 0) -> list[dict]:
         result(ann["video_id"], ann["category_id"], float(score), ann["segmentations"])
         for ann, score in zip(gt["annotations"], scores, strict=True)
     ]
+
+
+def checked_results(gt: str | Path, results: str | Path) -> list[dict]:
+    """A results file as JSON, once the project's one results checker (evaluate's loader) has accepted every
+    entry against the GT's videos: each names a GT video, with one mask (or null) per frame at its size."""
+    videos = load_gt(gt)[0]
+    warnings: Counter[str] = Counter()
+    detections = load_results(results, videos, warnings)
+    entries = json.loads(Path(results).read_text())
+    assert not warnings["results_for_unknown_videos"], warnings
+    assert len(detections) == len(entries)
+    return entries

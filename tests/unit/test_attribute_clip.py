@@ -17,7 +17,7 @@ import pytest
 
 from tests.attributedata import agnostic_results, gt_dataset, tube_masks, write_json, write_video
 from tests.clipdata import TINY_CONFIG, write_tiny_model
-from wsovvis import ytvis
+from tests.unit.evaluate_helpers import checked_results
 from wsovvis.cli import main
 from wsovvis.errors import InputError, UsageError
 
@@ -89,8 +89,7 @@ def test_the_output_is_ytvis_results_that_evaluate_lvvis_scores(dataset, tiny_mo
 
     config, weights = tiny_model
     assert _attribute(dataset, config, weights, "--topk", "3") == 0
-    gt = ytvis.load_dataset(dataset["gt"])
-    out = ytvis.load_results(dataset["out"], {v["id"]: v for v in gt["videos"]})
+    out = checked_results(dataset["gt"], dataset["out"])
     assert len(out) == 3 * 3
     assert {r["category_id"] for r in out} <= {1, 2, 3, 4}
     assert [r["video_id"] for r in out] == [7, 7, 7, 7, 7, 7, 9, 9, 9]

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
 
 from tests.unit.evaluate_helpers import (
     annotation,
@@ -17,6 +24,7 @@ from tests.unit.evaluate_helpers import (
 from wsovvis import rle
 from wsovvis.errors import InputError, UsageError
 from wsovvis.evaluate import evaluate
+from wsovvis.evaluate.inputs import load_gt, load_results
 
 H = W = 10
 TOP5 = rect(H, W, (0, 5), (0, 10))
@@ -55,20 +63,23 @@ def test_empty_results_give_zero_with_a_warning(tmp_path):
             r"segmentations\[1\].counts is not a compressed RLE string",
         ),
         ([TOP5, {"size": [H + 1, W], "counts": TOP4["counts"]}], r"differs from video 1's \[height, width\]"),
-        ([TOP5, {"counts": TOP4["counts"]}], r"segmentations\[1\] is not an RLE dict"),
+        ([TOP5, {"counts": TOP4["counts"]}], r"segmentations\[1\]: missing field 'size'"),
         # area 200 in a 10x10 frame
-        ([TOP5, {"size": [H, W], "counts": "0X6"}], r"segmentations\[1\] is a malformed RLE"),
+        (
+            [TOP5, {"size": [H, W], "counts": "0X6"}],
+            r"segmentations\[1\]\.counts .*\(its runs add up to 200 pixels, not the frame's 100\)",
+        ),
         # ends inside a number: pycocotools would read past the string and write past its buffer
         (
             [TOP5, {"size": [H, W], "counts": "0o"}],
-            r"segmentations\[1\].counts is not a compressed RLE string \(it ends inside a number, with 'o'\)",
+            r"segmentations\[1\].counts is not a compressed RLE string .*\(it ends inside a number, with 'o'\)",
         ),
         (
             [TOP5, {"size": [H, W], "counts": "0P"}],
-            r"segmentations\[1\].counts is not a compressed RLE string \(it ends inside a number, with 'P'\)",
+            r"segmentations\[1\].counts is not a compressed RLE string .*\(it ends inside a number, with 'P'\)",
         ),
         ([TOP5, {"size": [H, W], "counts": [5, 5]}], r"segmentations\[1\] is a malformed uncompressed RLE"),
-        ("nope", "'segmentations' has str entries"),
+        ("nope", "'segmentations' must be a list, got a string"),
     ],
 )
 def test_malformed_results_name_the_result_and_frame(tmp_path, segmentations, message):
@@ -97,6 +108,24 @@ def test_results_with_bad_fields(tmp_path, entry, message):
     gt, res = write(tmp_path, gt_data(), [entry])
     with pytest.raises(InputError, match=message):
         evaluate(gt, res)
+
+
+def test_the_results_checker_checks_lengths_against_the_videos(tmp_path):
+    # The project's one results checker (evaluate's loader, which attribute and the tests use too).
+    gt, res = write(tmp_path, gt_data(), [result(1, 1, 0.5, [TOP5, TOP4])])
+    videos = load_gt(gt)[0]
+    warnings = Counter()
+    [checked] = load_results(res, videos, warnings)
+    assert (checked.index, checked.video_id, checked.category_id, checked.score) == (0, 1, 1, 0.5)
+    assert checked.mask_areas.tolist() == [50, 40] and not warnings
+    gt, res = write(tmp_path, gt_data(), [result(1, 1, 0.5, [None])])
+    with pytest.raises(InputError, match="results.json: result 0 .*has 1 entries, the GT video has 2 frames"):
+        load_results(res, videos, warnings)
+    gt, res = write(tmp_path, gt_data(), [result(7, 1, 0.5, [None])])
+    assert load_results(res, videos, warnings) == [] and warnings["results_for_unknown_videos"] == 1
+    gt, res = write(tmp_path, gt_data(), {"video_id": 1})
+    with pytest.raises(InputError, match="neither a YTVIS results list nor a YTVIS dataset"):
+        load_results(res, videos, warnings)
 
 
 def test_results_that_are_neither_list_nor_dataset(tmp_path):
@@ -249,68 +278,71 @@ def test_metrics_do_not_depend_on_the_number_of_workers(tmp_path, class_agnostic
         assert evaluate(gt, res, class_agnostic=class_agnostic, workers=workers) == serial
 
 
-@pytest.mark.parametrize("workers", [1, 3])
-def test_a_malformed_result_is_reported_before_any_oversized_mask(tmp_path, workers):
-    # Checked in slices by several processes, the errors still come as one pass over the list gives them.
+def test_a_malformed_result_among_many_is_named(tmp_path):
     oversized = {"size": [H, W], "counts": "0X6"}
     results = [result(2, 2, 0.8, [TOP4]) for _ in range(12)]
-    results[1] = result(1, 1, 0.9, [TOP5, oversized])
     results[10] = result(1, 1, 0.9, [TOP5, oversized])
     gt, res = write(tmp_path, gt_data(), results)
-    with pytest.raises(InputError, match=r"result 1 \(video 1\): segmentations\[1\] is a malformed RLE"):
-        evaluate(gt, res, workers=workers)
+    with pytest.raises(
+        InputError, match=r"result 10 \(video 1\): segmentations\[1\]\.counts .*add up to 200"
+    ):
+        evaluate(gt, res)
+    results[10] = result(2, 2, 0.8, [TOP4])
     results[11] = result(1, 1, 0.9, [TOP5])
     gt, res = write(tmp_path, gt_data(), results)
     with pytest.raises(InputError, match="result 11 .*'segmentations' has 1 entries"):
-        evaluate(gt, res, workers=workers)
+        evaluate(gt, res)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_errors_come_in_file_order_though_results_are_checked_by_video(tmp_path, workers):
-    # Each worker checks the results of the videos it evaluates (video 1 first); the error reported is still the
-    # one a pass over the file meets first: the first malformed result, whatever its video, else the first
-    # oversized mask.
+def test_each_problem_is_named_whatever_its_video(tmp_path, workers):
+    # The loader reads the whole input before any video is evaluated, whatever the number of workers: the error
+    # names the result (or GT object) and frame, and the GT comes first.
     def fine(video_id):
         return result(video_id, video_id, 0.8, [TOP4, TOP5] if video_id == 1 else [TOP4])
 
     oversized = {"size": [H, W], "counts": "0X6"}
+    problems = [
+        (
+            2,
+            result(1, 1, 0.9, [TOP5, oversized]),
+            r"result 2 \(video 1\): segmentations\[1\]\.counts .*add up to",
+        ),
+        (
+            5,
+            result(2, 2, 0.9, [{"size": [H, W], "counts": "bad counts"}]),
+            r"result 5 \(video 2\): segmentations\[0\]\.counts is not a compressed RLE string",
+        ),
+        (
+            8,
+            result(1, 1, 0.9, [TOP5, {"size": [H, W]}]),
+            r"result 8 \(video 1\): segmentations\[1\]: missing field",
+        ),
+        (11, {"video_id": 1, "score": 0.5, "category_id": 1}, "result 11 .*missing field 'segmentations'"),
+    ]
+    for index, bad, message in problems:
+        results = [fine(v) for v in (2, 1) * 6]
+        results[index] = bad
+        gt, res = write(tmp_path, gt_data(), results)
+        with pytest.raises(InputError, match=message):
+            evaluate(gt, res, workers=workers)
+    # The GT's structure and per-frame values are checked before the results are read; the strings of every mask,
+    # GT and results, in one batch after that (the GT's first).
     results = [fine(v) for v in (2, 1) * 6]
-    results[2] = result(1, 1, 0.9, [TOP5, oversized])
-    results[5] = result(2, 2, 0.9, [{"size": [H, W], "counts": "bad counts"}])
-    results[8] = result(1, 1, 0.9, [TOP5, {"size": [H, W]}])
-    gt, res = write(tmp_path, gt_data(), results)
-    with pytest.raises(InputError, match=r"result 5 \(video 2\): segmentations\[0\]\.counts is not"):
-        evaluate(gt, res, workers=workers)
-    results[2], results[5], results[8] = fine(1), fine(2), fine(1)
-    results[3] = result(2, 2, 0.9, [oversized])
-    results[9] = result(1, 1, 0.9, [TOP5, oversized])
-    gt, res = write(tmp_path, gt_data(), results)
-    with pytest.raises(InputError, match=r"result 3 \(video 2\): segmentations\[0\] is a malformed RLE"):
-        evaluate(gt, res, workers=workers)
-    results[11] = {"video_id": 1, "score": 0.5, "category_id": 1}
-    gt, res = write(tmp_path, gt_data(), results)
-    with pytest.raises(InputError, match="result 11 .*missing field 'segmentations'"):
-        evaluate(gt, res, workers=workers)
-    # The GT's masks are measured where their videos are evaluated too; its errors still come first.
     bad_gt = gt_data()
     bad_gt["annotations"][1]["segmentations"] = [oversized]
+    results[3] = result(2, 2, 0.9, [oversized])
     gt, res = write(tmp_path, bad_gt, results)
     with pytest.raises(
-        InputError, match=r"gt.json: annotation 2 \(video 2\): segmentations\[0\] is a malformed"
+        InputError, match=r"gt.json: annotation 2 \(video 2\): segmentations\[0\]\.counts .*add up to 200"
     ):
         evaluate(gt, res, workers=workers)
-    # per-frame values of the GT are checked where their videos are evaluated, and still come first
+    results[0] = {"video_id": "x"}
     frame_bad_gt = gt_data()
     frame_bad_gt["annotations"][1]["bboxes"] = [[1, 2]]
     gt, res = write(tmp_path, frame_bad_gt, results)
     with pytest.raises(
         InputError, match=r"gt.json: annotation 2 \(video 2\): bboxes\[0\] must be \[x, y, w, h\]"
-    ):
-        evaluate(gt, res, workers=workers)
-    results[0] = {"video_id": "x"}
-    gt, res = write(tmp_path, bad_gt, results)
-    with pytest.raises(
-        InputError, match=r"gt.json: annotation 2 \(video 2\): segmentations\[0\] is a malformed"
     ):
         evaluate(gt, res, workers=workers)
 
@@ -361,3 +393,151 @@ def test_workers_below_one_is_a_usage_error(tmp_path):
     gt, res = write(tmp_path, gt_data(), [])
     with pytest.raises(UsageError, match="--workers must be >= 1"):
         evaluate(gt, res, workers=0)
+
+
+# Runs [0, 10] in a 10x10 frame: pycocotools' IoU (and merge) loop forever on runs that do not cover the frame.
+SHORT = {"size": [H, W], "counts": "0:"}
+
+
+@pytest.mark.parametrize(
+    ("side", "seg", "message"),
+    [
+        (
+            "results",
+            SHORT,
+            r"results.json: result 0 \(video 1\): segmentations\[1\]\.counts is not a compressed RLE string for a "
+            r"10x10 frame \(its runs add up to 10 pixels, not the frame's 100\)",
+        ),
+        (
+            "gt",
+            SHORT,
+            r"gt.json: annotation 1 \(video 1\): segmentations\[1\]\.counts .*runs add up to 10 pixels",
+        ),
+        (
+            "results",
+            dict(SHORT, size=[H, 2 * W]),
+            r"result 0 \(video 1\): segmentations\[1\]\.size \[10, 20\] differs",
+        ),
+        (
+            "gt",
+            dict(SHORT, size=[H, 2 * W]),
+            r"annotation 1 \(video 1\): segmentations\[1\]\.size \[10, 20\] differs",
+        ),
+    ],
+)
+def test_masks_that_would_hang_pycocotools_are_refused(tmp_path, side, seg, message):
+    # The command runs in a process of its own with a timeout: before the check, these cases never finished.
+    data = gt_data()
+    results = [result(1, 1, 0.9, [TOP5, TOP4]), result(2, 2, 0.8, [TOP4])]
+    if side == "results":
+        results[0]["segmentations"] = [TOP5, seg]
+    else:
+        data["annotations"][0]["segmentations"][1] = seg
+    gt, res = write(tmp_path, data, results)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wsovvis",
+            "evaluate",
+            "--gt",
+            str(gt),
+            "--results",
+            str(res),
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert re.search(message, done.stderr), done.stderr
+
+
+def _coco_strings(seed: int) -> tuple[list[str], list[int], list[int]]:
+    """Compressed RLE strings pycocotools wrote (small random masks, empty and full ones, and big frames with
+    long runs, whose numbers take several characters), with each frame's pixels and each mask's area."""
+    rng = np.random.default_rng(seed)
+    strings, pixels, areas = [], [], []
+    for i in range(400):
+        height, width = int(rng.integers(1, 30)), int(rng.integers(1, 30))
+        mask = (rng.random((height, width)) < rng.random()).astype(np.uint8)
+        mask[:] = 0 if i % 5 == 0 else 1 if i % 7 == 0 else mask
+        strings.append(rle.encode_mask(mask)["counts"])
+        pixels.append(height * width)
+        areas.append(int(mask.sum()))
+    for _ in range(100):
+        height, width = 1080, 1920
+        runs = rng.integers(0, 50_000, size=int(rng.integers(1, 40))).tolist()
+        runs.append(height * width - sum(runs))
+        encoded = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+        strings.append(encoded["counts"].decode("ascii"))
+        pixels.append(height * width)
+        areas.append(int(sum(runs[1::2])))
+    return strings, pixels, areas
+
+
+@pytest.mark.parametrize("chunk", [1 << 18, 64, 1])
+def test_the_rle_check_decodes_as_pycocotools_does(monkeypatch, chunk):
+    # Strings are checked a chunk at a time; the areas and the verdict do not depend on where chunks end.
+    monkeypatch.setattr(rle, "_CHARS_PER_CHECK", chunk)
+    strings, pixels, areas = _coco_strings(seed=3)
+    found, bad, problem = rle.check_strings(strings, np.array(pixels))
+    assert (bad, problem) == (None, "")
+    assert (
+        found.tolist()
+        == areas
+        == rle.areas([{"size": [1, p], "counts": s} for s, p in zip(strings, pixels, strict=True)]).tolist()
+    )
+
+
+@pytest.mark.parametrize(
+    ("counts", "pixels", "problem"),
+    [
+        ("0:", 100, "its runs add up to 10 pixels, not the frame's 100"),
+        (
+            "T3",
+            200,
+            "its runs add up to 100 pixels, not the frame's 200",
+        ),  # one run of 100 pixels, in a frame of 200
+        ("", 100, "it is empty"),
+        ("0o", 100, "it ends inside a number, with 'o'"),
+        ("1!", 100, "character '!'"),
+        ("1\u00e9", 100, "character 'é'"),
+        ("PPPPPP0", 100, "a number of more than 6 characters"),
+        (
+            "0O2",
+            1,
+            "a run is negative",
+        ),  # runs 0, -1, 2: they add up, but pycocotools would read -1 as 2**32 - 1
+    ],
+)
+def test_the_rle_check_names_the_string_it_refuses(counts, pixels, problem):
+    strings, frame_pixels, _ = _coco_strings(seed=4)
+    at = 250
+    strings.insert(at, counts)
+    frame_pixels.insert(at, pixels)
+    _, bad, why = rle.check_strings(strings, np.array(frame_pixels))
+    assert bad == at and problem in why
+
+
+def test_a_corrupted_string_is_refused_or_decodes_to_runs_that_cover_the_frame():
+    # Any character changed: either refused, or its runs still add up to the frame (pycocotools then ends).
+    strings, pixels, _ = _coco_strings(seed=5)
+    rng = np.random.default_rng(6)
+    for index in rng.integers(0, len(strings), size=300).tolist():
+        chars = list(strings[index])
+        chars[int(rng.integers(len(chars)))] = chr(int(rng.integers(48, 112)))
+        corrupted = "".join(chars)
+        areas, bad, _ = rle.check_strings([corrupted], np.array([pixels[index]]))
+        if bad is None:
+            decoded = rle.decode({"size": [1, pixels[index]], "counts": corrupted})
+            assert decoded.size == pixels[index] and int(decoded.sum()) == int(areas[0])
+
+
+def test_a_score_that_overflows_is_the_error_any_file_gets(tmp_path):
+    gt, res = write(tmp_path, gt_data(), [])
+    res.write_text('[{"video_id": 1, "category_id": 1, "score": 1e999, "segmentations": [null, null]}]')
+    with pytest.raises(InputError, match="holds a number that is not finite"):
+        evaluate(gt, res)

@@ -14,6 +14,7 @@ from PIL import Image
 from tests.unit.evaluate_helpers import perfect_results, random_dataset, result, write
 from wsovvis import jsonio, storage
 from wsovvis.cli import main
+from wsovvis.errors import InputError
 from wsovvis.evaluate import evaluate
 from wsovvis.evaluate.report import markdown_path
 
@@ -69,16 +70,21 @@ def test_report_without_frames_draws_on_grey(tmp_path):
     assert all(abs(float(img[..., 0].mean()) - float(img[..., 1].mean())) < 40 for img in images)
 
 
-def test_report_skips_masks_it_cannot_decode(tmp_path):
-    # A result RLE whose runs do not add up to the frame is not decoded (decoding it would overrun the buffer).
+def test_no_report_for_masks_that_cannot_be_decoded(tmp_path):
+    # A result RLE whose runs do not add up to the frame would overrun the buffer decoding it for a strip: the
+    # loader refuses it, so neither the metrics nor the report are written.
     data = random_dataset(seed=13, num_videos=2)
     results = perfect_results(data)
     first = results[0]
     frame = next(i for i, s in enumerate(first["segmentations"]) if s is not None)
+    first["segmentations"] = list(first["segmentations"])
     first["segmentations"][frame] = {"size": [40, 40], "counts": "12"}
     gt, res = write(tmp_path, data, results)
-    evaluate(gt, res, report=tmp_path / "r.html")
-    assert (tmp_path / "r.md").exists()
+    with pytest.raises(
+        InputError, match=rf"result 0 .*segmentations\[{frame}\]\.counts .*add up to 3 pixels"
+    ):
+        evaluate(gt, res, report=tmp_path / "r.html")
+    assert not (tmp_path / "r.md").exists() and not (tmp_path / "r.html").exists()
 
 
 def test_markdown_path():

@@ -107,26 +107,6 @@ def test_frame_names_that_only_look_odd_are_accepted() -> None:
     assert ytvis.validate_dataset(data, "gt.json")["videos"][1]["file_names"][0].startswith("é/")
 
 
-def test_results_validation_checks_lengths_against_the_videos() -> None:
-    data = ytvis.validate_dataset(_dataset(), "gt.json")
-    videos = {v["id"]: v for v in data["videos"]}
-    good = [
-        {
-            "video_id": 1,
-            "score": 0.5,
-            "category_id": 3,
-            "segmentations": data["annotations"][0]["segmentations"],
-        }
-    ]
-    assert ytvis.validate_results(good, "res.json", videos) == good
-    with pytest.raises(InputError, match="res.json: result 0 .*has 1 entries, the video has length 2"):
-        ytvis.validate_results([dict(good[0], segmentations=[None])], "res.json", videos)
-    with pytest.raises(InputError, match="video_id 2 is not in the dataset"):
-        ytvis.validate_results([dict(good[0], video_id=2)], "res.json", videos)
-    with pytest.raises(InputError, match="results are a JSON list"):
-        ytvis.validate_results({"video_id": 1}, "res.json")
-
-
 def test_writer_round_trips_and_is_deterministic(tmp_path: Path) -> None:
     data = ytvis.validate_dataset(_dataset(), "gt.json")
     ytvis.write_dataset(tmp_path / "a.json", data)

@@ -218,7 +218,10 @@ def top_k_results(
                 "video_id": det.video_id,
                 "score": float(det.score**options.alpha * float(p[column]) ** (1.0 - options.alpha)),
                 "category_id": category_ids[column],
-                "segmentations": det.segmentations,
+                "segmentations": [
+                    None if seg is None else {"size": list(seg.size), "counts": seg.counts}
+                    for seg in det.segmentations
+                ],
             }
 
 

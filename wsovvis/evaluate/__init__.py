@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from wsovvis import jsonio, storage
-from wsovvis.errors import InputError, UsageError
+from wsovvis.errors import UsageError
 from wsovvis.evaluate import inputs as eval_inputs
 from wsovvis.evaluate.lvvis import base_novel
 from wsovvis.evaluate.ytvoseval import (
@@ -138,14 +138,8 @@ def evaluate(
         {"--gt": gt, "--results": results, "--img_root": img_root},
     )
     with gc_paused():
-        # Each worker checks the masks of the videos it evaluates (the report checks those it draws).
         loaded = eval_inputs.load(gt, results, workers)
-        try:
-            evaluation = run(loaded, options, workers)
-        except InputError:
-            if loaded.deferred is not None:
-                loaded.deferred.raise_first_error(loaded)
-            raise
+        evaluation = run(loaded, options, workers)
         metrics = metrics_of(evaluation, loaded.categories, options, gt)
     metrics["gt"] = os.fspath(gt)
     metrics["results"] = os.fspath(results)

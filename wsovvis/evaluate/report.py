@@ -22,7 +22,7 @@ from PIL import Image
 
 from wsovvis import rle, storage
 from wsovvis.errors import WsovvisError
-from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject, Video, checked_videos
+from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject, Video
 from wsovvis.evaluate.ytvoseval import STAT_NAMES, video_ious
 
 log = logging.getLogger(__name__)
@@ -109,38 +109,8 @@ def _cell(value: Any) -> str:
 # --------------------------------------------------------------------------------------------------- images
 
 
-def _counts_total(counts: str | bytes) -> int:
-    """Sum of the runs of a compressed RLE string (pycocotools' LEB128-like code), to vet it before decoding."""
-    if isinstance(counts, bytes):
-        counts = counts.decode("ascii")
-    values: list[int] = []
-    position = 0
-    while position < len(counts):
-        x, k, more = 0, 0, True
-        while more:
-            c = ord(counts[position]) - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            position += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-            if more and position >= len(counts):
-                return -1
-        if len(values) > 2:
-            x += values[-2]
-        values.append(x)
-    if any(v < 0 for v in values):
-        return -1
-    return sum(values)
-
-
-def _decode(seg: dict | None, video: Video) -> np.ndarray | None:
-    if seg is None:
-        return None
-    if _counts_total(seg["counts"]) != video.height * video.width:
-        return None
-    return rle.decode(seg).astype(bool)
+def _decode(seg: rle.Rle | None) -> np.ndarray | None:
+    return None if seg is None else rle.decode(seg).astype(bool)
 
 
 def _frame_image(video: Video, frame: int, img_root: str | None) -> np.ndarray:
@@ -180,7 +150,7 @@ def _strip(
     for frame in frames:
         canvas = backgrounds[frame].copy()
         for segs, color in layers:
-            mask = _decode(segs[frame], video)
+            mask = _decode(segs[frame])
             if mask is not None and mask.any():
                 _overlay(canvas, mask, color)
         tiles.append(np.asarray(Image.fromarray(canvas).resize((width, STRIP_HEIGHT), Image.BILINEAR)))
@@ -452,8 +422,6 @@ def write_report(
 ) -> tuple[str, str]:
     """Write the HTML report and its Markdown summary; returns both locations."""
     best, worst = _pick_videos(metrics["per_video"])
-    if inputs is not None:
-        inputs = checked_videos(inputs, [v["video_id"] for v in best + worst])
     root = os.fspath(img_root) if img_root is not None else None
     page = render_html(metrics, inputs, best, worst, root)
     summary = render_markdown(metrics, best, worst)

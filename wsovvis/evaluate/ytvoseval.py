@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from wsovvis.evaluate.inputs import RLE, Detection, EvalInputs, GtObject, check_gt
+from wsovvis.evaluate.inputs import Detection, EvalInputs, GtObject
 from wsovvis.logs import progress
 from wsovvis.resources import fork_map, guided_slices
+from wsovvis.rle import Rle
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class _Masks:
     ``start[i] + length[i] - 1`` of ``areas``. Objects come video by video (``video``: the video's position among
     those evaluated together); only objects of the same video and ``group`` (say, category) are compared."""
 
-    segmentations: list[list[RLE | None]]
+    segmentations: list[list[Rle | None]]
     areas: np.ndarray  # mask areas, 0 where absent or empty
     start: np.ndarray
     length: np.ndarray
@@ -168,7 +169,7 @@ def _intersections(dets: _Masks, gts: _Masks) -> tuple[np.ndarray, np.ndarray, n
         r0, r1, c0, c1 = row_bounds[video], row_bounds[video + 1], col_bounds[video], col_bounds[video + 1]
         if r0 == r1:
             continue
-        height, width = dets.segmentations[row_obj[r0]][row_frame[r0]]["size"]
+        height, width = dets.segmentations[row_obj[r0]][row_frame[r0]].size
         for (ra, rb), (ca, cb) in _frame_chunks(row_frame[r0:r1], col_frame[c0:c1]):
             ra, rb, ca, cb = r0 + ra, r0 + rb, c0 + ca, c0 + cb
             ratio = mask_utils.iou(
@@ -194,10 +195,10 @@ def _intersections(dets: _Masks, gts: _Masks) -> tuple[np.ndarray, np.ndarray, n
 
 def _tagged(
     masks: _Masks, obj: np.ndarray, frame: np.ndarray, shift: list[int], height: int, width: int
-) -> list[RLE]:
+) -> list[dict[str, Any]]:
     """The masks of ``obj`` at ``frame``, their widths widened by ``shift`` (see _intersections)."""
     return [
-        {"size": [height, width + tag], "counts": masks.segmentations[o][f]["counts"]}
+        {"size": [height, width + tag], "counts": masks.segmentations[o][f].counts}
         for o, f, tag in zip(obj.tolist(), frame.tolist(), shift, strict=True)
     ]
 
@@ -509,8 +510,7 @@ class _Part:
     gt_cat: np.ndarray  # [G] category index
     gt_ignore: np.ndarray  # [A, G]
     per_video: list[dict[str, Any]]
-    # results left out (past the 100 per video and category; per-category mode, of a category not in the GT) and,
-    # in the first part, what checking the results that name no GT video found
+    # results left out (past the 100 per video and category; per-category mode, of a category not in the GT)
     warnings: Counter[str]
 
 
@@ -579,31 +579,17 @@ def _groups(
 
 
 def _evaluate_videos(
-    inputs: EvalInputs,
     options: EvalOptions,
     cat_index: dict[int, int],
     gts_by_video: dict[int, list[GtObject]],
-    checked_by_video: dict[int, list[Detection]],
+    dets_by_video: dict[int, list[Detection]],
     first: int,
     video_ids: list[int],
 ) -> _Part:
-    """IoUs and matching of ``video_ids``, the videos numbered from ``first`` in the evaluation's order; their
-    results come checked (``checked_by_video``) or are checked here (``inputs.deferred``), as are the GT's
-    per-frame values and mask areas. The bookkeeping runs over all of them at once, the RLE work video by video."""
-    deferred = inputs.deferred
-    if deferred is not None:
-        check_gt(
-            [gt for video_id in video_ids for gt in gts_by_video.get(video_id, [])],
-            inputs.videos,
-            deferred.gt_source,
-        )
+    """IoUs and matching of ``video_ids``, the videos numbered from ``first`` in the evaluation's order. The
+    bookkeeping runs over all of them at once, the RLE work video by video."""
     warnings: Counter[str] = Counter()
-    if deferred is not None and deferred.results is not None:
-        if first == 0:
-            warnings = deferred.results.check_elsewhere(inputs.videos)
-        detections = deferred.results.detections(video_ids, inputs.videos)
-    else:
-        detections = [det for video_id in video_ids for det in checked_by_video.get(video_id, [])]
+    detections = [det for video_id in video_ids for det in dets_by_video.get(video_id, [])]
     if not options.class_agnostic:
         known = [det for det in detections if det.category_id in cat_index]
         warnings["results_with_unknown_category"] += len(detections) - len(known)
@@ -698,7 +684,7 @@ def _evaluate_videos(
 
 
 def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluation:
-    """Evaluate loaded inputs; returns the accumulated arrays and per-video details.
+    """Evaluate loaded (checked) inputs; returns the accumulated arrays and per-video details.
 
     The per-video work (IoUs, ranks, areas, matching) is spread over ``workers`` forked processes; the result
     does not depend on their number.
@@ -711,18 +697,16 @@ def run(inputs: EvalInputs, options: EvalOptions, workers: int = 1) -> Evaluatio
     gts_by_video: dict[int, list[GtObject]] = defaultdict(list)
     for gt in inputs.gts:
         gts_by_video[gt.video_id].append(gt)
-    checked_by_video: dict[int, list[Detection]] = defaultdict(list)
+    dets_by_video: dict[int, list[Detection]] = defaultdict(list)
     for det in inputs.detections:
-        checked_by_video[det.video_id].append(det)
+        dets_by_video[det.video_id].append(det)
 
     video_ids = sorted(inputs.videos)
     pieces = guided_slices(len(video_ids), workers, _SMALLEST_PIECE)
 
     def evaluate_slice(bounds: tuple[int, int]) -> _Part:
         first, stop = bounds
-        return _evaluate_videos(
-            inputs, options, cat_index, gts_by_video, checked_by_video, first, video_ids[first:stop]
-        )
+        return _evaluate_videos(options, cat_index, gts_by_video, dets_by_video, first, video_ids[first:stop])
 
     parts: list[_Part] = []
     done = 0
