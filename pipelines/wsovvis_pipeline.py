@@ -25,6 +25,7 @@ from components.prepare.component import prepare
 from components.train.component import train
 from wsovvis.images import RUNTIME_SEQFORMER_CONFIG, ImageNames, image_names
 from wsovvis.k8s.placement import CONFIG_MAP_KEY_TO_ENV, JOB_POD_RESOURCES, PodResources, S3Source
+from wsovvis.k8s.trainjob import DEFAULT_RUNTIME as TRAINJOB_RUNTIME
 
 PIPELINE_NAME = "wsovvis"
 MASK_GEN_PARALLELISM = (
@@ -118,6 +119,7 @@ def build_pipeline(
         d2_opts: list = [],  # noqa: B006
         train_weights: str = "",
         train_launcher: str = "pytorchjob",
+        trainjob_runtime: str = TRAINJOB_RUNTIME,
         train_namespace: str = "kubeflow",
         train_workers: int = 0,
         gpus_per_worker: int = 1,
@@ -253,6 +255,7 @@ def build_pipeline(
                 num_workers=train_workers,
                 gpus_per_worker=gpus_per_worker,
                 timeout_seconds=train_timeout_seconds,
+                trainjob_runtime=trainjob_runtime,
                 runtime_image=settings.images.runtime,
                 node_selector=train_node_selector,
                 tolerations=train_tolerations,

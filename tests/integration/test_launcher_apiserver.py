@@ -186,7 +186,7 @@ def launch_cli(account: Account, manifest: Path) -> subprocess.Popen:
 def test_succeeded_job_returns_and_is_deleted_by_default(cluster, namespace, account, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
     op = operator(cluster, namespace, "wsovvis-train-t", RUNNING, SUCCEEDED)
-    outcome = ln.launch_pytorchjob(manifest, launch_settings(account))
+    outcome = ln.launch_job(manifest, launch_settings(account))
     op.join(5)
     assert not op.errors
     assert (outcome.name, outcome.attached, outcome.deleted) == ("wsovvis-train-t", False, True)
@@ -197,7 +197,7 @@ def test_succeeded_job_returns_and_is_deleted_by_default(cluster, namespace, acc
 def test_the_configmap_is_created_owned_by_the_job(cluster, namespace, account, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
     op = operator(cluster, namespace, "wsovvis-train-t", SUCCEEDED)
-    ln.launch_pytorchjob(manifest, launch_settings(account, delete_policy="never"))
+    ln.launch_job(manifest, launch_settings(account, delete_policy="never"))
     op.join(5)
     job = get_job(cluster, namespace, "wsovvis-train-t")
     config_map = cluster.core.read_namespaced_config_map("wsovvis-train-t-config", namespace)
@@ -227,7 +227,7 @@ def test_attaches_to_an_existing_job_instead_of_creating_a_second(
     set_conditions(cluster, namespace, settings.name, RUNNING)
     op = operator(cluster, namespace, settings.name, SUCCEEDED)
     with caplog.at_level(logging.INFO, logger="wsovvis"):
-        outcome = ln.launch_pytorchjob(
+        outcome = ln.launch_job(
             write_manifest(tmp_path, settings), launch_settings(account, delete_policy="never")
         )
     op.join(5)
@@ -247,7 +247,7 @@ def test_attaching_to_a_finished_job_reports_how_it_ended(cluster, namespace, ac
     set_conditions(cluster, namespace, settings.name, FAILED)
     started = time.monotonic()
     with pytest.raises(ln.JobFailedError, match=re.escape("PyTorchJobFailed: " + FAILED_MESSAGE)):
-        ln.launch_pytorchjob(write_manifest(tmp_path, settings), launch_settings(account))
+        ln.launch_job(write_manifest(tmp_path, settings), launch_settings(account))
     assert time.monotonic() - started < 10
 
 
@@ -277,7 +277,7 @@ def test_timeout_exits_non_zero_with_the_last_condition_and_stops_the_job(
     with pytest.raises(
         ln.JobTimeoutError, match=r"within 2 s; last condition Running: PyTorchJobRunning"
     ) as info:
-        ln.launch_pytorchjob(manifest, launch_settings(account, timeout_s=2))
+        ln.launch_job(manifest, launch_settings(account, timeout_s=2))
     op.join(5)
     assert 2 <= time.monotonic() - started < 10
     assert info.value.exit_code == 4
@@ -288,7 +288,7 @@ def test_timeout_exits_non_zero_with_the_last_condition_and_stops_the_job(
 def test_timeout_with_delete_policy_never_leaves_the_job_running(cluster, namespace, account, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
     with pytest.raises(ln.JobTimeoutError, match="left running"):
-        ln.launch_pytorchjob(manifest, launch_settings(account, timeout_s=1, delete_policy="never"))
+        ln.launch_job(manifest, launch_settings(account, timeout_s=1, delete_policy="never"))
     assert get_job(cluster, namespace, "wsovvis-train-t") is not None
 
 
@@ -306,9 +306,9 @@ def test_delete_policy(cluster, namespace, account, tmp_path, policy, end, kept)
     settings = launch_settings(account, delete_policy=policy)
     if end is FAILED:
         with pytest.raises(ln.JobFailedError):
-            ln.launch_pytorchjob(manifest, settings)
+            ln.launch_job(manifest, settings)
     else:
-        ln.launch_pytorchjob(manifest, settings)
+        ln.launch_job(manifest, settings)
     op.join(5)
     assert (get_job(cluster, namespace, "wsovvis-train-t") is not None) == kept
 
@@ -317,7 +317,7 @@ def test_run_id_names_the_job_and_its_configmap(cluster, namespace, account, tmp
     manifest = write_manifest(tmp_path, job_settings(name="wsovvis-train"))
     expected = pj.job_name_for_run("Run 42", prefix="wsovvis-train")
     op = operator(cluster, namespace, expected, SUCCEEDED)
-    outcome = ln.launch_pytorchjob(manifest, launch_settings(account, delete_policy="never"), run_id="Run 42")
+    outcome = ln.launch_job(manifest, launch_settings(account, delete_policy="never"), run_id="Run 42")
     op.join(5)
     assert outcome.name == expected
     job = get_job(cluster, namespace, expected)
@@ -374,7 +374,7 @@ def test_the_master_log_is_streamed_through_the_api_server(cluster, namespace, a
     thread.start()
     out = io.StringIO()
     try:
-        outcome = ln.launch_pytorchjob(
+        outcome = ln.launch_job(
             write_manifest(tmp_path, job_settings()), launch_settings(account), log_stream=out
         )
     finally:
@@ -406,7 +406,7 @@ def test_connection_errors_are_retried_until_the_api_comes_back(
             timeout_s=30,
         )
         with caplog.at_level(logging.WARNING, logger="wsovvis"):
-            outcome = ln.launch_pytorchjob(write_manifest(tmp_path, job_settings()), settings)
+            outcome = ln.launch_job(write_manifest(tmp_path, job_settings()), settings)
         op.join(5)
     finally:
         forwarder.stop()
@@ -480,7 +480,7 @@ def test_the_launcher_outside_its_namespace_is_refused_with_a_hint(cluster, name
     other = f"t-{uuid.uuid4().hex[:10]}"
     cluster.core.create_namespace({"metadata": {"name": other}})
     with pytest.raises(ln.ClusterError, match=r"HTTP 403 .*the service account needs RBAC") as info:
-        ln.launch_pytorchjob(
+        ln.launch_job(
             write_manifest(tmp_path, job_settings()), launch_settings(account, namespace=other)
         )
     assert info.value.exit_code == 5

@@ -95,7 +95,7 @@ def step_rendering(monkeypatch, tmp_path) -> list[dict]:
         (output / "model_final.pth").write_bytes(b"weights")
         (output / "last_checkpoint").write_text("model_final.pth")
 
-    monkeypatch.setattr("wsovvis.k8s.launcher.launch_pytorchjob", launch)
+    monkeypatch.setattr("wsovvis.k8s.launcher.launch_job", launch)
     data = yaml.safe_load((TRAIN / "train.yaml").read_text())["data"]
     train.python_func(**train_arguments(str(tmp_path / "work"), data["train_img_root"], data["train_json"]))
     (docs,) = launched
