@@ -480,9 +480,7 @@ def test_the_launcher_outside_its_namespace_is_refused_with_a_hint(cluster, name
     other = f"t-{uuid.uuid4().hex[:10]}"
     cluster.core.create_namespace({"metadata": {"name": other}})
     with pytest.raises(ln.ClusterError, match=r"HTTP 403 .*the service account needs RBAC") as info:
-        ln.launch_job(
-            write_manifest(tmp_path, job_settings()), launch_settings(account, namespace=other)
-        )
+        ln.launch_job(write_manifest(tmp_path, job_settings()), launch_settings(account, namespace=other))
     assert info.value.exit_code == 5
     assert get_job(cluster, other, "wsovvis-train-t") is None
 
