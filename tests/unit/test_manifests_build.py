@@ -199,7 +199,7 @@ def test_roles_name_no_wildcards(directory: Path):
 
 
 @needs_kubectl
-def test_rbac_grants_exactly_what_the_pytorchjob_launcher_needs():
+def test_rbac_grants_exactly_what_the_job_launcher_needs():
     objects = build(MANIFESTS / "rbac")
     assert sorted(obj["kind"] for obj in objects) == ["Role", "RoleBinding"], (
         "rbac/ must not grant cluster-wide"
@@ -213,6 +213,7 @@ def test_rbac_grants_exactly_what_the_pytorchjob_launcher_needs():
         for verb in rule["verbs"]
     }
     expected = {("kubeflow.org", "pytorchjobs", v) for v in ("create", "get", "list", "watch", "delete")}
+    expected |= {("trainer.kubeflow.org", "trainjobs", v) for v in ("create", "get", "delete")}
     expected |= {("", "pods", v) for v in ("get", "list", "watch")} | {("", "pods/log", "get")}
     expected |= {("", "configmaps", v) for v in ("create", "update")}
     assert granted == expected
