@@ -440,6 +440,14 @@ def test_kubectl_server_dry_run_accepts_manifests_train(cluster, namespace):
     assert "configmap/wsovvis-train-config created (server dry run)" in out.stdout
 
 
+def test_kubectl_server_dry_run_accepts_manifests_train_trainjob(cluster, namespace):
+    out = cluster.kubectl(
+        "apply", "--dry-run=server", "-n", namespace, "-k", str(ROOT / "manifests" / "train-trainjob")
+    )
+    assert "trainjob.trainer.kubeflow.org/wsovvis-train created (server dry run)" in out.stdout
+    assert "configmap/wsovvis-train-config created (server dry run)" in out.stdout
+
+
 # --- the same launcher on a TrainJob (Trainer v2) ---------------------------------------------------------------
 
 

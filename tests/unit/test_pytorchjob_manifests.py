@@ -55,13 +55,14 @@ def test_committed_pytorchjob_is_the_rendering_of_job_settings():
     )
 
 
-def train_arguments(work_root: str, frames_root: str, train_json: str) -> dict:
+def train_arguments(work_root: str, frames_root: str, train_json: str, **parameters: str) -> dict:
     """The train component's arguments as the compiled pipeline passes them with every default, given the required
-    parameters and the producing steps' outputs (convert's tubes; prepare found the runtime)."""
+    parameters, any other pipeline ``parameters`` and the producing steps' outputs (convert's tubes; prepare found the
+    runtime)."""
     pipeline = next(yaml.safe_load_all(SPEC.read_text()))
     defaults = pipeline["root"]["inputDefinitions"]["parameters"]
     types = pipeline["components"]["comp-train"]["inputDefinitions"]["parameters"]
-    given = {"work_root": work_root, "frames_root": frames_root}
+    given = {"work_root": work_root, "frames_root": frames_root, **parameters}
     produced = {"convert": train_json, "prepare": True, "make-agnostic": ""}  # make-agnostic: no val GT given
     arguments = {}
     for name, source in pipeline["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"].items():
