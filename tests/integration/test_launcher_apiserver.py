@@ -63,13 +63,16 @@ def account(cluster: Cluster, namespace: str, tmp_path: Path) -> Account:
     return pipeline_account(cluster, namespace, tmp_path)
 
 
-def job_settings(name: str = "wsovvis-train-t") -> pj.PyTorchJobSettings:
-    return pj.PyTorchJobSettings(name=name, placement=Placement(image="wsovvis-runtime:test", num_workers=1))
+def job_settings(name: str = "wsovvis-train-t", settings_type: type = pj.PyTorchJobSettings):
+    """A job of one Master and one Worker (or two TrainJob nodes, with ``tj.TrainJobSettings``)."""
+    return settings_type(name=name, placement=Placement(image="wsovvis-runtime:test", num_workers=1))
 
 
-def write_manifest(tmp_path: Path, settings: pj.PyTorchJobSettings) -> Path:
+def write_manifest(tmp_path: Path, settings) -> Path:
+    """The job's manifest (ConfigMap and job) in a file, as the launcher's command line takes it."""
+    render = tj.render_manifest if isinstance(settings, tj.TrainJobSettings) else pj.render_manifest
     path = tmp_path / "job.yaml"
-    path.write_text(pj.dump_manifest(pj.render_manifest(settings, "output_uri: s3://bucket/run\n")))
+    path.write_text(pj.dump_manifest(render(settings, "output_uri: s3://bucket/run\n")))
     return path
 
 
@@ -369,38 +372,50 @@ def running_pod(cluster: Cluster, namespace: str, node: str, metadata: dict, con
     )
 
 
+def launch_with_controller(
+    manifest: Path, account: Account, kubelet: FakeKubelet, play
+) -> tuple[ln.JobOutcome, str]:
+    """Launch the job while ``play()`` (the controller: pods, conditions) runs in a thread; stop the fake kubelet
+    after; return the outcome and the log the launcher copied."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            play()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    out = io.StringIO()
+    try:
+        outcome = ln.launch_job(manifest, launch_settings(account), log_stream=out)
+    finally:
+        kubelet.stop()
+    thread.join(5)
+    assert not errors, errors
+    return outcome, out.getvalue()
+
+
 def test_the_master_log_is_streamed_through_the_api_server(cluster, namespace, account, tmp_path):
     """A fake kubelet serves the master's log; the real API server proxies it to the launcher."""
     kubelet = FakeKubelet(
         tmp_path, ["[d2] iter: 19 total_loss: 2.731\n", "[d2] iter: 39 total_loss: 2.402\n"]
     )
     node = fake_node(cluster, namespace, kubelet)
-    errors: list[BaseException] = []
 
     def operator_with_pod() -> None:
-        try:
-            wait_for(lambda: get_job(cluster, namespace, "wsovvis-train-t"), "the job")
-            running_pod(cluster, namespace, node, {"name": "wsovvis-train-t-master-0"}, "pytorch")
-            set_conditions(cluster, namespace, "wsovvis-train-t", RUNNING)
-            wait_for(kubelet.served.is_set, "the log to be read")
-            time.sleep(3 * POLL)
-            set_conditions(cluster, namespace, "wsovvis-train-t", SUCCEEDED)
-        except BaseException as exc:  # reported by the test
-            errors.append(exc)
+        wait_for(lambda: get_job(cluster, namespace, "wsovvis-train-t"), "the job")
+        running_pod(cluster, namespace, node, {"name": "wsovvis-train-t-master-0"}, "pytorch")
+        set_conditions(cluster, namespace, "wsovvis-train-t", RUNNING)
+        wait_for(kubelet.served.is_set, "the log to be read")
+        time.sleep(3 * POLL)
+        set_conditions(cluster, namespace, "wsovvis-train-t", SUCCEEDED)
 
-    thread = threading.Thread(target=operator_with_pod, daemon=True)
-    thread.start()
-    out = io.StringIO()
-    try:
-        outcome = ln.launch_job(
-            write_manifest(tmp_path, job_settings()), launch_settings(account), log_stream=out
-        )
-    finally:
-        kubelet.stop()
-    thread.join(5)
-    assert not errors
+    manifest = write_manifest(tmp_path, job_settings())
+    outcome, copied = launch_with_controller(manifest, account, kubelet, operator_with_pod)
     assert outcome.reason == "PyTorchJobSucceeded"
-    assert out.getvalue() == "".join(kubelet.lines)
+    assert copied == "".join(kubelet.lines)
     assert kubelet.paths == [f"/containerLogs/{namespace}/wsovvis-train-t-master-0/pytorch?follow=true"]
 
 
@@ -452,13 +467,7 @@ def test_kubectl_server_dry_run_accepts_manifests_train_trainjob(cluster, namesp
 
 
 def trainjob_settings(name: str = "wsovvis-train-t") -> tj.TrainJobSettings:
-    return tj.TrainJobSettings(name=name, placement=Placement(image="wsovvis-runtime:test", num_workers=1))
-
-
-def write_trainjob(tmp_path: Path, settings: tj.TrainJobSettings) -> Path:
-    path = tmp_path / "trainjob.yaml"
-    path.write_text(pj.dump_manifest(tj.render_manifest(settings, "output_uri: s3://bucket/run\n")))
-    return path
+    return job_settings(name, tj.TrainJobSettings)
 
 
 def trainjob_condition(kind: str, reason: str, message: str, status: str = "True") -> dict:
@@ -487,7 +496,7 @@ def test_the_rendered_trainjob_is_accepted_as_is_by_the_api_server(cluster, name
 
 def test_a_trainjob_that_completes_returns_and_is_deleted_by_default(cluster, namespace, account, tmp_path):
     op = operator(cluster, namespace, "wsovvis-train-t", TRAINJOB_COMPLETE, kind=tj.TRAINJOB)
-    outcome = ln.launch_job(write_trainjob(tmp_path, trainjob_settings()), launch_settings(account))
+    outcome = ln.launch_job(write_manifest(tmp_path, trainjob_settings()), launch_settings(account))
     op.join(5)
     assert not op.errors
     assert (outcome.kind, outcome.attached, outcome.deleted) == ("TrainJob", False, True)
@@ -497,7 +506,7 @@ def test_a_trainjob_that_completes_returns_and_is_deleted_by_default(cluster, na
 
 def test_a_failed_trainjob_exits_1_with_its_reason_and_is_kept(cluster, namespace, account, tmp_path):
     op = operator(cluster, namespace, "wsovvis-train-t", TRAINJOB_RUNNING, TRAINJOB_FAILED, kind=tj.TRAINJOB)
-    proc = launch_cli(account, write_trainjob(tmp_path, trainjob_settings()))
+    proc = launch_cli(account, write_manifest(tmp_path, trainjob_settings()))
     _, stderr = proc.communicate(timeout=60)
     op.join(5)
     assert proc.returncode == 1, stderr
@@ -510,7 +519,7 @@ def test_a_retried_step_attaches_to_its_trainjob_instead_of_creating_a_second(
     cluster, namespace, account, tmp_path, caplog
 ):
     settings = trainjob_settings()
-    manifest = write_trainjob(tmp_path, settings)
+    manifest = write_manifest(tmp_path, settings)
     existing = cluster.custom.create_namespaced_custom_object(
         tj.TRAINJOB.group,
         tj.TRAINJOB.version,
@@ -537,7 +546,7 @@ def test_a_retried_step_attaches_to_its_trainjob_instead_of_creating_a_second(
 
 
 def test_sigterm_deletes_the_trainjob_and_exits(cluster, namespace, account, tmp_path):
-    proc = launch_cli(account, write_trainjob(tmp_path, trainjob_settings()))
+    proc = launch_cli(account, write_manifest(tmp_path, trainjob_settings()))
     try:
         wait_for(
             lambda: get_job(cluster, namespace, "wsovvis-train-t", tj.TRAINJOB),
@@ -558,7 +567,7 @@ def test_sigterm_deletes_the_trainjob_and_exits(cluster, namespace, account, tmp
 
 def test_a_trainjob_times_out_with_exit_4(cluster, namespace, account, tmp_path):
     with pytest.raises(ln.JobTimeoutError, match="TrainJob .* did not finish within 1 s") as info:
-        ln.launch_job(write_trainjob(tmp_path, trainjob_settings()), launch_settings(account, timeout_s=1))
+        ln.launch_job(write_manifest(tmp_path, trainjob_settings()), launch_settings(account, timeout_s=1))
     assert info.value.exit_code == 4
     assert get_job(cluster, namespace, "wsovvis-train-t", tj.TRAINJOB) is None
 
@@ -570,7 +579,6 @@ def test_the_rank0_node_log_is_streamed_through_the_api_server(cluster, namespac
     )
     node = fake_node(cluster, namespace, kubelet)
     name = "wsovvis-train-t"
-    errors: list[BaseException] = []
 
     def node_pod(index: int, suffix: str) -> dict:
         """Metadata JobSet and the Job controller give a node pod (its name ends in a random suffix)."""
@@ -587,30 +595,18 @@ def test_the_rank0_node_log_is_streamed_through_the_api_server(cluster, namespac
         }
 
     def trainer_with_pods() -> None:
-        try:
-            wait_for(lambda: get_job(cluster, namespace, name, tj.TRAINJOB), "the job")
-            running_pod(cluster, namespace, node, node_pod(1, "b7x2q"), "node")
-            running_pod(cluster, namespace, node, node_pod(0, "k4m9z"), "node")
-            set_conditions(cluster, namespace, name, TRAINJOB_RUNNING, tj.TRAINJOB)
-            wait_for(kubelet.served.is_set, "the log to be read")
-            time.sleep(3 * POLL)
-            set_conditions(cluster, namespace, name, TRAINJOB_COMPLETE, tj.TRAINJOB)
-        except BaseException as exc:  # reported by the test
-            errors.append(exc)
+        wait_for(lambda: get_job(cluster, namespace, name, tj.TRAINJOB), "the job")
+        running_pod(cluster, namespace, node, node_pod(1, "b7x2q"), "node")
+        running_pod(cluster, namespace, node, node_pod(0, "k4m9z"), "node")
+        set_conditions(cluster, namespace, name, TRAINJOB_RUNNING, tj.TRAINJOB)
+        wait_for(kubelet.served.is_set, "the log to be read")
+        time.sleep(3 * POLL)
+        set_conditions(cluster, namespace, name, TRAINJOB_COMPLETE, tj.TRAINJOB)
 
-    thread = threading.Thread(target=trainer_with_pods, daemon=True)
-    thread.start()
-    out = io.StringIO()
-    try:
-        outcome = ln.launch_job(
-            write_trainjob(tmp_path, trainjob_settings()), launch_settings(account), log_stream=out
-        )
-    finally:
-        kubelet.stop()
-    thread.join(5)
-    assert not errors
+    manifest = write_manifest(tmp_path, trainjob_settings())
+    outcome, copied = launch_with_controller(manifest, account, kubelet, trainer_with_pods)
     assert outcome.reason == "JobSetCompleted"
-    assert out.getvalue() == "".join(kubelet.lines)
+    assert copied == "".join(kubelet.lines)
     assert kubelet.paths == [f"/containerLogs/{namespace}/{name}-node-0-0-k4m9z/node?follow=true"]
 
 

@@ -222,27 +222,23 @@ def test_settings_files_load_and_reject_unknown_keys(tmp_path):
         tj.load_settings(str(path))
 
 
-def test_render_cli_writes_the_manifest_named_after_the_run(tmp_path):
+def test_render_cli_renders_the_job_alone_without_a_config_in_the_namespace_given(tmp_path, capsys):
     settings_path = tmp_path / "settings.yaml"
-    settings_path.write_text("name: wsovvis-train\nplacement: {image: img:1, num_workers: 1}\n")
-    config_path = tmp_path / "train.yaml"
-    config_path.write_text("output_uri: s3://b/out\n")
-    out = tmp_path / "job.yaml"
-    args = [
+    settings_path.write_text("name: wsovvis-train\nruntime: torch-cuda\nplacement: {image: img:1}\n")
+    command = [
+        "render-trainjob",
         "--settings",
         str(settings_path),
-        "--config",
-        str(config_path),
+        "--namespace",
+        "team-c",
         "--run-id",
         "Run 9",
-        "--out",
-        str(out),
     ]
-    assert cli.main(["render-trainjob", *args]) == 0
-    docs = list(yaml.safe_load_all(out.read_text()))
+    assert cli.main(command) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("# Rendered by `wsovvis render-trainjob --settings")
+    (job,) = yaml.safe_load_all(text)
+    settings = tj.load_settings(str(settings_path), namespace="team-c")
     name = tj.jobspec.job_name_for_run("Run 9", prefix="wsovvis-train")
-    expected = tj.render_manifest(
-        dataclasses.replace(tj.load_settings(str(settings_path)), name=name), "output_uri: s3://b/out\n"
-    )
-    assert docs == expected
-    assert out.read_text().startswith("# Rendered by `wsovvis render-trainjob --settings")
+    assert job == tj.build_trainjob(dataclasses.replace(settings, name=name))
+    assert (job["metadata"]["namespace"], job["spec"]["runtimeRef"]["name"]) == ("team-c", "torch-cuda")

@@ -4,15 +4,12 @@ train_launcher=trainjob and every other default, and it is valid for the pinned 
 from __future__ import annotations
 
 import copy
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from components.train.component import train
-from tests.unit.test_pytorchjob_manifests import by_kind, train_arguments
+from tests.unit.test_pytorchjob_manifests import by_kind, kustomize, step_launch
 from wsovvis import images
 from wsovvis.k8s import crd
 from wsovvis.k8s import trainjob as tj
@@ -24,12 +21,7 @@ CRD = ROOT / "tests" / "data" / "crds" / f"trainer.kubeflow.org_trainjobs.{tj.TR
 
 @pytest.fixture(scope="module")
 def kustomized() -> list[dict]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl not found: it renders manifests/train-trainjob (`kubectl kustomize`)")
-    out = subprocess.run([kubectl, "kustomize", str(TRAIN)], capture_output=True, text=True, check=False)
-    assert out.returncode == 0, out.stderr
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
+    return kustomize(TRAIN)
 
 
 def test_committed_trainjob_is_the_rendering_of_job_settings():
@@ -47,25 +39,9 @@ def test_the_harness_config_is_manifests_trains():
 
 @pytest.fixture
 def step_rendering(monkeypatch, tmp_path) -> list[dict]:
-    """What the pipeline's train step hands the launcher with train_launcher=trainjob, every other default and the
-    data manifests/train-trainjob names."""
-    launched = []
-
-    def launch(docs, settings, run_id) -> None:  # records the job and leaves the checkpoint a training leaves
-        launched.append(docs)
-        output = Path(yaml.safe_load(docs[0]["data"]["train.yaml"])["output_uri"])
-        output.mkdir(parents=True)
-        (output / "model_final.pth").write_bytes(b"weights")
-        (output / "last_checkpoint").write_text("model_final.pth")
-
-    monkeypatch.setattr("wsovvis.k8s.launcher.launch_job", launch)
-    data = yaml.safe_load((TRAIN / "train.yaml").read_text())["data"]
-    arguments = train_arguments(
-        str(tmp_path / "work"), data["train_img_root"], data["train_json"], train_launcher="trainjob"
-    )
-    train.python_func(**arguments)
-    (docs,) = launched
-    return docs
+    """The job the train step creates with train_launcher=trainjob, every other default and the data
+    manifests/train-trainjob names."""
+    return step_launch(monkeypatch, tmp_path, TRAIN / "train.yaml", train_launcher="trainjob")
 
 
 def without_tags(job: dict) -> dict:
