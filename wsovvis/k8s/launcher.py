@@ -25,12 +25,13 @@ garbage-collects them.
 Why not the Kubeflow SDKs. The Training Operator's ``TrainingClient``: its ``create_job`` fails on a job that already
 exists instead of attaching to it, and its wait neither deletes the job on SIGTERM nor retries a refusing or
 unreachable API server; it also cannot create the ConfigMaps the job mounts. Trainer v2's ``TrainerClient`` (the
-``kubeflow`` package, 0.5): ``train()`` builds the TrainJob from its own trainer types and names it at random, with no
-way to attach to an existing job; it lacks the per-job override for the pods' node selector, tolerations and volumes
-of anything but its own options; every API error becomes a bare ``RuntimeError``, so a conflict (attach), a
-throttled or refusing server (retry) and a denial (exit 5) cannot be told apart; ``get_job`` also reads the
+``kubeflow`` package, 0.5): ``train()`` builds the TrainJob from its own trainer types and options (its
+``RuntimePatch`` option does carry node selectors, tolerations and volumes) and creates it, with no way to attach to a
+job of that name; every API error becomes a bare ``RuntimeError``, so a conflict (attach), a throttled or refusing
+server (retry) and a denial (exit 5) cannot be told apart, and nothing is retried; ``get_job`` also reads the
 (Cluster)TrainingRuntime, which needs cluster-wide RBAC the pipeline's account should not have; its wait polls with
-no SIGTERM handling and raises a bare ``TimeoutError``. What it does well is kept: its reading of a TrainJob's
+no SIGTERM handling (nothing deletes the job) and raises a bare ``TimeoutError``; it cannot create the ConfigMap the
+job mounts. What it does well is kept: its reading of a TrainJob's
 status (a True ``Complete`` or ``Failed`` condition ends the job) and its way of finding the first node's pod (the
 JobSet's labels, replicated job ``node``, index 0, container ``node``) are what :class:`~wsovvis.k8s.trainjob.TrainJobKind`
 does, without its pydantic models (``kubeflow-trainer-api``, pydantic) in the launcher's image. The calls here use
