@@ -20,6 +20,7 @@ from kfp import dsl, kubernetes
 
 from wsovvis.images import RELEASE_IMAGES, RUNTIME_SEQFORMER_CONFIG, ImageNames
 from wsovvis.k8s.placement import CONFIG_MAP_KEY_TO_ENV, JOB_POD_RESOURCES, PodResources, S3Source
+from wsovvis.k8s.trainjob import DEFAULT_RUNTIME as TRAINJOB_RUNTIME
 
 # The components, one folder each in components/: in a checkout that folder is the top-level package `components`
 # beside this one; installed, it is this package's `components` (pyproject.toml's package-dir maps both folders
@@ -136,6 +137,7 @@ def build_pipeline(
         d2_opts: list = [],  # noqa: B006
         train_weights: str = "",
         train_launcher: str = "pytorchjob",
+        trainjob_runtime: str = TRAINJOB_RUNTIME,
         train_namespace: str = "kubeflow",
         train_workers: int = 0,
         gpus_per_worker: int = 1,
@@ -271,6 +273,7 @@ def build_pipeline(
                 num_workers=train_workers,
                 gpus_per_worker=gpus_per_worker,
                 timeout_seconds=train_timeout_seconds,
+                trainjob_runtime=trainjob_runtime,
                 runtime_image=settings.images.runtime,
                 node_selector=train_node_selector,
                 tolerations=train_tolerations,

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# End-to-end run on a local kind cluster: cluster -> KFP + Training Operator -> images -> MinIO + S3 secret ->
-# a generated dataset -> the pipeline with CPU smoke parameters -> its metrics.
+# End-to-end run on a local kind cluster: cluster -> KFP + Training Operator (or Trainer) -> images -> MinIO + S3
+# secret -> a generated dataset -> the pipeline with CPU smoke parameters -> its metrics.
 #
-#   scripts/kind-e2e.sh [--quick] [--check] [--keep]
+#   scripts/kind-e2e.sh [--quick] [--trainjob] [--check] [--keep]
 #
 #   (default)  builds the tools and runtime images (Docker, network, ~20 GB of disk: CUDA base, torch, the ops)
 #              and trains SeqFormer for a few CPU iterations as a one-worker PyTorchJob
+#   --trainjob installs Kubeflow Trainer v2 (manifests/platform/trainer, trainer-runtimes) instead of the Training
+#              Operator and trains as a one-node TrainJob (train_launcher=trainjob)
 #   --quick    builds only the tools image and also loads it under the runtime image's name; mask-gen runs the
 #              motion backend, training is skipped (train_launcher=local, no SeqFormer runtime in that image)
 #   --check    only check the prerequisites (exit 0 when all are present, 3 otherwise, naming what is missing)
@@ -30,12 +32,14 @@ RUN_TIMEOUT=${E2E_TIMEOUT:-3600}
 BUCKET=s3://wsovvis-e2e
 FAKE_GPUS=4
 QUICK=0 CHECK_ONLY=0 KEEP=0
+LAUNCHER=pytorchjob  # the job kind the full run trains as: pytorchjob (Training Operator v1) or trainjob (Trainer v2)
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
     --check) CHECK_ONLY=1 ;;
     --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    --trainjob) LAUNCHER=trainjob ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see $0 --help)" >&2; exit 2 ;;
   esac
 done
@@ -84,12 +88,26 @@ for node in $("${KUBECTL[@]}" get nodes -l wsovvis.io/fake-gpu=true -o name); do
   "${KUBECTL[@]}" wait "$node" --for=jsonpath='{.status.allocatable.nvidia\.com/gpu}'="$FAKE_GPUS" --timeout=60s
 done
 
-log "Kubeflow Pipelines and the Training Operator"
+log "Kubeflow Pipelines and the $LAUNCHER controller"
 "${KUBECTL[@]}" apply -k "$ROOT/manifests/platform/kfp-cluster-scoped"
 "${KUBECTL[@]}" wait crd/applications.app.k8s.io --for condition=established --timeout=60s
 "${KUBECTL[@]}" apply -k "$ROOT/manifests/platform/kfp"
-"${KUBECTL[@]}" apply --server-side -k "$ROOT/manifests/platform/training-operator"
-"${KUBECTL[@]}" wait crd/pytorchjobs.kubeflow.org --for condition=established --timeout=60s
+if [ "$LAUNCHER" = trainjob ]; then
+  "${KUBECTL[@]}" apply --server-side -k "$ROOT/manifests/platform/trainer"
+  "${KUBECTL[@]}" wait crd/trainjobs.trainer.kubeflow.org crd/clustertrainingruntimes.trainer.kubeflow.org \
+    --for condition=established --timeout=60s
+  "${KUBECTL[@]}" -n kubeflow-system wait deployment/kubeflow-trainer-controller-manager --for=condition=Available \
+    --timeout=600s
+  # the runtimes go through Trainer's validating webhook, which answers a little after its Deployment is Available
+  for attempt in $(seq 1 10); do
+    "${KUBECTL[@]}" apply --server-side -k "$ROOT/manifests/platform/trainer-runtimes" && break
+    [ "$attempt" -lt 10 ] || exit 1
+    sleep 10
+  done
+else
+  "${KUBECTL[@]}" apply --server-side -k "$ROOT/manifests/platform/training-operator"
+  "${KUBECTL[@]}" wait crd/pytorchjobs.kubeflow.org --for condition=established --timeout=60s
+fi
 
 log "images"
 eval "$(cd "$ROOT" && PYTHONPATH="$ROOT" "$PYTHON" -m wsovvis.images)"
@@ -181,16 +199,17 @@ PY
 EOF
 }
 
-# The pipeline's parameters, one NAME=VALUE per line. One training process on CPU: the Master alone
-# (train_workers=0) with gpus_per_worker=0, which the PyTorchJob runs as one process per pod. --quick skips
-# training (train_launcher=local: its image has no SeqFormer runtime) and so has no model to evaluate.
+# The pipeline's parameters, one NAME=VALUE per line. One training process on CPU: the first pod alone
+# (train_workers=0) with gpus_per_worker=0, which the PyTorchJob (or TrainJob, with --trainjob) runs as one process
+# per pod. --quick skips training (train_launcher=local: its image has no SeqFormer runtime) and so has no model to
+# evaluate.
 run_params() {
   printf '%s\n' "frames_root=$BUCKET/data/frames" "work_root=$BUCKET/work" "train_gt_json=$BUCKET/data/gt.json" \
     num_shards=2 mask_backend=motion mask_device=cpu "train_namespace=$NAMESPACE" train_workers=0 gpus_per_worker=0
   if [ "$QUICK" = 1 ]; then
     printf '%s\n' train_launcher=local
   else
-    printf '%s\n' train_launcher=pytorchjob "val_frames_root=$BUCKET/data/frames" "val_gt_json=$BUCKET/data/gt.json" \
+    printf '%s\n' "train_launcher=$LAUNCHER" "val_frames_root=$BUCKET/data/frames" "val_gt_json=$BUCKET/data/gt.json" \
       'd2_opts=["MODEL.DEVICE", "cpu", "SOLVER.MAX_ITER", "4", "SOLVER.IMS_PER_BATCH", "1", "SOLVER.CHECKPOINT_PERIOD", "4"]'
   fi
 }
@@ -227,7 +246,7 @@ PY
 )
 echo "run state: $STATE"
 if [ "$STATE" != SUCCEEDED ]; then
-  "${KUBECTL[@]}" -n "$NAMESPACE" get pods,pytorchjobs -o wide >&2 || true
+  "${KUBECTL[@]}" -n "$NAMESPACE" get "pods,${LAUNCHER}s" -o wide >&2 || true
   exit 1
 fi
 

@@ -1,12 +1,17 @@
-"""A real kube-apiserver (+ etcd) with the PyTorchJob CRD, for the apiserver tests (the root conftest's fixture).
+"""A real kube-apiserver (+ etcd) with the PyTorchJob CRD (Training Operator v1.9.0) and the TrainJob,
+TrainingRuntime and ClusterTrainingRuntime CRDs (Trainer v2.2.1), for the apiserver tests (the root conftest's
+fixture).
 
-Nothing runs pods (no scheduler, kubelet or Training Operator): tests play the operator by patching status.
+Nothing runs pods (no scheduler, kubelet, Training Operator or Trainer): tests play the operator by patching status.
+The server is v1.20: the Trainer CRDs go in with only what it cannot take stripped (:func:`for_the_test_apiserver`,
+tests/data/crds/README.md says what and why).
 The server authorizes with RBAC: ``Cluster.kubeconfig`` is an admin (system:masters); ``pipeline_account`` gives
 the credentials of the pipeline's service account bound only to ``manifests/rbac``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -18,12 +23,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from wsovvis.k8s.trainjob import TRAINER_VERSION
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts" / "kube-apiserver"
 RBAC = ROOT / "manifests" / "rbac"
 # what start.sh and the tests drive besides the kube-apiserver (scripts/kube-apiserver/build.sh installs them)
 TOOLS = ("etcd", "kubectl", "openssl", "curl")
-CRD = ROOT / "tests" / "data" / "crds" / "kubeflow.org_pytorchjobs.v1.9.0.yaml"
+CRDS = ROOT / "tests" / "data" / "crds"
+CRD = CRDS / "kubeflow.org_pytorchjobs.v1.9.0.yaml"
+TRAINER_CRDS = [
+    CRDS / f"trainer.kubeflow.org_{plural}.{TRAINER_VERSION}.yaml"
+    for plural in ("trainjobs", "trainingruntimes", "clustertrainingruntimes")
+]
 APISERVER = Path(
     os.environ.get("KUBE_APISERVER", Path.home() / ".cache" / "wsovvis-dev" / "bin" / "kube-apiserver")
 )
@@ -46,7 +58,7 @@ class Cluster:
 
 
 def start_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """etcd + kube-apiserver, with the PyTorchJob CRD installed and established; skips when absent."""
+    """etcd + kube-apiserver, with the PyTorchJob and Trainer CRDs installed and established; skips when absent."""
     if not os.access(APISERVER, os.X_OK):
         pytest.skip(
             f"no kube-apiserver at {APISERVER}: run scripts/kube-apiserver/build.sh (once per machine, 5-12 min)"
@@ -75,18 +87,63 @@ def start_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
         api = client.ApiClient(configuration)
         found = Cluster(kubeconfig, int(pids.split()[2]), client.CustomObjectsApi(api), client.CoreV1Api(api))
         found.kubectl("create", "--validate=false", "-f", str(CRD))
+        names = ["pytorchjobs.kubeflow.org"]
+        for path in TRAINER_CRDS:
+            crd = for_the_test_apiserver(yaml.load(path.read_text(), Loader=_LOADER))
+            out = subprocess.run(
+                ["kubectl", "--kubeconfig", kubeconfig, "create", "--validate=false", "-f", "-"],
+                input=json.dumps(crd),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert out.returncode == 0, f"{path.name}: {out.stderr}"
+            names.append(crd["metadata"]["name"])
         extensions = client.ApiextensionsV1Api(api)
 
         def established() -> bool:
-            status = extensions.read_custom_resource_definition("pytorchjobs.kubeflow.org").status
-            return any(
-                c.type == "Established" and c.status == "True" for c in (status and status.conditions) or []
-            )
+            for name in names:
+                status = extensions.read_custom_resource_definition(name).status
+                conditions = (status and status.conditions) or []
+                if not any(c.type == "Established" and c.status == "True" for c in conditions):
+                    return False
+            return True
 
-        wait_for(established, "the PyTorchJob CRD to be established", 60)
+        wait_for(established, "the PyTorchJob and Trainer CRDs to be established", 60)
         yield found
     finally:
         subprocess.run([str(SCRIPTS / "stop.sh"), pids], check=False)
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def for_the_test_apiserver(crd: dict) -> dict:
+    """The CRD with only what the v1.20 API server refuses taken out (tests/data/crds/README.md): every
+    ``default: ""``, then list-map annotations whose key that leaves neither required nor defaulted."""
+
+    def strip(node: object) -> None:
+        if isinstance(node, list):
+            for item in node:
+                strip(item)
+            return
+        if not isinstance(node, dict):
+            return
+        if node.get("default") == "":
+            del node["default"]
+        for value in node.values():
+            strip(value)
+        if node.get("x-kubernetes-list-type") == "map":
+            items = node["items"]
+            keys = node["x-kubernetes-list-map-keys"]
+            if any(
+                k not in items.get("required", []) and "default" not in items["properties"][k] for k in keys
+            ):
+                del node["x-kubernetes-list-type"], node["x-kubernetes-list-map-keys"]
+
+    for version in crd["spec"]["versions"]:
+        strip(version["schema"])
+    return crd
 
 
 def wait_for(predicate: Callable[[], object], what: str, timeout: float = 20.0) -> object:

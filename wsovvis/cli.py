@@ -37,6 +37,7 @@ SUBCOMMANDS = {
     "make-agnostic": "wsovvis.agnostic",
     "train": "wsovvis.train.cli",
     "render-pytorchjob": "wsovvis.k8s.pytorchjob",
+    "render-trainjob": "wsovvis.k8s.trainjob",
     "launch-pytorchjob": "wsovvis.k8s.launcher",
     "evaluate": "wsovvis.evaluate.cli",
     "attribute": "wsovvis.attribute.cli",

@@ -1,4 +1,5 @@
-"""train: SeqFormer on the pseudo tubes, as a PyTorchJob (create-or-attach, wait, cancel on SIGTERM) or locally."""
+"""train: SeqFormer on the pseudo tubes, as a PyTorchJob or a TrainJob (create-or-attach, wait, cancel on SIGTERM) or
+locally."""
 
 from kfp import dsl
 from kfp.dsl import Metrics, Output, OutputPath
@@ -23,6 +24,7 @@ def train(
     num_workers: int,
     gpus_per_worker: int,
     timeout_seconds: int,
+    trainjob_runtime: str,
     runtime_image: str,
     node_selector: dict,
     tolerations: list,
@@ -35,9 +37,10 @@ def train(
     results_json: OutputPath(str),
 ) -> str:
     """Train, then predict on val (the ``results_json`` output: the results' URI, '' without val GT); log the
-    final loss and iterations as Metrics; return the checkpoint's URI ('' when training was skipped). The job's
-    pods are placed by one ``Placement``: the runtime image, the namespace, Workers and GPUs, each pod's CPU and
-    memory (``pod_resources``), nodes, and the Secret and ConfigMap their S3 settings come from."""
+    final loss and iterations as Metrics; return the checkpoint's URI ('' when training was skipped). ``launcher``:
+    pytorchjob, trainjob (referencing the torch runtime ``trainjob_runtime``) or local. The job's pods are placed by
+    one ``Placement``: the runtime image, the namespace, Workers and GPUs, each pod's CPU and memory
+    (``pod_resources``), nodes, and the Secret and ConfigMap their S3 settings come from."""
     from wsovvis.k8s.placement import Placement, PodResources, S3Source
     from wsovvis.train.step import train_step
 
@@ -65,6 +68,7 @@ def train(
             ),
         ),
         timeout_seconds=timeout_seconds,
+        trainjob_runtime=trainjob_runtime,
         runtime_available=runtime_available,
         log_metric=metrics.log_metric,
         results_json_path=results_json,

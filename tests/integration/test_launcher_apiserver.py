@@ -1,7 +1,8 @@
-"""launch-pytorchjob against a real kube-apiserver (+ etcd) with the real PyTorchJob CRD installed.
+"""launch-pytorchjob against a real kube-apiserver (+ etcd) with the real PyTorchJob CRD (Training Operator v1.9.0)
+and TrainJob CRDs (Trainer v2.2.1) installed.
 
-Nothing runs pods here (no scheduler, kubelet or Training Operator): each test plays the operator by
-patching the job's status conditions the way the Training Operator does.
+Nothing runs pods here (no scheduler, kubelet, Training Operator or Trainer): each test plays the controller by
+patching the job's status conditions the way it does.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import pytest
 from tests.kube import Account, Cluster, kubeconfig_for, pipeline_account, wait_for
 from wsovvis.k8s import launcher as ln
 from wsovvis.k8s import pytorchjob as pj
+from wsovvis.k8s import trainjob as tj
+from wsovvis.k8s.jobspec import JobKind
 from wsovvis.k8s.placement import Placement
 
 pytestmark = [
@@ -60,13 +63,16 @@ def account(cluster: Cluster, namespace: str, tmp_path: Path) -> Account:
     return pipeline_account(cluster, namespace, tmp_path)
 
 
-def job_settings(name: str = "wsovvis-train-t") -> pj.PyTorchJobSettings:
-    return pj.PyTorchJobSettings(name=name, placement=Placement(image="wsovvis-runtime:test", num_workers=1))
+def job_settings(name: str = "wsovvis-train-t", settings_type: type = pj.PyTorchJobSettings):
+    """A job of one Master and one Worker (or two TrainJob nodes, with ``tj.TrainJobSettings``)."""
+    return settings_type(name=name, placement=Placement(image="wsovvis-runtime:test", num_workers=1))
 
 
-def write_manifest(tmp_path: Path, settings: pj.PyTorchJobSettings) -> Path:
+def write_manifest(tmp_path: Path, settings) -> Path:
+    """The job's manifest (ConfigMap and job) in a file, as the launcher's command line takes it."""
+    render = tj.render_manifest if isinstance(settings, tj.TrainJobSettings) else pj.render_manifest
     path = tmp_path / "job.yaml"
-    path.write_text(pj.dump_manifest(pj.render_manifest(settings, "output_uri: s3://bucket/run\n")))
+    path.write_text(pj.dump_manifest(render(settings, "output_uri: s3://bucket/run\n")))
     return path
 
 
@@ -111,33 +117,39 @@ FAILED = [
 ]
 
 
-def get_job(cluster: Cluster, namespace: str, name: str) -> dict | None:
+def get_job(cluster: Cluster, namespace: str, name: str, kind: JobKind = pj.PYTORCHJOB) -> dict | None:
     from kubernetes.client.exceptions import ApiException
 
     try:
-        return cluster.custom.get_namespaced_custom_object(pj.GROUP, pj.VERSION, namespace, pj.PLURAL, name)
+        return cluster.custom.get_namespaced_custom_object(
+            kind.group, kind.version, namespace, kind.plural, name
+        )
     except ApiException as exc:
         if exc.status == 404:
             return None
         raise
 
 
-def set_conditions(cluster: Cluster, namespace: str, name: str, conditions: list[dict]) -> None:
+def set_conditions(
+    cluster: Cluster, namespace: str, name: str, conditions: list[dict], kind: JobKind = pj.PYTORCHJOB
+) -> None:
     cluster.custom.patch_namespaced_custom_object_status(
-        pj.GROUP, pj.VERSION, namespace, pj.PLURAL, name, {"status": {"conditions": conditions}}
+        kind.group, kind.version, namespace, kind.plural, name, {"status": {"conditions": conditions}}
     )
 
 
-def operator(cluster: Cluster, namespace: str, name: str, *steps: list[dict]) -> threading.Thread:
-    """A thread playing the Training Operator: once the job exists, apply each condition list in turn."""
+def operator(
+    cluster: Cluster, namespace: str, name: str, *steps: list[dict], kind: JobKind = pj.PYTORCHJOB
+) -> threading.Thread:
+    """A thread playing the controller: once the job exists, apply each condition list in turn."""
     errors: list[BaseException] = []
 
     def play() -> None:
         try:
-            wait_for(lambda: get_job(cluster, namespace, name), f"job {name} to be created")
+            wait_for(lambda: get_job(cluster, namespace, name, kind), f"job {name} to be created")
             for conditions in steps:
                 time.sleep(2 * POLL)
-                set_conditions(cluster, namespace, name, conditions)
+                set_conditions(cluster, namespace, name, conditions, kind)
         except BaseException as exc:  # reported by the test through .errors
             errors.append(exc)
 
@@ -186,7 +198,7 @@ def launch_cli(account: Account, manifest: Path) -> subprocess.Popen:
 def test_succeeded_job_returns_and_is_deleted_by_default(cluster, namespace, account, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
     op = operator(cluster, namespace, "wsovvis-train-t", RUNNING, SUCCEEDED)
-    outcome = ln.launch_pytorchjob(manifest, launch_settings(account))
+    outcome = ln.launch_job(manifest, launch_settings(account))
     op.join(5)
     assert not op.errors
     assert (outcome.name, outcome.attached, outcome.deleted) == ("wsovvis-train-t", False, True)
@@ -197,7 +209,7 @@ def test_succeeded_job_returns_and_is_deleted_by_default(cluster, namespace, acc
 def test_the_configmap_is_created_owned_by_the_job(cluster, namespace, account, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
     op = operator(cluster, namespace, "wsovvis-train-t", SUCCEEDED)
-    ln.launch_pytorchjob(manifest, launch_settings(account, delete_policy="never"))
+    ln.launch_job(manifest, launch_settings(account, delete_policy="never"))
     op.join(5)
     job = get_job(cluster, namespace, "wsovvis-train-t")
     config_map = cluster.core.read_namespaced_config_map("wsovvis-train-t-config", namespace)
@@ -227,7 +239,7 @@ def test_attaches_to_an_existing_job_instead_of_creating_a_second(
     set_conditions(cluster, namespace, settings.name, RUNNING)
     op = operator(cluster, namespace, settings.name, SUCCEEDED)
     with caplog.at_level(logging.INFO, logger="wsovvis"):
-        outcome = ln.launch_pytorchjob(
+        outcome = ln.launch_job(
             write_manifest(tmp_path, settings), launch_settings(account, delete_policy="never")
         )
     op.join(5)
@@ -247,7 +259,7 @@ def test_attaching_to_a_finished_job_reports_how_it_ended(cluster, namespace, ac
     set_conditions(cluster, namespace, settings.name, FAILED)
     started = time.monotonic()
     with pytest.raises(ln.JobFailedError, match=re.escape("PyTorchJobFailed: " + FAILED_MESSAGE)):
-        ln.launch_pytorchjob(write_manifest(tmp_path, settings), launch_settings(account))
+        ln.launch_job(write_manifest(tmp_path, settings), launch_settings(account))
     assert time.monotonic() - started < 10
 
 
@@ -277,7 +289,7 @@ def test_timeout_exits_non_zero_with_the_last_condition_and_stops_the_job(
     with pytest.raises(
         ln.JobTimeoutError, match=r"within 2 s; last condition Running: PyTorchJobRunning"
     ) as info:
-        ln.launch_pytorchjob(manifest, launch_settings(account, timeout_s=2))
+        ln.launch_job(manifest, launch_settings(account, timeout_s=2))
     op.join(5)
     assert 2 <= time.monotonic() - started < 10
     assert info.value.exit_code == 4
@@ -288,7 +300,7 @@ def test_timeout_exits_non_zero_with_the_last_condition_and_stops_the_job(
 def test_timeout_with_delete_policy_never_leaves_the_job_running(cluster, namespace, account, tmp_path):
     manifest = write_manifest(tmp_path, job_settings())
     with pytest.raises(ln.JobTimeoutError, match="left running"):
-        ln.launch_pytorchjob(manifest, launch_settings(account, timeout_s=1, delete_policy="never"))
+        ln.launch_job(manifest, launch_settings(account, timeout_s=1, delete_policy="never"))
     assert get_job(cluster, namespace, "wsovvis-train-t") is not None
 
 
@@ -306,9 +318,9 @@ def test_delete_policy(cluster, namespace, account, tmp_path, policy, end, kept)
     settings = launch_settings(account, delete_policy=policy)
     if end is FAILED:
         with pytest.raises(ln.JobFailedError):
-            ln.launch_pytorchjob(manifest, settings)
+            ln.launch_job(manifest, settings)
     else:
-        ln.launch_pytorchjob(manifest, settings)
+        ln.launch_job(manifest, settings)
     op.join(5)
     assert (get_job(cluster, namespace, "wsovvis-train-t") is not None) == kept
 
@@ -317,7 +329,7 @@ def test_run_id_names_the_job_and_its_configmap(cluster, namespace, account, tmp
     manifest = write_manifest(tmp_path, job_settings(name="wsovvis-train"))
     expected = pj.job_name_for_run("Run 42", prefix="wsovvis-train")
     op = operator(cluster, namespace, expected, SUCCEEDED)
-    outcome = ln.launch_pytorchjob(manifest, launch_settings(account, delete_policy="never"), run_id="Run 42")
+    outcome = ln.launch_job(manifest, launch_settings(account, delete_policy="never"), run_id="Run 42")
     op.join(5)
     assert outcome.name == expected
     job = get_job(cluster, namespace, expected)
@@ -326,11 +338,8 @@ def test_run_id_names_the_job_and_its_configmap(cluster, namespace, account, tmp
     assert cluster.core.read_namespaced_config_map(f"{expected}-config", namespace).data
 
 
-def test_the_master_log_is_streamed_through_the_api_server(cluster, namespace, account, tmp_path):
-    """A fake kubelet serves the master's log; the real API server proxies it to the launcher."""
-    kubelet = FakeKubelet(
-        tmp_path, ["[d2] iter: 19 total_loss: 2.731\n", "[d2] iter: 39 total_loss: 2.402\n"]
-    )
+def fake_node(cluster: Cluster, namespace: str, kubelet: FakeKubelet) -> str:
+    """A Node whose kubelet endpoint is ``kubelet``: the API server proxies its pods' logs there."""
     node = f"node-{namespace}"
     cluster.core.create_node({"metadata": {"name": node}})
     cluster.core.patch_node_status(
@@ -342,47 +351,71 @@ def test_the_master_log_is_streamed_through_the_api_server(cluster, namespace, a
             }
         },
     )
+    return node
+
+
+def running_pod(cluster: Cluster, namespace: str, node: str, metadata: dict, container: str) -> None:
+    """Create a pod on ``node`` and mark its ``container`` running, as a scheduler and kubelet would."""
+    pod = {
+        "metadata": metadata,
+        "spec": {
+            "nodeName": node,
+            # no token controller runs here to give the service account a token to mount
+            "automountServiceAccountToken": False,
+            "containers": [{"name": container, "image": "x"}],
+        },
+    }
+    cluster.core.create_namespaced_pod(namespace, pod)
+    status = {"name": container, "ready": True, "restartCount": 0, "image": "x", "imageID": ""}
+    cluster.core.patch_namespaced_pod_status(
+        metadata["name"], namespace, {"status": {"phase": "Running", "containerStatuses": [status]}}
+    )
+
+
+def launch_with_controller(
+    manifest: Path, account: Account, kubelet: FakeKubelet, play
+) -> tuple[ln.JobOutcome, str]:
+    """Launch the job while ``play()`` (the controller: pods, conditions) runs in a thread; stop the fake kubelet
+    after; return the outcome and the log the launcher copied."""
     errors: list[BaseException] = []
 
-    def operator_with_pod() -> None:
+    def run() -> None:
         try:
-            wait_for(lambda: get_job(cluster, namespace, "wsovvis-train-t"), "the job")
-            pod = {
-                "metadata": {"name": "wsovvis-train-t-master-0"},
-                "spec": {
-                    "nodeName": node,
-                    # no token controller runs here to give the service account a token to mount
-                    "automountServiceAccountToken": False,
-                    "containers": [{"name": "pytorch", "image": "x"}],
-                },
-            }
-            cluster.core.create_namespaced_pod(namespace, pod)
-            status = {"name": "pytorch", "ready": True, "restartCount": 0, "image": "x", "imageID": ""}
-            cluster.core.patch_namespaced_pod_status(
-                pod["metadata"]["name"],
-                namespace,
-                {"status": {"phase": "Running", "containerStatuses": [status]}},
-            )
-            set_conditions(cluster, namespace, "wsovvis-train-t", RUNNING)
-            wait_for(kubelet.served.is_set, "the log to be read")
-            time.sleep(3 * POLL)
-            set_conditions(cluster, namespace, "wsovvis-train-t", SUCCEEDED)
-        except BaseException as exc:  # reported by the test
+            play()
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
-    thread = threading.Thread(target=operator_with_pod, daemon=True)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     out = io.StringIO()
     try:
-        outcome = ln.launch_pytorchjob(
-            write_manifest(tmp_path, job_settings()), launch_settings(account), log_stream=out
-        )
+        outcome = ln.launch_job(manifest, launch_settings(account), log_stream=out)
     finally:
         kubelet.stop()
     thread.join(5)
-    assert not errors
+    assert not errors, errors
+    return outcome, out.getvalue()
+
+
+def test_the_master_log_is_streamed_through_the_api_server(cluster, namespace, account, tmp_path):
+    """A fake kubelet serves the master's log; the real API server proxies it to the launcher."""
+    kubelet = FakeKubelet(
+        tmp_path, ["[d2] iter: 19 total_loss: 2.731\n", "[d2] iter: 39 total_loss: 2.402\n"]
+    )
+    node = fake_node(cluster, namespace, kubelet)
+
+    def operator_with_pod() -> None:
+        wait_for(lambda: get_job(cluster, namespace, "wsovvis-train-t"), "the job")
+        running_pod(cluster, namespace, node, {"name": "wsovvis-train-t-master-0"}, "pytorch")
+        set_conditions(cluster, namespace, "wsovvis-train-t", RUNNING)
+        wait_for(kubelet.served.is_set, "the log to be read")
+        time.sleep(3 * POLL)
+        set_conditions(cluster, namespace, "wsovvis-train-t", SUCCEEDED)
+
+    manifest = write_manifest(tmp_path, job_settings())
+    outcome, copied = launch_with_controller(manifest, account, kubelet, operator_with_pod)
     assert outcome.reason == "PyTorchJobSucceeded"
-    assert out.getvalue() == "".join(kubelet.lines)
+    assert copied == "".join(kubelet.lines)
     assert kubelet.paths == [f"/containerLogs/{namespace}/wsovvis-train-t-master-0/pytorch?follow=true"]
 
 
@@ -406,7 +439,7 @@ def test_connection_errors_are_retried_until_the_api_comes_back(
             timeout_s=30,
         )
         with caplog.at_level(logging.WARNING, logger="wsovvis"):
-            outcome = ln.launch_pytorchjob(write_manifest(tmp_path, job_settings()), settings)
+            outcome = ln.launch_job(write_manifest(tmp_path, job_settings()), settings)
         op.join(5)
     finally:
         forwarder.stop()
@@ -420,6 +453,161 @@ def test_kubectl_server_dry_run_accepts_manifests_train(cluster, namespace):
     )
     assert "pytorchjob.kubeflow.org/wsovvis-train created (server dry run)" in out.stdout
     assert "configmap/wsovvis-train-config created (server dry run)" in out.stdout
+
+
+def test_kubectl_server_dry_run_accepts_manifests_train_trainjob(cluster, namespace):
+    out = cluster.kubectl(
+        "apply", "--dry-run=server", "-n", namespace, "-k", str(ROOT / "manifests" / "train-trainjob")
+    )
+    assert "trainjob.trainer.kubeflow.org/wsovvis-train created (server dry run)" in out.stdout
+    assert "configmap/wsovvis-train-config created (server dry run)" in out.stdout
+
+
+# --- the same launcher on a TrainJob (Trainer v2) ---------------------------------------------------------------
+
+
+def trainjob_settings(name: str = "wsovvis-train-t") -> tj.TrainJobSettings:
+    return job_settings(name, tj.TrainJobSettings)
+
+
+def trainjob_condition(kind: str, reason: str, message: str, status: str = "True") -> dict:
+    """A metav1.Condition, as Trainer's controller writes them (no lastUpdateTime)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": now}
+
+
+TRAINJOB_RUNNING = [trainjob_condition("Suspended", "Resumed", "TrainJob is resumed", status="False")]
+TRAINJOB_COMPLETE = [
+    *TRAINJOB_RUNNING,
+    trainjob_condition("Complete", "JobSetCompleted", "jobset completed successfully"),
+]
+TRAINJOB_FAILED_MESSAGE = "jobset failed due to the node job failing"
+TRAINJOB_FAILED = [*TRAINJOB_RUNNING, trainjob_condition("Failed", "FailedJobs", TRAINJOB_FAILED_MESSAGE)]
+
+
+def test_the_rendered_trainjob_is_accepted_as_is_by_the_api_server(cluster, namespace):
+    job = tj.build_trainjob(trainjob_settings())
+    created = cluster.custom.create_namespaced_custom_object(
+        tj.TRAINJOB.group, tj.TRAINJOB.version, namespace, tj.PLURAL, job
+    )
+    # nothing was pruned: every field we set is a field of the pinned Trainer's schema
+    assert {k: created["spec"][k] for k in job["spec"]} == job["spec"]
+
+
+def test_a_trainjob_that_completes_returns_and_is_deleted_by_default(cluster, namespace, account, tmp_path):
+    op = operator(cluster, namespace, "wsovvis-train-t", TRAINJOB_COMPLETE, kind=tj.TRAINJOB)
+    outcome = ln.launch_job(write_manifest(tmp_path, trainjob_settings()), launch_settings(account))
+    op.join(5)
+    assert not op.errors
+    assert (outcome.kind, outcome.attached, outcome.deleted) == ("TrainJob", False, True)
+    assert outcome.reason == "JobSetCompleted"
+    assert get_job(cluster, namespace, "wsovvis-train-t", tj.TRAINJOB) is None
+
+
+def test_a_failed_trainjob_exits_1_with_its_reason_and_is_kept(cluster, namespace, account, tmp_path):
+    op = operator(cluster, namespace, "wsovvis-train-t", TRAINJOB_RUNNING, TRAINJOB_FAILED, kind=tj.TRAINJOB)
+    proc = launch_cli(account, write_manifest(tmp_path, trainjob_settings()))
+    _, stderr = proc.communicate(timeout=60)
+    op.join(5)
+    assert proc.returncode == 1, stderr
+    assert f"TrainJob {namespace}/wsovvis-train-t Failed: FailedJobs: {TRAINJOB_FAILED_MESSAGE}" in stderr
+    assert "kubectl -n" in stderr and "describe trainjob wsovvis-train-t" in stderr
+    assert get_job(cluster, namespace, "wsovvis-train-t", tj.TRAINJOB) is not None
+
+
+def test_a_retried_step_attaches_to_its_trainjob_instead_of_creating_a_second(
+    cluster, namespace, account, tmp_path, caplog
+):
+    settings = trainjob_settings()
+    manifest = write_manifest(tmp_path, settings)
+    existing = cluster.custom.create_namespaced_custom_object(
+        tj.TRAINJOB.group,
+        tj.TRAINJOB.version,
+        namespace,
+        tj.PLURAL,
+        {**tj.build_trainjob(settings), "metadata": {"name": settings.name, "namespace": namespace}},
+    )
+    op = operator(cluster, namespace, settings.name, TRAINJOB_COMPLETE, kind=tj.TRAINJOB)
+    with caplog.at_level(logging.INFO, logger="wsovvis"):
+        outcome = ln.launch_job(manifest, launch_settings(account, delete_policy="never"))
+    op.join(5)
+    assert outcome.attached is True
+    job = get_job(cluster, namespace, settings.name, tj.TRAINJOB)
+    assert job["metadata"]["uid"] == existing["metadata"]["uid"]
+    assert job["metadata"]["generation"] == 1, "the job must not be replaced or updated"
+    assert "attaching to existing TrainJob" in caplog.text
+    config_map = cluster.core.read_namespaced_config_map(settings.config_map_name, namespace)
+    (owner,) = config_map.metadata.owner_references
+    assert (owner.api_version, owner.kind, owner.uid) == (
+        tj.API_VERSION,
+        "TrainJob",
+        existing["metadata"]["uid"],
+    )
+
+
+def test_sigterm_deletes_the_trainjob_and_exits(cluster, namespace, account, tmp_path):
+    proc = launch_cli(account, write_manifest(tmp_path, trainjob_settings()))
+    try:
+        wait_for(
+            lambda: get_job(cluster, namespace, "wsovvis-train-t", tj.TRAINJOB),
+            "the launcher to create the job",
+            60,
+        )
+        set_conditions(cluster, namespace, "wsovvis-train-t", TRAINJOB_RUNNING, tj.TRAINJOB)
+        time.sleep(3 * POLL)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, stderr
+    assert "SIGTERM: deleting TrainJob" in stderr
+    assert get_job(cluster, namespace, "wsovvis-train-t", tj.TRAINJOB) is None
+
+
+def test_a_trainjob_times_out_with_exit_4(cluster, namespace, account, tmp_path):
+    with pytest.raises(ln.JobTimeoutError, match="TrainJob .* did not finish within 1 s") as info:
+        ln.launch_job(write_manifest(tmp_path, trainjob_settings()), launch_settings(account, timeout_s=1))
+    assert info.value.exit_code == 4
+    assert get_job(cluster, namespace, "wsovvis-train-t", tj.TRAINJOB) is None
+
+
+def test_the_rank0_node_log_is_streamed_through_the_api_server(cluster, namespace, account, tmp_path):
+    """A fake kubelet serves the logs of the TrainJob's pods; the launcher follows the node of index 0 only."""
+    kubelet = FakeKubelet(
+        tmp_path, ["[d2] iter: 19 total_loss: 2.731\n", "[d2] iter: 39 total_loss: 2.402\n"]
+    )
+    node = fake_node(cluster, namespace, kubelet)
+    name = "wsovvis-train-t"
+
+    def node_pod(index: int, suffix: str) -> dict:
+        """Metadata JobSet and the Job controller give a node pod (its name ends in a random suffix)."""
+        labels = {
+            tj.JOBSET_NAME_LABEL: name,
+            tj.REPLICATED_JOB_LABEL: "node",
+            tj.JOB_INDEX_LABEL: "0",
+            tj.COMPLETION_INDEX: str(index),
+        }
+        return {
+            "name": f"{name}-node-0-{index}-{suffix}",
+            "labels": labels,
+            "annotations": {tj.COMPLETION_INDEX: str(index)},
+        }
+
+    def trainer_with_pods() -> None:
+        wait_for(lambda: get_job(cluster, namespace, name, tj.TRAINJOB), "the job")
+        running_pod(cluster, namespace, node, node_pod(1, "b7x2q"), "node")
+        running_pod(cluster, namespace, node, node_pod(0, "k4m9z"), "node")
+        set_conditions(cluster, namespace, name, TRAINJOB_RUNNING, tj.TRAINJOB)
+        wait_for(kubelet.served.is_set, "the log to be read")
+        time.sleep(3 * POLL)
+        set_conditions(cluster, namespace, name, TRAINJOB_COMPLETE, tj.TRAINJOB)
+
+    manifest = write_manifest(tmp_path, trainjob_settings())
+    outcome, copied = launch_with_controller(manifest, account, kubelet, trainer_with_pods)
+    assert outcome.reason == "JobSetCompleted"
+    assert copied == "".join(kubelet.lines)
+    assert kubelet.paths == [f"/containerLogs/{namespace}/{name}-node-0-0-k4m9z/node?follow=true"]
 
 
 # --- least privilege: the launcher's account has what manifests/rbac grants and nothing more ------------------
@@ -476,13 +664,94 @@ def test_the_pipeline_account_is_denied_what_the_role_does_not_grant(cluster, na
     assert cluster.core.read_namespaced_pod("victim", namespace).metadata.deletion_timestamp is None
 
 
+def custom_api_as(account: Account) -> object:
+    """A CustomObjectsApi authenticating with the account's token."""
+    from kubernetes import client
+    from kubernetes import config as kube_config
+
+    configuration = client.Configuration()
+    kube_config.load_kube_config(config_file=account.kubeconfig, client_configuration=configuration)
+    return client.CustomObjectsApi(client.ApiClient(configuration))
+
+
+TRAINER = (tj.TRAINJOB.group, tj.TRAINJOB.version)
+
+
+def _runtime(kind: str) -> dict:
+    return {
+        "apiVersion": tj.API_VERSION,
+        "kind": kind,
+        "metadata": {"name": "mine"},
+        "spec": {"template": {}},
+    }
+
+
+def _create_cluster_training_runtime(custom, namespace: str, other: str) -> None:
+    custom.create_cluster_custom_object(
+        *TRAINER, "clustertrainingruntimes", _runtime("ClusterTrainingRuntime")
+    )
+
+
+def _create_training_runtime(custom, namespace: str, other: str) -> None:
+    custom.create_namespaced_custom_object(
+        *TRAINER, namespace, "trainingruntimes", _runtime("TrainingRuntime")
+    )
+
+
+def _list_trainjobs(custom, namespace: str, other: str) -> None:
+    custom.list_namespaced_custom_object(*TRAINER, namespace, tj.PLURAL)
+
+
+def _patch_a_trainjob(custom, namespace: str, other: str) -> None:
+    custom.patch_namespaced_custom_object(
+        *TRAINER, namespace, tj.PLURAL, "victim", {"spec": {"suspend": True}}
+    )
+
+
+def _patch_a_trainjob_status(custom, namespace: str, other: str) -> None:
+    custom.patch_namespaced_custom_object_status(
+        *TRAINER, namespace, tj.PLURAL, "victim", {"status": {"conditions": TRAINJOB_COMPLETE}}
+    )
+
+
+def _create_a_trainjob_elsewhere(custom, namespace: str, other: str) -> None:
+    body = tj.build_trainjob(trainjob_settings())
+    custom.create_namespaced_custom_object(*TRAINER, other, tj.PLURAL, body)
+
+
+TRAINJOB_DENIED = [
+    _create_cluster_training_runtime,
+    _create_training_runtime,
+    _list_trainjobs,
+    _patch_a_trainjob,
+    _patch_a_trainjob_status,
+    _create_a_trainjob_elsewhere,
+]
+
+
+@pytest.mark.parametrize("action", TRAINJOB_DENIED, ids=lambda action: action.__name__.strip("_"))
+def test_the_pipeline_account_is_denied_what_the_trainjob_path_does_not_need(
+    cluster, namespace, account, action
+):
+    from kubernetes.client.exceptions import ApiException
+
+    other = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.core.create_namespace({"metadata": {"name": other}})
+    victim = tj.build_trainjob(trainjob_settings("victim"))
+    cluster.custom.create_namespaced_custom_object(*TRAINER, namespace, tj.PLURAL, victim)
+    with pytest.raises(ApiException) as denied:
+        action(custom_api_as(account), namespace, other)
+    assert denied.value.status == 403, denied.value.body
+    assert f"system:serviceaccount:{namespace}:{account.name}" in denied.value.body
+    job = get_job(cluster, namespace, "victim", tj.TRAINJOB)
+    assert job["metadata"]["generation"] == 1 and not job.get("status")
+
+
 def test_the_launcher_outside_its_namespace_is_refused_with_a_hint(cluster, namespace, account, tmp_path):
     other = f"t-{uuid.uuid4().hex[:10]}"
     cluster.core.create_namespace({"metadata": {"name": other}})
     with pytest.raises(ln.ClusterError, match=r"HTTP 403 .*the service account needs RBAC") as info:
-        ln.launch_pytorchjob(
-            write_manifest(tmp_path, job_settings()), launch_settings(account, namespace=other)
-        )
+        ln.launch_job(write_manifest(tmp_path, job_settings()), launch_settings(account, namespace=other))
     assert info.value.exit_code == 5
     assert get_job(cluster, other, "wsovvis-train-t") is None
 

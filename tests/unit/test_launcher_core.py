@@ -18,6 +18,7 @@ import yaml
 from wsovvis.errors import UsageError
 from wsovvis.k8s import launcher as ln
 from wsovvis.k8s import pytorchjob as pj
+from wsovvis.k8s import trainjob as tj
 from wsovvis.k8s.placement import Placement
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,14 +37,14 @@ def manifest_docs(name: str = "wsovvis-train-u", namespace: str = "") -> list[di
 
 
 def test_a_job_without_status_is_pending():
-    assert ln.job_state({}) == ("Pending", {})
+    assert pj.PYTORCHJOB.state({}) == ("Pending", {})
 
 
 def test_the_latest_true_condition_is_the_state_until_a_terminal_one():
     job = {"status": {"conditions": [cond("Created"), cond("Running", reason="PyTorchJobRunning")]}}
-    assert ln.job_state(job)[0] == "Running"
+    assert pj.PYTORCHJOB.state(job)[0] == "Running"
     job["status"]["conditions"] = [cond("Created"), cond("Running", "False"), cond("Restarting", reason="R")]
-    assert ln.job_state(job)[0] == "Restarting"
+    assert pj.PYTORCHJOB.state(job)[0] == "Restarting"
 
 
 @pytest.mark.parametrize("terminal", ["Succeeded", "Failed"])
@@ -53,14 +54,41 @@ def test_terminal_conditions_end_the_wait_with_their_reason_and_message(terminal
         cond("Running", "False"),
         cond(terminal, reason=f"PyTorchJob{terminal}", message="m"),
     ]
-    state, condition = ln.job_state({"status": {"conditions": conditions}})
+    state, condition = pj.PYTORCHJOB.state({"status": {"conditions": conditions}})
     assert state == terminal
     assert (condition["reason"], condition["message"]) == (f"PyTorchJob{terminal}", "m")
 
 
 def test_a_terminal_condition_that_is_not_true_does_not_count():
     job = {"status": {"conditions": [cond("Running"), cond("Failed", "False")]}}
-    assert ln.job_state(job)[0] == "Running"
+    assert pj.PYTORCHJOB.state(job)[0] == "Running"
+
+
+def test_a_trainjob_succeeds_on_complete_and_fails_on_failed_with_the_reason():
+    running = [cond("Suspended", "False", reason="Resumed")]
+    assert tj.TRAINJOB.state({"status": {"conditions": running}})[0] == "Pending"
+    complete = [*running, cond("Complete", reason="JobSetCompleted", message="jobset completed successfully")]
+    state, condition = tj.TRAINJOB.state({"status": {"conditions": complete}})
+    assert (state, condition["reason"]) == ("Succeeded", "JobSetCompleted")
+    failed = [*running, cond("Failed", reason="DeadlineExceeded", message="past activeDeadlineSeconds")]
+    state, condition = tj.TRAINJOB.state({"status": {"conditions": failed}})
+    assert (state, condition["reason"], condition["message"]) == (
+        "Failed",
+        "DeadlineExceeded",
+        "past activeDeadlineSeconds",
+    )
+    # a TrainJob's success condition does not end a PyTorchJob
+    assert pj.PYTORCHJOB.state({"status": {"conditions": [cond("Complete")]}})[0] == "Complete"
+
+
+def test_a_manifest_must_hold_exactly_one_job_of_either_kind(tmp_path):
+    trainjob = tj.build_trainjob(
+        tj.TrainJobSettings(name="wsovvis-train-u", placement=Placement(image="img:1"))
+    )
+    with pytest.raises(UsageError, match=r"expected exactly one job \(.*PyTorchJob or .*TrainJob\), found 2"):
+        ln.launch_job([*manifest_docs(), trainjob], ln.LaunchSettings(namespace="ns"))
+    with pytest.raises(UsageError, match="found 0"):
+        ln.launch_job(manifest_docs()[:1], ln.LaunchSettings(namespace="ns"))
 
 
 # --- settings and manifests ---------------------------------------------------------------------------------
@@ -79,7 +107,7 @@ def test_launch_settings_reject_unusable_values():
 def test_a_manifest_namespace_that_differs_from_the_requested_one_is_a_usage_error():
     docs = manifest_docs(namespace="team-a")
     with pytest.raises(UsageError, match="team-a.*not 'team-b'"):
-        ln.launch_pytorchjob(docs, ln.LaunchSettings(namespace="team-b", kubeconfig="/nonexistent"))
+        ln.launch_job(docs, ln.LaunchSettings(namespace="team-b", kubeconfig="/nonexistent"))
 
 
 def test_a_manifest_with_other_kinds_is_a_usage_error(tmp_path):
@@ -87,15 +115,13 @@ def test_a_manifest_with_other_kinds_is_a_usage_error(tmp_path):
     docs = [*manifest_docs(), {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}]
     path.write_text(pj.dump_manifest(docs))
     with pytest.raises(UsageError, match="unsupported 'Secret'"):
-        ln.launch_pytorchjob(str(path), ln.LaunchSettings(namespace="ns"))
+        ln.launch_job(str(path), ln.LaunchSettings(namespace="ns"))
 
 
 def test_missing_credentials_are_a_cluster_error_saying_what_to_do(tmp_path, monkeypatch):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(ln.ClusterError, match="KUBECONFIG") as info:
-        ln.launch_pytorchjob(
-            manifest_docs(), ln.LaunchSettings(namespace="ns", kubeconfig=str(tmp_path / "none"))
-        )
+        ln.launch_job(manifest_docs(), ln.LaunchSettings(namespace="ns", kubeconfig=str(tmp_path / "none")))
     assert info.value.exit_code == 5
 
 
@@ -114,24 +140,49 @@ class FakeLog:
 
 
 class FakeKubelet:
-    """Stands in for the kubelet behind the API server (none runs here): pod status and container logs."""
+    """Stands in for the kubelet behind the API server (none runs here): the first pod's status and container logs,
+    as a PyTorchJob's master (read by name) or a TrainJob's node of index 0 (listed by the JobSet's labels)."""
 
-    def __init__(self):
+    def __init__(self, kind):
+        self.kind = kind
         self.phase = "Pending"
         self.uid = "uid-1"
         self.restarts = 0
         self.logs: dict[int, list[bytes]] = {}
         self.log_reads = 0
 
-    def read_namespaced_pod(self, name, namespace, **kwargs):
-        containers = [SimpleNamespace(name="pytorch", restart_count=self.restarts)]
+    @property
+    def pod_name(self) -> str:  # a TrainJob's Job names each new pod anew; a PyTorchJob's keeps its name
+        return "job-master-0" if self.kind is pj.PYTORCHJOB else f"job-node-0-0-{self.uid}"
+
+    def _pod(self, index: str = "0"):
+        containers = [SimpleNamespace(name=self.kind.container, restart_count=self.restarts)]
         return SimpleNamespace(
-            metadata=SimpleNamespace(uid=self.uid),
+            metadata=SimpleNamespace(
+                uid=self.uid,
+                name=self.pod_name,
+                annotations={tj.COMPLETION_INDEX: index},
+                labels={},
+                creation_timestamp=self.uid,
+            ),
             status=SimpleNamespace(phase=self.phase, container_statuses=containers),
         )
 
+    def read_namespaced_pod(self, name, namespace, **kwargs):
+        assert name == "job-master-0"
+        return self._pod()
+
+    def list_namespaced_pod(self, namespace, label_selector, **kwargs):
+        assert label_selector == (
+            "jobset.sigs.k8s.io/jobset-name=job,jobset.sigs.k8s.io/replicatedjob-name=node,"
+            "jobset.sigs.k8s.io/job-index=0"
+        )
+        other = self._pod(index="1")  # the second node: never followed
+        other.metadata.name += "-rank1"
+        return SimpleNamespace(items=[other, self._pod()])
+
     def read_namespaced_pod_log(self, name, namespace, **kwargs):
-        assert (name, kwargs["container"], kwargs["follow"]) == ("job-master-0", "pytorch", True)
+        assert (name, kwargs["container"], kwargs["follow"]) == (self.pod_name, self.kind.container, True)
         self.log_reads += 1
         return FakeLog(self.logs[(self.uid, self.restarts)])
 
@@ -143,15 +194,16 @@ def wait_until(predicate, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def test_the_master_log_is_copied_once_per_container_start_and_pod():
-    kubelet = FakeKubelet()
+@pytest.mark.parametrize("kind", [pj.PYTORCHJOB, tj.TRAINJOB], ids=lambda k: k.kind)
+def test_the_first_pods_log_is_copied_once_per_container_start_and_pod(kind):
+    kubelet = FakeKubelet(kind)
     kubelet.logs = {
         ("uid-1", 0): [b"iter 1 loss 2.5\n", b"iter 2 loss 2.1\n"],
         ("uid-1", 1): [b"resumed from model_0000099.pth\n"],
         ("uid-2", 0): [b"new pod\n"],
     }
     out = io.StringIO()
-    follower = ln._MasterLogFollower(SimpleNamespace(core=kubelet), "ns", "job-master-0", 0.02, out)
+    follower = ln._FirstPodLogFollower(kubelet, kind, "ns", "job", 0.02, out)
     follower.start()
     try:
         time.sleep(0.1)
@@ -162,7 +214,7 @@ def test_the_master_log_is_copied_once_per_container_start_and_pod():
         kubelet.restarts = 1  # restartPolicy OnFailure: a new container in the same pod
         wait_until(lambda: "resumed" in out.getvalue())
         time.sleep(0.1)
-        kubelet.uid, kubelet.restarts = "uid-2", 0  # the operator re-created the pod
+        kubelet.uid, kubelet.restarts = "uid-2", 0  # the operator (or the Job) re-created the pod
         wait_until(lambda: "new pod" in out.getvalue())
         time.sleep(0.1)
     finally:

@@ -4,10 +4,11 @@ Built-in objects pass strict schema validation (``kubernetes-validate --strict``
 kind node image; custom resources validate against their CRD's schema with unknown fields rejected (CRDs from the
 folder in ``WSOVVIS_CRD_DIR``); no Secret or credential is committed; RBAC names no wildcard.
 
-The platform kustomizations (KFP standalone, Training Operator) name GitHub bases, which `kubectl kustomize` fetches
-over the network. Offline, point ``WSOVVIS_UPSTREAM_MANIFESTS`` at a folder holding checkouts named ``<repo>-<ref>``
-(``pipelines-2.17.0``, ``training-operator-v1.9.0`` and ``argo-workflows-v4.0.5``, which KFP's manifests pull in
-themselves), e.g. ``git clone --depth 1 -b 2.17.0 https://github.com/kubeflow/pipelines DIR/pipelines-2.17.0``;
+The platform kustomizations (KFP standalone, Training Operator, Trainer) name GitHub bases, which `kubectl kustomize`
+fetches over the network. Offline, point ``WSOVVIS_UPSTREAM_MANIFESTS`` at a folder holding checkouts named
+``<repo>-<ref>`` (``pipelines-2.17.0``, ``training-operator-v1.9.0``, ``trainer-v2.2.1`` and
+``argo-workflows-v4.0.5``, which KFP's manifests pull in themselves; Trainer's JobSet comes from a release URL, which
+still needs the network), e.g. ``git clone --depth 1 -b 2.17.0 https://github.com/kubeflow/pipelines DIR/pipelines-2.17.0``;
 the tests copy the kustomizations, rewrite every GitHub base (theirs included) to the local checkout, build, and
 validate the result.
 """
@@ -199,7 +200,7 @@ def test_roles_name_no_wildcards(directory: Path):
 
 
 @needs_kubectl
-def test_rbac_grants_exactly_what_the_pytorchjob_launcher_needs():
+def test_rbac_grants_exactly_what_the_job_launcher_needs():
     objects = build(MANIFESTS / "rbac")
     assert sorted(obj["kind"] for obj in objects) == ["Role", "RoleBinding"], (
         "rbac/ must not grant cluster-wide"
@@ -213,6 +214,7 @@ def test_rbac_grants_exactly_what_the_pytorchjob_launcher_needs():
         for verb in rule["verbs"]
     }
     expected = {("kubeflow.org", "pytorchjobs", v) for v in ("create", "get", "list", "watch", "delete")}
+    expected |= {("trainer.kubeflow.org", "trainjobs", v) for v in ("create", "get", "delete")}
     expected |= {("", "pods", v) for v in ("get", "list", "watch")} | {("", "pods/log", "get")}
     expected |= {("", "configmaps", v) for v in ("create", "update")}
     assert granted == expected
@@ -359,6 +361,20 @@ def test_platform_installs_kfp_standalone_and_the_training_operator():
     assert GITHUB_BASE.match(bases["manifests/overlays/standalone"])["ref"].startswith("v1.9.")
 
 
+def test_platform_installs_the_trainer_release_the_trainjob_builder_renders_for():
+    from wsovvis.k8s.trainjob import TRAINER_VERSION
+
+    bases = [GITHUB_BASE.match(e) for d in PLATFORM_DIRS for e in remote_entries(d)]
+    trainer = {m["path"]: m["ref"] for m in bases if (m["owner"], m["repo"]) == ("kubeflow", "trainer")}
+    assert trainer == {
+        "manifests/overlays/manager": TRAINER_VERSION,
+        "manifests/overlays/runtimes": TRAINER_VERSION,
+    }
+    assert (
+        ROOT / "tests" / "data" / "crds" / f"trainer.kubeflow.org_trainjobs.{TRAINER_VERSION}.yaml"
+    ).exists()
+
+
 class Localizer:
     """Copies kustomizations and rewrites their GitHub bases to local checkouts, recursively."""
 
@@ -419,8 +435,11 @@ def test_platform_builds_the_kfp_api_and_the_pytorchjob_operator(built_platform)
     assert ("Deployment", "ml-pipeline") in kinds
     assert ("Deployment", "training-operator") in kinds
     assert ("CustomResourceDefinition", "pytorchjobs.kubeflow.org") in kinds
+    assert ("Deployment", "kubeflow-trainer-controller-manager") in kinds
+    assert ("CustomResourceDefinition", "trainjobs.trainer.kubeflow.org") in kinds
+    assert ("ClusterTrainingRuntime", "torch-distributed") in kinds
     namespaces = {o["metadata"].get("namespace") for objects in built_platform.values() for o in objects}
-    assert namespaces <= {None, "kubeflow"}
+    assert namespaces <= {None, "kubeflow", "kubeflow-system"}  # Trainer's own namespace
 
 
 def test_platform_builtin_objects_pass_strict_schema_validation(built_platform):

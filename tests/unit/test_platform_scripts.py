@@ -121,12 +121,14 @@ def test_kind_e2e_calls_wsovvis_with_flags_it_has(command: tuple[str, ...], flag
         assert flag in help_text, f"`wsovvis {' '.join(command)}` has no {flag}"
 
 
-def kind_e2e_params(quick: bool) -> dict[str, str]:
-    """What kind-e2e.sh submits (its run_params function), as a dict."""
+def kind_e2e_params(quick: bool, launcher: str = "pytorchjob") -> dict[str, str]:
+    """What kind-e2e.sh submits (its run_params function), as a dict; ``launcher`` as --trainjob sets it."""
     script = (ROOT / "scripts" / "kind-e2e.sh").read_text()
     start = script.index("run_params() {")
     function = script[start : script.index("\n}\n", start) + 3]
-    env = dict(os.environ, QUICK=str(int(quick)), BUCKET="s3://bucket", NAMESPACE="kubeflow")
+    env = dict(
+        os.environ, QUICK=str(int(quick)), BUCKET="s3://bucket", NAMESPACE="kubeflow", LAUNCHER=launcher
+    )
     out = subprocess.run(["bash", "-c", f"{function}\nrun_params"], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     return dict(line.split("=", 1) for line in out.stdout.splitlines())
@@ -162,3 +164,26 @@ def test_kind_e2e_trains_as_one_cpu_process():
         assert placement.gpu_resource not in container["resources"].get("limits", {})
     d2_opts = json.loads(params["d2_opts"])
     assert d2_opts[d2_opts.index("MODEL.DEVICE") + 1] == "cpu"
+
+
+def test_kind_e2e_with_trainjob_installs_trainer_and_trains_as_one_cpu_process():
+    """--trainjob: Trainer's platform folders instead of the Training Operator's, and a one-node TrainJob on CPU."""
+    from wsovvis.k8s import trainjob as tj
+    from wsovvis.k8s.placement import Placement
+
+    script = (ROOT / "scripts" / "kind-e2e.sh").read_text()
+    assert "--trainjob) LAUNCHER=trainjob" in script
+    for folder in ("platform/trainer", "platform/trainer-runtimes", "platform/training-operator"):
+        assert f'"$ROOT/manifests/{folder}"' in script
+    params = kind_e2e_params(quick=False, launcher="trainjob")
+    assert params["train_launcher"] == "trainjob"
+    placement = Placement(
+        image="runtime:test",
+        num_workers=int(params["train_workers"]),
+        gpus_per_worker=int(params["gpus_per_worker"]),
+    )
+    trainer = tj.build_trainjob(tj.TrainJobSettings(name="wsovvis-train", placement=placement))["spec"][
+        "trainer"
+    ]
+    assert trainer["numNodes"] * trainer["numProcPerNode"] == 1
+    assert placement.gpu_resource not in trainer["resourcesPerNode"].get("limits", {})

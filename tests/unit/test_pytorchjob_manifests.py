@@ -37,14 +37,19 @@ def by_kind(docs: list[dict]) -> dict[str, dict]:
     return {d["kind"]: d for d in docs}
 
 
-@pytest.fixture(scope="module")
-def kustomized() -> list[dict]:
+def kustomize(directory: Path) -> list[dict]:
+    """``kubectl kustomize DIRECTORY``'s documents; skips without kubectl."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        pytest.skip("kubectl not found: it renders manifests/train (`kubectl kustomize`)")
-    out = subprocess.run([kubectl, "kustomize", str(TRAIN)], capture_output=True, text=True, check=False)
+        pytest.skip(f"kubectl not found: it renders manifests/{directory.name} (`kubectl kustomize`)")
+    out = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@pytest.fixture(scope="module")
+def kustomized() -> list[dict]:
+    return kustomize(TRAIN)
 
 
 def test_committed_pytorchjob_is_the_rendering_of_job_settings():
@@ -55,13 +60,14 @@ def test_committed_pytorchjob_is_the_rendering_of_job_settings():
     )
 
 
-def train_arguments(work_root: str, frames_root: str, train_json: str) -> dict:
+def train_arguments(work_root: str, frames_root: str, train_json: str, **parameters: str) -> dict:
     """The train component's arguments as the compiled pipeline passes them with every default, given the required
-    parameters and the producing steps' outputs (convert's tubes; prepare found the runtime)."""
+    parameters, any other pipeline ``parameters`` and the producing steps' outputs (convert's tubes; prepare found the
+    runtime)."""
     pipeline = next(yaml.safe_load_all(SPEC.read_text()))
     defaults = pipeline["root"]["inputDefinitions"]["parameters"]
     types = pipeline["components"]["comp-train"]["inputDefinitions"]["parameters"]
-    given = {"work_root": work_root, "frames_root": frames_root}
+    given = {"work_root": work_root, "frames_root": frames_root, **parameters}
     produced = {"convert": train_json, "prepare": True, "make-agnostic": ""}  # make-agnostic: no val GT given
     arguments = {}
     for name, source in pipeline["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"].items():
@@ -82,10 +88,11 @@ def train_arguments(work_root: str, frames_root: str, train_json: str) -> dict:
     }
 
 
-@pytest.fixture
-def step_rendering(monkeypatch, tmp_path) -> list[dict]:
-    """What the pipeline's train step hands the launcher when it runs with every default and the data manifests/train
-    names."""
+def step_launch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, train_yaml: Path, **parameters: str
+) -> list[dict]:
+    """What the pipeline's train step hands the launcher when it runs with every default but ``parameters`` and the
+    data ``train_yaml`` names."""
     launched = []
 
     def launch(docs, settings, run_id) -> None:  # records the job and leaves the checkpoint a training leaves
@@ -95,11 +102,18 @@ def step_rendering(monkeypatch, tmp_path) -> list[dict]:
         (output / "model_final.pth").write_bytes(b"weights")
         (output / "last_checkpoint").write_text("model_final.pth")
 
-    monkeypatch.setattr("wsovvis.k8s.launcher.launch_pytorchjob", launch)
-    data = yaml.safe_load((TRAIN / "train.yaml").read_text())["data"]
-    train.python_func(**train_arguments(str(tmp_path / "work"), data["train_img_root"], data["train_json"]))
+    monkeypatch.setattr("wsovvis.k8s.launcher.launch_job", launch)
+    data = yaml.safe_load(train_yaml.read_text())["data"]
+    work = str(tmp_path / "work")
+    train.python_func(**train_arguments(work, data["train_img_root"], data["train_json"], **parameters))
     (docs,) = launched
     return docs
+
+
+@pytest.fixture
+def step_rendering(monkeypatch, tmp_path) -> list[dict]:
+    """The job the train step creates with every default and the data manifests/train names."""
+    return step_launch(monkeypatch, tmp_path, TRAIN / "train.yaml")
 
 
 def test_kustomize_output_is_the_job_the_train_step_creates_with_every_default(kustomized, step_rendering):

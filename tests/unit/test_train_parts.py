@@ -47,6 +47,29 @@ def test_every_process_of_the_master_pod_has_its_own_global_rank() -> None:
     assert [plan.global_rank(local) for local in range(4)] == [0, 1, 2, 3]
 
 
+# What a TrainJob's torch plugin (Trainer v2) sets in node 2 of 3, and nothing else: no MASTER_ADDR, no RANK.
+TRAINJOB_NODE_2 = {
+    "PET_NNODES": "3",
+    "PET_NPROC_PER_NODE": "4",
+    "PET_NODE_RANK": "2",
+    "PET_MASTER_ADDR": "wsovvis-train-node-0-0.wsovvis-train",
+    "PET_MASTER_PORT": "29500",
+}
+
+
+def test_trainjob_environment_alone_gives_machines_ranks_and_the_master_url() -> None:
+    plan = plan_distributed(env=TRAINJOB_NODE_2, cuda_count=4)
+
+    assert (plan.num_machines, plan.machine_rank, plan.procs_per_machine) == (3, 2, 4)
+    assert plan.dist_url == "tcp://wsovvis-train-node-0-0.wsovvis-train:29500"
+    assert [plan.global_rank(local) for local in range(4)] == [8, 9, 10, 11]
+
+
+def test_a_pytorchjobs_master_variables_win_over_the_pet_ones() -> None:
+    plan = plan_distributed(env={**TRAINJOB_NODE_2, "MASTER_ADDR": "m", "MASTER_PORT": "1"}, cuda_count=4)
+    assert plan.dist_url == "tcp://m:1"
+
+
 def test_without_job_variables_one_machine_runs_one_process_per_gpu_or_one_on_cpu() -> None:
     assert plan_distributed(env={}, cuda_count=2).procs_per_machine == 2
     cpu = plan_distributed(env={}, cuda_count=0)
@@ -67,7 +90,8 @@ def test_torchrun_auto_nproc_counts_the_gpus() -> None:
 @pytest.mark.parametrize(
     ("env", "kwargs", "message"),
     [
-        ({"PET_NNODES": "2"}, {}, "need MASTER_ADDR and MASTER_PORT"),
+        ({"PET_NNODES": "2"}, {}, "need MASTER_ADDR and MASTER_PORT .*PET_MASTER_ADDR and PET_MASTER_PORT"),
+        ({"PET_NNODES": "2", "PET_MASTER_ADDR": "m"}, {}, "need MASTER_ADDR"),
         ({"PET_NNODES": "1:4"}, {}, "elastic range"),
         (
             {"PET_NNODES": "2", "PET_NODE_RANK": "2", "MASTER_ADDR": "m", "MASTER_PORT": "1"},

@@ -1,11 +1,16 @@
-"""launch-pytorchjob: run a PyTorchJob to completion from a pipeline step (or a shell) and report how it ended.
+"""launch-pytorchjob: run a training job to completion from a pipeline step (or a shell) and report how it ended.
 
-The behaviour follows Google Cloud Pipeline Components' remote-job launcher:
+One launcher, two job kinds (:class:`wsovvis.k8s.jobspec.JobKind`): a PyTorchJob of the Training Operator v1
+(:mod:`wsovvis.k8s.pytorchjob`) or a TrainJob of Trainer v2 (:mod:`wsovvis.k8s.trainjob`), told apart by the
+manifest's job document. Create-or-attach, polling, log copying, cancelling and deleting are written once here; each
+kind supplies its resource (group, version, plural), which condition means it succeeded, and how to find its first
+pod. The behaviour follows Google Cloud Pipeline Components' remote-job launcher:
 
 - create-or-attach: if a job of that name already exists (a retried or restarted step), attach to it
   instead of starting a second training; a finished job is reported as it ended;
-- wait until the job's Succeeded or Failed condition is True, or the timeout passes; meanwhile the master
-  pod's log (``<job>-master-0``, container ``pytorch``) is copied to stdout once the pod runs;
+- wait until the job's success condition (a PyTorchJob's Succeeded, a TrainJob's Complete) or its Failed condition
+  is True, or the timeout passes; meanwhile the first pod's log (a PyTorchJob's ``<job>-master-0``, container
+  ``pytorch``; a TrainJob's node of completion index 0, container ``node``) is copied to stdout once the pod runs;
 - SIGTERM (the run was terminated in the Kubeflow UI) deletes the job; Ctrl-C (SIGINT) only detaches;
 - connection errors and 429/5xx answers are retried a bounded number of times with exponential backoff;
 - finished jobs are deleted per ``DeletePolicy`` (default: keep failed ones for debugging).
@@ -13,13 +18,24 @@ The behaviour follows Google Cloud Pipeline Components' remote-job launcher:
 Exit codes (``WsovvisError.exit_code``): 0 Succeeded, 1 Failed, 2 bad manifest or arguments, 4 timed out,
 5 Kubernetes API unreachable or refusing (an infrastructure failure, not the training's), 143 SIGTERM.
 
-The manifest holds one ``kubeflow.org/v1`` PyTorchJob and optionally the ConfigMaps it mounts; those are
-created after the job with the job as their owner, so deleting the job garbage-collects them.
+The manifest holds one job (a ``kubeflow.org/v1`` PyTorchJob or a ``trainer.kubeflow.org/v1alpha1`` TrainJob) and
+optionally the ConfigMaps it mounts; those are created after the job with the job as their owner, so deleting the job
+garbage-collects them.
 
-Why not the Kubeflow training SDK's ``TrainingClient``: its ``create_job`` fails on a job that already exists
-instead of attaching to it, and its wait neither deletes the job on SIGTERM nor retries a refusing or unreachable
-API server; it also cannot create the ConfigMaps the job mounts. The calls here use the ``kubernetes`` client it
-wraps.
+Why not the Kubeflow SDKs. The Training Operator's ``TrainingClient``: its ``create_job`` fails on a job that already
+exists instead of attaching to it, and its wait neither deletes the job on SIGTERM nor retries a refusing or
+unreachable API server; it also cannot create the ConfigMaps the job mounts. Trainer v2's ``TrainerClient`` (the
+``kubeflow`` package, 0.5): ``train()`` builds the TrainJob from its own trainer types and options (its
+``RuntimePatch`` option does carry node selectors, tolerations and volumes) and creates it, with no way to attach to a
+job of that name; every API error becomes a bare ``RuntimeError``, so a conflict (attach), a throttled or refusing
+server (retry) and a denial (exit 5) cannot be told apart, and nothing is retried; ``get_job`` also reads the
+(Cluster)TrainingRuntime, which needs cluster-wide RBAC the pipeline's account should not have; its wait polls with
+no SIGTERM handling (nothing deletes the job) and raises a bare ``TimeoutError``; it cannot create the ConfigMap the
+job mounts. What it does well is kept: its reading of a TrainJob's
+status (a True ``Complete`` or ``Failed`` condition ends the job) and its way of finding the first node's pod (the
+JobSet's labels, replicated job ``node``, index 0, container ``node``) are what :class:`~wsovvis.k8s.trainjob.TrainJobKind`
+does, without its pydantic models (``kubeflow-trainer-api``, pydantic) in the launcher's image. The calls here use
+the ``kubernetes`` client both SDKs wrap.
 """
 
 from __future__ import annotations
@@ -43,6 +59,8 @@ from wsovvis import storage
 from wsovvis.cliutil import add_flag, positive_int
 from wsovvis.errors import UsageError, WsovvisError
 from wsovvis.k8s import pytorchjob as pj
+from wsovvis.k8s import trainjob as tj
+from wsovvis.k8s.jobspec import JobKind, job_name_for_run
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +70,12 @@ T = TypeVar("T")
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 _MAX_BACKOFF_S = 30.0
 _TERMINAL = ("Succeeded", "Failed")
+# The job kinds a manifest may hold, by (apiVersion, kind).
+KINDS: dict[tuple[str, str], JobKind] = {(k.api_version, k.kind): k for k in (pj.PYTORCHJOB, tj.TRAINJOB)}
 
 
 class JobFailedError(WsovvisError):
-    """The PyTorchJob's Failed condition became True."""
+    """The job's Failed condition became True."""
 
     exit_code = 1
 
@@ -103,7 +123,7 @@ class LaunchSettings:
 
     def __post_init__(self) -> None:
         if not self.namespace:
-            raise UsageError("namespace is empty: give the namespace the PyTorchJob runs in")
+            raise UsageError("namespace is empty: give the namespace the job runs in")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise UsageError(f"timeout must be > 0 seconds, got {self.timeout_s}")
         if self.api_attempts < 1:
@@ -115,6 +135,7 @@ class LaunchSettings:
 class JobOutcome:
     """How a job that succeeded ended (failures raise instead)."""
 
+    kind: str
     name: str
     namespace: str
     attached: bool
@@ -127,50 +148,53 @@ class _Cancelled(BaseException):
     """Raised by the SIGTERM handler; a BaseException so no ``except Exception`` on the way swallows it."""
 
 
-def launch_pytorchjob(
+def launch_job(
     manifest: str | os.PathLike[str] | Sequence[dict[str, Any]],
     settings: LaunchSettings,
     *,
     run_id: str | None = None,
     log_stream: IO[str] | None = None,
 ) -> JobOutcome:
-    """Create (or attach to) the manifest's PyTorchJob and wait for it; return when it Succeeded.
+    """Create (or attach to) the manifest's job (a PyTorchJob or a TrainJob) and wait for it; return when it
+    succeeded.
 
     ``manifest`` is a YAML file (path or s3:// URI) or its parsed documents. With ``run_id`` the job is
-    renamed ``<its name>-<run id>`` (see ``pytorchjob.job_name_for_run``) and its ConfigMap with it.
-    The master's log goes to ``log_stream`` (default stdout). Raises JobFailedError, JobTimeoutError,
+    renamed ``<its name>-<run id>`` (see ``jobspec.job_name_for_run``) and its ConfigMap with it.
+    The first pod's log goes to ``log_stream`` (default stdout). Raises JobFailedError, JobTimeoutError,
     JobCancelledError (after deleting the job), ClusterError or UsageError. SIGTERM is handled only when
     called from the main thread.
     """
     docs = _load_docs(manifest)
-    job = pj.find_job(docs, source=_describe(manifest))
+    kind = _kind_of(docs, _describe(manifest))
+    job = kind.find_job(docs, source=_describe(manifest))
     if run_id:
-        docs = pj.with_job_name(docs, pj.job_name_for_run(run_id, prefix=job["metadata"]["name"]))
-        job = pj.find_job(docs)
+        docs = kind.with_job_name(docs, job_name_for_run(run_id, prefix=job["metadata"]["name"]))
+        job = kind.find_job(docs)
     _set_namespace(docs, settings.namespace, _describe(manifest))
     name = job["metadata"]["name"]
-    pj.check_job_name(name, job["spec"]["pytorchReplicaSpecs"].get("Worker", {}).get("replicas", 0))
+    kind.check_name(name, kind.num_workers(job))
     cluster = _Cluster(settings)
-    where = f"PyTorchJob {settings.namespace}/{name}"
+    where = f"{kind.kind} {settings.namespace}/{name}"
 
     previous_handler = _install_sigterm_handler()
-    follower: _MasterLogFollower | None = None
+    follower: _FirstPodLogFollower | None = None
     try:
-        created = _create_or_attach(cluster, docs, job, settings.namespace)
+        created = _create_or_attach(cluster, kind, docs, job, settings.namespace)
         if settings.stream_logs:
-            follower = _MasterLogFollower(
-                cluster,
+            follower = _FirstPodLogFollower(
+                cluster.core,
+                kind,
                 settings.namespace,
-                f"{name}-master-0",
+                name,
                 settings.poll_interval_s,
                 log_stream or sys.stdout,
             )
             follower.start()
-        state, condition = _wait(cluster, name, settings, where)
+        state, condition = _wait(cluster, kind, name, settings, where)
     except _Cancelled:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         log.warning("SIGTERM: deleting %s", where)
-        _delete_job(cluster, name, settings.namespace)
+        _delete_job(cluster, kind, name, settings.namespace)
         raise JobCancelledError(f"{where} was deleted because the launcher received SIGTERM") from None
     finally:
         if previous_handler is not None:
@@ -181,7 +205,7 @@ def launch_pytorchjob(
     reason, message = condition.get("reason", ""), condition.get("message", "")
     if state == "Timeout":
         deleted = settings.delete_policy is not DeletePolicy.NEVER and _delete_job(
-            cluster, name, settings.namespace
+            cluster, kind, name, settings.namespace
         )
         raise JobTimeoutError(
             f"{where} did not finish within {settings.timeout_s:g} s; last condition "
@@ -191,16 +215,17 @@ def launch_pytorchjob(
     delete = settings.delete_policy is DeletePolicy.ALWAYS or (
         settings.delete_policy is DeletePolicy.ON_SUCCESS and state == "Succeeded"
     )
-    deleted = delete and _delete_job(cluster, name, settings.namespace)
+    deleted = delete and _delete_job(cluster, kind, name, settings.namespace)
     if state == "Failed":
         hint = (
             ""
             if deleted
-            else f"; inspect it with: kubectl -n {settings.namespace} describe pytorchjob {name}"
+            else f"; inspect it with: kubectl -n {settings.namespace} describe {kind.kind.lower()} {name}"
         )
         raise JobFailedError(f"{where} Failed: {reason}: {message}{hint}")
     log.info("%s Succeeded: %s: %s%s", where, reason, message, " (deleted)" if deleted else "")
     return JobOutcome(
+        kind=kind.kind,
         name=name,
         namespace=settings.namespace,
         attached=not created,
@@ -210,15 +235,13 @@ def launch_pytorchjob(
     )
 
 
-def job_state(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """("Succeeded"|"Failed", condition) once a terminal condition is True, else ("Running"|..., latest)."""
-    conditions = (job.get("status") or {}).get("conditions") or []
-    for condition in reversed(conditions):
-        if condition.get("type") in _TERMINAL and condition.get("status") == "True":
-            return condition["type"], condition
-    current = [c for c in conditions if c.get("status") == "True"]
-    latest = current[-1] if current else {}
-    return latest.get("type", "Pending"), latest
+def _kind_of(docs: Sequence[dict[str, Any]], source: str) -> JobKind:
+    """The kind of the one job among ``docs``."""
+    kinds = [KINDS[key] for key in ((d.get("apiVersion"), d.get("kind")) for d in docs) if key in KINDS]
+    if len(kinds) != 1:
+        known = " or ".join(f"{k.api_version} {k.kind}" for k in KINDS.values())
+        raise UsageError(f"{source}: expected exactly one job ({known}), found {len(kinds)}")
+    return kinds[0]
 
 
 def _load_docs(manifest: str | os.PathLike[str] | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -229,11 +252,12 @@ def _load_docs(manifest: str | os.PathLike[str] | Sequence[dict[str, Any]]) -> l
             raise UsageError(f"{os.fspath(manifest)}: not valid YAML: {exc}") from exc
     else:
         docs = [dict(d) for d in manifest]
+    allowed = {kind for _, kind in KINDS} | {"ConfigMap"}
     for doc in docs:
-        if doc.get("kind") not in (pj.KIND, "ConfigMap"):
+        if doc.get("kind") not in allowed:
             raise UsageError(
                 f"{_describe(manifest)}: unsupported {doc.get('kind')!r} document; the manifest holds one "
-                "PyTorchJob and the ConfigMaps it mounts"
+                "PyTorchJob or TrainJob and the ConfigMaps it mounts"
             )
     return docs
 
@@ -317,16 +341,23 @@ class _Cluster:
             delay = min(delay * 2, _MAX_BACKOFF_S)
         raise AssertionError("unreachable")
 
-    def get_job(self, name: str, namespace: str) -> dict[str, Any]:
+    def job_call(
+        self, what: str, kind: JobKind, name: str, namespace: str, action: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        """``CustomObjectsApi.<action>_namespaced_custom_object`` on the job ``kind`` ``namespace``/``name``."""
         return self.call(
-            f"reading PyTorchJob {namespace}/{name}",
-            self.custom.get_namespaced_custom_object,
-            pj.GROUP,
-            pj.VERSION,
+            f"{what} {kind.kind} {namespace}/{name}",
+            getattr(self.custom, f"{action}_namespaced_custom_object"),
+            kind.group,
+            kind.version,
             namespace,
-            pj.PLURAL,
-            name,
+            kind.plural,
+            *args,
+            **kwargs,
         )
+
+    def get_job(self, kind: JobKind, name: str, namespace: str) -> dict[str, Any]:
+        return self.job_call("reading", kind, name, namespace, "get", name)
 
 
 def api_message(exc: Exception) -> str:
@@ -339,32 +370,25 @@ def api_message(exc: Exception) -> str:
 
 
 def _create_or_attach(
-    cluster: _Cluster, docs: list[dict[str, Any]], job: dict[str, Any], namespace: str
+    cluster: _Cluster, kind: JobKind, docs: list[dict[str, Any]], job: dict[str, Any], namespace: str
 ) -> bool:
     """Create the job (then its ConfigMaps); True if created, False if one of that name existed."""
     from kubernetes.client.exceptions import ApiException
 
     name = job["metadata"]["name"]
     try:
-        created_job = cluster.call(
-            f"creating PyTorchJob {namespace}/{name}",
-            cluster.custom.create_namespaced_custom_object,
-            pj.GROUP,
-            pj.VERSION,
-            namespace,
-            pj.PLURAL,
-            job,
-        )
+        created_job = cluster.job_call("creating", kind, name, namespace, "create", job)
         created = True
-        log.info("created PyTorchJob %s/%s", namespace, name)
+        log.info("created %s %s/%s", kind.kind, namespace, name)
     except ApiException as exc:
         if exc.status != 409:
-            raise _refused(exc, f"creating PyTorchJob {namespace}/{name}") from exc
-        created_job = cluster.get_job(name, namespace)
+            raise _refused(exc, f"creating {kind.kind} {namespace}/{name}", kind) from exc
+        created_job = cluster.get_job(kind, name, namespace)
         created = False
-        state, _ = job_state(created_job)
+        state, _ = kind.state(created_job)
         log.info(
-            "attaching to existing PyTorchJob %s/%s (created %s, %s)",
+            "attaching to existing %s %s/%s (created %s, %s)",
+            kind.kind,
             namespace,
             name,
             created_job["metadata"].get("creationTimestamp"),
@@ -372,20 +396,21 @@ def _create_or_attach(
         )
         if not _is_subset(job.get("spec"), created_job.get("spec")):
             log.warning(
-                "the existing PyTorchJob %s/%s has a different spec from this manifest; waiting for it anyway "
+                "the existing %s %s/%s has a different spec from this manifest; waiting for it anyway "
                 "(delete it to start the new one)",
+                kind.kind,
                 namespace,
                 name,
             )
     owner = {
-        "apiVersion": pj.API_VERSION,
-        "kind": pj.KIND,
+        "apiVersion": kind.api_version,
+        "kind": kind.kind,
         "name": name,
         "uid": created_job["metadata"]["uid"],
     }
     for doc in docs:
         if doc is not job:
-            _create_owned_config_map(cluster, doc, owner, replace=created)
+            _create_owned_config_map(cluster, kind, doc, owner, replace=created)
     return created
 
 
@@ -401,7 +426,7 @@ def _is_subset(ours: Any, theirs: Any) -> bool:
 
 
 def _create_owned_config_map(
-    cluster: _Cluster, doc: dict[str, Any], owner: dict[str, Any], *, replace: bool
+    cluster: _Cluster, kind: JobKind, doc: dict[str, Any], owner: dict[str, Any], *, replace: bool
 ) -> None:
     """Create the ConfigMap owned by the job; an existing one is replaced only when the job is new
     (it is then a leftover of an earlier job of the same name)."""
@@ -415,7 +440,7 @@ def _create_owned_config_map(
         log.info("created ConfigMap %s/%s", namespace, name)
     except ApiException as exc:
         if exc.status != 409:
-            raise _refused(exc, what) from exc
+            raise _refused(exc, what, kind) from exc
         if replace:
             cluster.call(
                 f"replacing ConfigMap {namespace}/{name}",
@@ -427,21 +452,23 @@ def _create_owned_config_map(
             log.info("replaced leftover ConfigMap %s/%s", namespace, name)
 
 
-def _refused(exc: Exception, what: str) -> WsovvisError:
+def _refused(exc: Exception, what: str, kind: JobKind) -> WsovvisError:
     status = getattr(exc, "status", None)
     message = f"the Kubernetes API refused {what}: HTTP {status} {api_message(exc)}"
     if status in (400, 422):
         return UsageError(message + "; fix the manifest")
     if status == 404:
-        return ClusterError(
-            message + "; is the Training Operator (PyTorchJob CRD) installed in this cluster?"
-        )
+        return ClusterError(message + f"; is {kind.controller} installed in this cluster?")
     if status in (401, 403):
-        return ClusterError(message + "; the service account needs RBAC for pytorchjobs and configmaps")
+        return ClusterError(
+            message + f"; the service account needs RBAC for {kind.plural} and configmaps (manifests/rbac)"
+        )
     return ClusterError(message)
 
 
-def _wait(cluster: _Cluster, name: str, settings: LaunchSettings, where: str) -> tuple[str, dict[str, Any]]:
+def _wait(
+    cluster: _Cluster, kind: JobKind, name: str, settings: LaunchSettings, where: str
+) -> tuple[str, dict[str, Any]]:
     """Poll until a terminal condition; ("Timeout", latest condition) when the deadline passes."""
     from kubernetes.client.exceptions import ApiException
 
@@ -450,14 +477,14 @@ def _wait(cluster: _Cluster, name: str, settings: LaunchSettings, where: str) ->
     condition: dict[str, Any] = {}
     while True:
         try:
-            job = cluster.get_job(name, settings.namespace)
+            job = cluster.get_job(kind, name, settings.namespace)
         except ApiException as exc:
             if exc.status == 404:
                 raise JobFailedError(
                     f"{where} was deleted by someone else while the launcher waited"
                 ) from exc
-            raise _refused(exc, f"reading {where}") from exc
-        state, condition = job_state(job)
+            raise _refused(exc, f"reading {where}", kind) from exc
+        state, condition = kind.state(job)
         for c in (job.get("status") or {}).get("conditions") or []:
             key = (c.get("type", ""), c.get("status", ""), c.get("reason", ""))
             if key not in reported and c.get("status") == "True":
@@ -473,45 +500,35 @@ def _wait(cluster: _Cluster, name: str, settings: LaunchSettings, where: str) ->
         time.sleep(pause)
 
 
-def _delete_job(cluster: _Cluster, name: str, namespace: str) -> bool:
+def _delete_job(cluster: _Cluster, kind: JobKind, name: str, namespace: str) -> bool:
     """Delete the job (its pods and ConfigMaps follow by owner reference); True if it is gone."""
     from kubernetes.client.exceptions import ApiException
 
+    where = f"{kind.kind} {namespace}/{name}"
     try:
-        cluster.call(
-            f"deleting PyTorchJob {namespace}/{name}",
-            cluster.custom.delete_namespaced_custom_object,
-            pj.GROUP,
-            pj.VERSION,
-            namespace,
-            pj.PLURAL,
-            name,
-            propagation_policy="Background",
-        )
+        cluster.job_call("deleting", kind, name, namespace, "delete", name, propagation_policy="Background")
     except ApiException as exc:
         if exc.status != 404:
-            log.error(
-                "could not delete PyTorchJob %s/%s: HTTP %s %s", namespace, name, exc.status, api_message(exc)
-            )
+            log.error("could not delete %s: HTTP %s %s", where, exc.status, api_message(exc))
             return False
     except ClusterError as exc:
-        log.error("could not delete PyTorchJob %s/%s: %s", namespace, name, exc)
+        log.error("could not delete %s: %s", where, exc)
         return False
-    log.info("deleted PyTorchJob %s/%s", namespace, name)
+    log.info("deleted %s", where)
     return True
 
 
-class _MasterLogFollower(threading.Thread):
-    """Copies the master pod's ``pytorch`` container log to a stream, once per container start.
+class _FirstPodLogFollower(threading.Thread):
+    """Copies the job's first pod's harness container log to a stream, once per container start.
 
     Pods appear only after the operator reconciles the job, and the log only once the container runs; both
-    are polled for. A restarted container (restartPolicy OnFailure) or a re-created pod of the same name
-    (a new uid) is followed again.
+    are polled for. A restarted container (restartPolicy OnFailure) or a re-created pod (a new uid: the
+    PyTorchJob's keeps its name, a TrainJob's Job starts a new one) is followed again.
     """
 
-    def __init__(self, cluster: _Cluster, namespace: str, pod: str, interval_s: float, out: IO[str]):
-        super().__init__(name=f"log-{pod}", daemon=True)
-        self.cluster, self.namespace, self.pod = cluster, namespace, pod
+    def __init__(self, core: Any, kind: JobKind, namespace: str, job: str, interval_s: float, out: IO[str]):
+        super().__init__(name=f"log-{job}", daemon=True)
+        self.core, self.kind, self.namespace, self.job = core, kind, namespace, job
         self.interval_s, self.out = interval_s, out
         self._stop_event = threading.Event()
         self._response: Any = None
@@ -527,36 +544,36 @@ class _MasterLogFollower(threading.Thread):
     def run(self) -> None:
         followed: tuple[str, int] | None = None
         while not self._stop_event.is_set():
-            container = self._started_container()
-            if container is not None and container != followed and self._follow():
-                followed = container
+            started = self._started_container()
+            if started is not None and started[:2] != followed and self._follow(started[2]):
+                followed = started[:2]
             self._stop_event.wait(self.interval_s)
 
-    def _started_container(self) -> tuple[str, int] | None:
-        """(pod uid, restart count) of the container once it has started (running or finished), else None."""
+    def _started_container(self) -> tuple[str, int, str] | None:
+        """(pod uid, restart count, pod name) once the first pod's container has started (running or finished),
+        else None."""
         try:
-            pod = self.cluster.core.read_namespaced_pod(self.pod, self.namespace, _request_timeout=30)
-        except Exception as exc:  # not there yet, or no connection: the main loop reports connectivity
-            if getattr(exc, "status", None) != 404:
-                log.debug("reading pod %s: %s", self.pod, exc)
+            pod = self.kind.first_pod(self.core, self.namespace, self.job)
+        except Exception as exc:  # no connection: the main loop reports connectivity
+            log.debug("looking for the first pod of %s %s: %s", self.kind.kind, self.job, exc)
             return None
-        if (pod.status.phase or "Pending") == "Pending":
+        if pod is None or (pod.status.phase or "Pending") == "Pending":
             return None
         restarts = next(
             (
                 s.restart_count or 0
                 for s in pod.status.container_statuses or []
-                if s.name == pj.CONTAINER_NAME
+                if s.name == self.kind.container
             ),
             0,
         )
-        return pod.metadata.uid, restarts
+        return pod.metadata.uid, restarts, pod.metadata.name
 
-    def _follow(self) -> bool:
-        """Stream the log until the container ends; False if it could not be read (retried later)."""
+    def _follow(self, pod: str) -> bool:
+        """Stream the pod's log until the container ends; False if it could not be read (retried later)."""
         try:
-            self._response = self.cluster.core.read_namespaced_pod_log(
-                self.pod, self.namespace, container=pj.CONTAINER_NAME, follow=True, _preload_content=False
+            self._response = self.core.read_namespaced_pod_log(
+                pod, self.namespace, container=self.kind.container, follow=True, _preload_content=False
             )
             for chunk in self._response.stream(decode_content=True):
                 self.out.write(chunk.decode("utf-8", errors="replace"))
@@ -566,7 +583,7 @@ class _MasterLogFollower(threading.Thread):
             if self._stop_event.is_set():
                 return True
             level = logging.DEBUG if self._warned else logging.WARNING
-            log.log(level, "cannot read the log of pod %s yet: %s", self.pod, api_message(exc))
+            log.log(level, "cannot read the log of pod %s yet: %s", pod, api_message(exc))
             self._warned = True
             return False
         finally:
@@ -576,18 +593,19 @@ class _MasterLogFollower(threading.Thread):
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "launch-pytorchjob",
-        help="create (or attach to) a PyTorchJob and wait until it finishes",
+        help="create (or attach to) a PyTorchJob or a TrainJob and wait until it finishes",
         description=(
-            "Create the PyTorchJob in MANIFEST (or attach to an existing job of that name), copy the master's "
-            "log, and wait for Succeeded/Failed. Exit codes: 0 Succeeded, 1 Failed, 2 bad manifest or "
-            "arguments, 4 timeout, 5 Kubernetes API unreachable or refusing, 143 SIGTERM (the job is deleted)."
+            "Create the PyTorchJob or TrainJob in MANIFEST (or attach to an existing job of that name), copy its "
+            "first pod's log, and wait until it succeeds or fails. Exit codes: 0 succeeded, 1 failed, 2 bad "
+            "manifest or arguments, 4 timeout, 5 Kubernetes API unreachable or refusing, 143 SIGTERM (the job is "
+            "deleted)."
         ),
     )
     add_flag(
         parser,
         "--manifest",
         required=True,
-        help="YAML with one PyTorchJob and its ConfigMaps (path or s3://)",
+        help="YAML with one PyTorchJob or TrainJob and its ConfigMaps (path or s3://)",
     )
     add_flag(parser, "--namespace", required=True, help="namespace to run the job in")
     add_flag(parser, "--timeout", type=float, help="seconds to wait before giving up (default: no limit)")
@@ -604,7 +622,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_flag(
         parser, "--kubeconfig", help="kubeconfig file (default: in-cluster, $KUBECONFIG or ~/.kube/config)"
     )
-    add_flag(parser, "--no_logs", action="store_true", help="do not copy the master pod's log")
+    add_flag(parser, "--no_logs", action="store_true", help="do not copy the first pod's log")
     parser.set_defaults(func=_run)
 
 
@@ -618,9 +636,10 @@ def _run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         stream_logs=not args.no_logs,
     )
-    outcome = launch_pytorchjob(args.manifest, settings, run_id=args.run_id)
+    outcome = launch_job(args.manifest, settings, run_id=args.run_id)
     log.info(
-        "PyTorchJob %s/%s Succeeded%s%s",
+        "%s %s/%s Succeeded%s%s",
+        outcome.kind,
         outcome.namespace,
         outcome.name,
         " (attached)" if outcome.attached else "",

@@ -30,9 +30,9 @@ def prepare_step(*, mask_backend: str, train_launcher: str, report_path: str) ->
     """Fail when a stage that will run needs a missing piece of the runtime; write the check to the report.
 
     Returns whether SeqFormer can train here. Locally without the runtime, motion masks still run and the train
-    step skips with one clear line; on a cluster (PyTorchJob training, or ``train_launcher=local``, which trains
-    in the train step's pod: the same runtime image as this one) a broken runtime image fails here, before any
-    GPU pod starts.
+    step skips with one clear line; on a cluster (PyTorchJob or TrainJob training, or ``train_launcher=local``,
+    which trains in the train step's pod: the same runtime image as this one) a broken runtime image fails here,
+    before any GPU pod starts.
     """
     status = runtime_status()
     jsonio.write_json(report_path, status)
@@ -42,7 +42,7 @@ def prepare_step(*, mask_backend: str, train_launcher: str, report_path: str) ->
         need
         for need, wanted in (
             ("mask_backend videocutler", mask_backend == "videocutler"),
-            ("train_launcher pytorchjob", train_launcher == "pytorchjob"),
+            (f"train_launcher {train_launcher}", train_launcher in ("pytorchjob", "trainjob")),
             ("train_launcher local in a Kubernetes pod", train_launcher == "local" and in_kubernetes_pod()),
         )
         if wanted

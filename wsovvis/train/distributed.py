@@ -1,7 +1,10 @@
-"""Distributed set-up: where this process sits in a (PyTorchJob) job, and the one ``launch`` of every trainer.
+"""Distributed set-up: where this process sits in a training job, and the one ``launch`` of every trainer.
 
-The Kubeflow Training Operator starts one pod per machine and sets ``MASTER_ADDR``/``MASTER_PORT`` and the
-torchrun-style ``PET_NNODES``, ``PET_NODE_RANK``, ``PET_NPROC_PER_NODE``. The harness does not use torchrun:
+Both Kubeflow controllers start one pod per machine and set the torchrun-style ``PET_NNODES``, ``PET_NODE_RANK``,
+``PET_NPROC_PER_NODE``. The Training Operator's PyTorchJob gives the rendezvous as ``MASTER_ADDR``/``MASTER_PORT``;
+Trainer v2's TrainJob (its torch plugin) sets only the ``PET_*`` set, the rendezvous as ``PET_MASTER_ADDR``/
+``PET_MASTER_PORT`` (and refuses ``MASTER_ADDR``/``RANK`` set by hand). Each process is placed from either: the
+``PET_*`` set alone is enough. The harness does not use torchrun:
 like detectron2's ``launch``, it spawns one process per local device itself, with
 ``global rank = machine_rank * procs_per_machine + local_rank``. Every process of the master pod sees
 ``RANK=0``, so only the computed global rank says which process is the main one.
@@ -107,7 +110,8 @@ def plan_distributed(
     env: Mapping[str, str] | None = None,
     cuda_count: int = 0,
 ) -> DistPlan:
-    """Settings given explicitly win; then the PyTorchJob environment; then one machine, one process per GPU."""
+    """Settings given explicitly win; then the job's environment (a PyTorchJob's or a TrainJob's); then one
+    machine, one process per GPU."""
     env = os.environ if env is None else env
     if device == "auto":
         device = "cuda" if cuda_count > 0 else "cpu"
@@ -127,18 +131,28 @@ def plan_distributed(
         raise UsageError(f"machine rank {rank} is outside 0..{machines - 1} (PET_NODE_RANK / machine_rank)")
     url = dist_url
     if not url:
-        addr, port = env.get("MASTER_ADDR", "").strip(), env.get("MASTER_PORT", "").strip()
+        addr, port = _rendezvous(env)
         if addr and port:
             url = f"tcp://{addr}:{port}"
         elif machines > 1:
             raise UsageError(
-                f"{machines} machines need MASTER_ADDR and MASTER_PORT (set by the PyTorchJob) or dist_url"
+                f"{machines} machines need MASTER_ADDR and MASTER_PORT (set by a PyTorchJob), PET_MASTER_ADDR and "
+                "PET_MASTER_PORT (set by a TrainJob) or dist_url"
             )
         else:
             url = "auto"
     return DistPlan(
         num_machines=machines, machine_rank=rank, procs_per_machine=procs, dist_url=url, device=device
     )
+
+
+def _rendezvous(env: Mapping[str, str]) -> tuple[str, str]:
+    """The first machine's address and port: a PyTorchJob's ``MASTER_*``, else a TrainJob's ``PET_MASTER_*``."""
+    for prefix in ("", "PET_"):
+        addr, port = env.get(f"{prefix}MASTER_ADDR", "").strip(), env.get(f"{prefix}MASTER_PORT", "").strip()
+        if addr and port:
+            return addr, port
+    return "", ""
 
 
 def _free_port() -> int:

@@ -1,8 +1,9 @@
-"""train's pipeline step: train SeqFormer on the tubes, then predict on val, as PyTorchJobs or in a local process.
+"""train's pipeline step: train SeqFormer on the tubes, then predict on val, as cluster jobs or in a local process.
 
 The step owns the whole orchestration: the output location (derived from the inputs, so every run resumes), the
-``wsovvis train`` configs of the training and eval-only runs, and their launch: a PyTorchJob each (built by
-``wsovvis.k8s.pytorchjob``, created or attached and watched by ``wsovvis.k8s.launcher``) or a subprocess.
+``wsovvis train`` configs of the training and eval-only runs, and their launch: a cluster job each, a PyTorchJob
+(Training Operator v1, built by ``wsovvis.k8s.pytorchjob``) or a TrainJob (Trainer v2, ``wsovvis.k8s.trainjob``),
+created or attached and watched by ``wsovvis.k8s.launcher``; or a subprocess.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from wsovvis import storage
 from wsovvis.errors import InputError, RuntimeMissingError, UsageError, WsovvisError
 from wsovvis.k8s import in_kubernetes_pod
 from wsovvis.k8s.placement import Placement
+from wsovvis.k8s.trainjob import DEFAULT_RUNTIME
 from wsovvis.train import tracking
 from wsovvis.train.harness import RESULTS_FILE
 from wsovvis.train.staging import LAST_CHECKPOINT
@@ -29,7 +31,9 @@ from wsovvis.workspace import stage_uri
 
 log = logging.getLogger(__name__)
 
-TRAIN_LAUNCHERS = ("pytorchjob", "local")
+# The cluster job kinds, then the local process.
+JOB_LAUNCHERS = ("pytorchjob", "trainjob")
+TRAIN_LAUNCHERS = (*JOB_LAUNCHERS, "local")
 FINAL_CHECKPOINT = "model_final.pth"  # what detectron2 writes when training reaches SOLVER.MAX_ITER
 # Bump when a change makes training (OUTPUT_VERSION) or the eval-only prediction (PREDICT_VERSION) write
 # different outputs: the rerun then trains or predicts afresh in a new location (see wsovvis.workspace).
@@ -95,6 +99,7 @@ def train_step(
     weights: str,
     placement: Placement,
     timeout_seconds: int,
+    trainjob_runtime: str = DEFAULT_RUNTIME,
     runtime_available: bool,
     log_metric: Callable[[str, float], object],
     results_json_path: str,
@@ -104,9 +109,10 @@ def train_step(
 
     The output location is derived from the inputs and every run resumes, so a retried or rerun step continues
     from the newest checkpoint instead of starting again, and skips training once the final checkpoint is there.
-    ``launcher`` is ``pytorchjob`` (PyTorchJobs placed by ``placement``, created or attached by a name derived from
-    ``run_id``, each waited for up to ``timeout_seconds``, 0: no limit) or ``local`` (the same harness in a
-    subprocess of this step, which must then run in the runtime image). ``val_json`` is the GT the model is
+    ``launcher`` is ``pytorchjob`` or ``trainjob`` (PyTorchJobs, or TrainJobs referencing the torch runtime
+    ``trainjob_runtime``, placed by ``placement``, created or attached by a name derived from ``run_id``, each waited
+    for up to ``timeout_seconds``, 0: no limit) or ``local`` (the same harness in a subprocess of this step, which
+    must then run in the runtime image). ``val_json`` is the GT the model is
     evaluated on: class-agnostic like the tubes (make-agnostic's output), else the harness refuses it. The final
     training loss and the iterations go to ``log_metric(name, value)``.
     """
@@ -116,7 +122,8 @@ def train_step(
         if in_kubernetes_pod():
             raise RuntimeMissingError(
                 "train: train_launcher=local runs the harness in this step's pod, but the SeqFormer runtime is not "
-                "usable in its image; run the pipeline with the runtime image or use train_launcher=pytorchjob"
+                "usable in its image; run the pipeline with the runtime image or use train_launcher=pytorchjob "
+                "(or trainjob)"
             )
         log.warning(
             "train: skipped: the SeqFormer runtime (VNext's detectron2, set up by `wsovvis prepare`) is not "
@@ -142,7 +149,15 @@ def train_step(
         else:
             # eval-only prediction runs on the first pod alone
             pods = placement if stage == "train" else dataclasses.replace(placement, num_workers=0)
-            _run_harness_as_pytorchjob(stage, config, pods, run_id=run_id, timeout_seconds=timeout_seconds)
+            _run_harness_as_job(
+                launcher,
+                stage,
+                config,
+                pods,
+                trainjob_runtime=trainjob_runtime,
+                run_id=run_id,
+                timeout_seconds=timeout_seconds,
+            )
 
     common = {"train_json": train_json, "train_img_root": train_img_root, "d2_cfg_path": d2_cfg_path}
     final_checkpoint = storage.join(output_uri, FINAL_CHECKPOINT)
@@ -210,25 +225,42 @@ def _run_harness_locally(stage: str, config: dict[str, Any], output_uri: str) ->
         )
 
 
-def _run_harness_as_pytorchjob(
-    stage: str, config: dict[str, Any], placement: Placement, *, run_id: str, timeout_seconds: int
+def _run_harness_as_job(
+    launcher: str,
+    stage: str,
+    config: dict[str, Any],
+    placement: Placement,
+    *,
+    trainjob_runtime: str,
+    run_id: str,
+    timeout_seconds: int,
 ) -> None:
-    from wsovvis.k8s.launcher import LaunchSettings, launch_pytorchjob
-    from wsovvis.k8s.pytorchjob import DEFAULT_JOB_PREFIX, PyTorchJobSettings, render_manifest
+    """Run the harness as a PyTorchJob (``launcher`` pytorchjob) or a TrainJob (trainjob) and wait for it."""
+    from wsovvis.k8s import pytorchjob, trainjob
+    from wsovvis.k8s.jobspec import DEFAULT_JOB_PREFIX
+    from wsovvis.k8s.launcher import LaunchSettings, launch_job
 
-    settings = PyTorchJobSettings(
-        name=f"{DEFAULT_JOB_PREFIX}-{stage}" if stage != "train" else DEFAULT_JOB_PREFIX,
-        placement=placement,
-        labels={"app.kubernetes.io/part-of": "wsovvis", "wsovvis/stage": stage},
-    )
+    common = {
+        "name": f"{DEFAULT_JOB_PREFIX}-{stage}" if stage != "train" else DEFAULT_JOB_PREFIX,
+        "placement": placement,
+        "labels": {"app.kubernetes.io/part-of": "wsovvis", "wsovvis/stage": stage},
+    }
+    if launcher == "trainjob":
+        settings = trainjob.TrainJobSettings(**common, runtime=trainjob_runtime)
+        docs = trainjob.render_manifest(settings, yaml.safe_dump(config, sort_keys=False))
+        shape = f"{1 + placement.num_workers} nodes of runtime {trainjob_runtime}"
+    else:
+        settings = pytorchjob.PyTorchJobSettings(**common)
+        docs = pytorchjob.render_manifest(settings, yaml.safe_dump(config, sort_keys=False))
+        shape = f"Master + {placement.num_workers} Workers"
     log.info(
-        "train (%s): PyTorchJob in %s, Master + %d Workers, %d GPUs each",
+        "train (%s): %s in %s, %s, %d GPUs each",
         stage,
+        settings.KIND.kind,
         placement.namespace,
-        placement.num_workers,
+        shape,
         placement.gpus_per_worker,
     )
-    docs = render_manifest(settings, yaml.safe_dump(config, sort_keys=False))
-    launch_pytorchjob(
+    launch_job(
         docs, LaunchSettings(namespace=placement.namespace, timeout_s=timeout_seconds or None), run_id=run_id
     )

@@ -1,4 +1,5 @@
-"""train component body: every parameter reaches the PyTorchJobs it launches (the cluster call is recorded)."""
+"""train component body: every parameter reaches the PyTorchJobs or TrainJobs it launches (the cluster call is
+recorded)."""
 
 from pathlib import Path
 
@@ -21,11 +22,12 @@ def _launch(launched: list, docs: list, settings, run_id: str) -> None:
         (output / "last_checkpoint").write_text("model_final.pth")
 
 
-def test_parameters_reach_the_training_and_eval_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def run_component(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job_launcher: str) -> tuple[str, list]:
+    """The component with every parameter set, launching ``job_launcher`` jobs; (checkpoint, launches)."""
     launched = []
     monkeypatch.setattr(
         launcher,
-        "launch_pytorchjob",
+        "launch_job",
         lambda docs, settings, run_id: _launch(launched, docs, settings, run_id),
     )
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://s3.test:9000")  # the step's own: not copied into the jobs
@@ -33,7 +35,7 @@ def test_parameters_reach_the_training_and_eval_jobs(tmp_path: Path, monkeypatch
 
     checkpoint = train.python_func(
         run_id="run-7",
-        launcher="pytorchjob",
+        launcher=job_launcher,
         train_json="s3://d/tubes.json",
         train_img_root="s3://d/frames",
         val_json="s3://d/val.json",
@@ -46,6 +48,7 @@ def test_parameters_reach_the_training_and_eval_jobs(tmp_path: Path, monkeypatch
         num_workers=3,
         gpus_per_worker=4,
         timeout_seconds=600,
+        trainjob_runtime="torch-gpu",
         runtime_image="registry.example.com/runtime:t",
         node_selector={"pool": "gpu"},
         tolerations=[{"key": "gpu", "operator": "Exists"}],
@@ -57,10 +60,14 @@ def test_parameters_reach_the_training_and_eval_jobs(tmp_path: Path, monkeypatch
         metrics=dsl.Metrics(name="metrics", uri=str(tmp_path / "metrics")),
         results_json=str(results_path),
     )
-
     results = results_path.read_text()
-    assert checkpoint.startswith(str(tmp_path / "work" / "train")) and checkpoint.endswith("/model_final.pth")
     assert results.startswith(str(tmp_path / "work" / "train")) and results.endswith("/results.json")
+    return checkpoint, launched
+
+
+def test_parameters_reach_the_training_and_eval_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checkpoint, launched = run_component(tmp_path, monkeypatch, "pytorchjob")
+    assert checkpoint.startswith(str(tmp_path / "work" / "train")) and checkpoint.endswith("/model_final.pth")
     (train_docs, train_launch, train_run), (eval_docs, eval_launch, _) = launched
     assert train_run == "run-7" and (train_launch.namespace, train_launch.timeout_s) == ("team-a", 600)
     (config_map, job) = train_docs
@@ -92,3 +99,43 @@ def test_parameters_reach_the_training_and_eval_jobs(tmp_path: Path, monkeypatch
         "s3://d/val-frames",
     )
     assert "Worker" not in eval_docs[1]["spec"]["pytorchReplicaSpecs"] and eval_launch.namespace == "team-a"
+
+
+def test_parameters_reach_the_training_and_eval_trainjobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint, launched = run_component(tmp_path, monkeypatch, "trainjob")
+    (train_docs, train_launch, train_run), (eval_docs, _, _) = launched
+    assert train_run == "run-7" and (train_launch.namespace, train_launch.timeout_s) == ("team-a", 600)
+    (config_map, job) = train_docs
+    assert yaml.safe_load(next(iter(config_map["data"].values())))["eval_only"] is False
+    assert (job["kind"], job["metadata"]["namespace"]) == ("TrainJob", "team-a")
+    assert job["spec"]["runtimeRef"] == {
+        "name": "torch-gpu",
+        "apiGroup": "trainer.kubeflow.org",
+        "kind": "ClusterTrainingRuntime",
+    }
+    trainer = job["spec"]["trainer"]
+    assert (trainer["numNodes"], trainer["numProcPerNode"]) == (4, 4)
+    assert trainer["resourcesPerNode"] == {
+        "requests": {"cpu": "12", "memory": "48Gi"},
+        "limits": {"nvidia.com/gpu": "4"},
+    }
+    assert trainer["image"] == "registry.example.com/runtime:t"
+    (patch,) = job["spec"]["runtimePatches"]
+    (node,) = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
+    pod = node["template"]["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "gpu"} and pod["tolerations"] == [
+        {"key": "gpu", "operator": "Exists"}
+    ]
+    assert {"name": "config", "configMap": {"name": config_map["metadata"]["name"]}} in pod["volumes"]
+    env = {e["name"]: e for e in trainer["env"]}
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": "s3-creds", "key": "id"}
+    assert env["AWS_ENDPOINT_URL"]["valueFrom"]["configMapKeyRef"] == {
+        "name": "s3-endpoint",
+        "key": "endpoint",
+    }
+    assert "http://s3.test:9000" not in str(launched)
+    assert eval_docs[1]["spec"]["trainer"]["numNodes"] == 1, "the eval-only prediction runs on one node"
+    eval_config = yaml.safe_load(next(iter(eval_docs[0]["data"].values())))
+    assert eval_config["eval_only"] is True and eval_config["d2_opts"][-1] == checkpoint
