@@ -343,8 +343,8 @@ def test_training_runs_in_the_runtime_image_with_node_selector_and_tolerations_p
 def test_the_training_jobs_pods_get_their_resources_from_the_task_table_and_the_compile_option(
     compiled, tmp_path: Path
 ) -> None:
-    from pipelines.wsovvis_pipeline import TASK_RESOURCES, TRAIN_POD
     from pipelines.cli import main
+    from pipelines.wsovvis_pipeline import TASK_RESOURCES, TRAIN_POD
 
     _, spec, _ = compiled
     pod_resources = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]["pod_resources"]
