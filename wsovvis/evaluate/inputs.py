@@ -267,9 +267,7 @@ def _decode_results(data: bytes | Any, source: str) -> list[_Result]:
     except msgspec.ValidationError as exc:
         error = exc
         if str(exc).startswith("Number out of range"):
-            jsonio.parse_json(
-                data, source, finite=True
-            )  # a number that overflows: the error every file gets
+            jsonio.parse_json(data, source, finite=True)  # a number that overflows: the error every file gets
     except msgspec.DecodeError:
         # Malformed JSON, NaN and the like: the standard library's parser decides and words it (jsonio).
         parsed = jsonio.parse_json(data, source, finite=True)
