@@ -357,7 +357,7 @@ def check_run_params(params: Mapping[str, Any], accepted: Collection[str], spec:
     fixed = [name for name in unknown if name in S3_NAME_PARAMS]
     if fixed:
         raise UsageError(
-            f"{spec}: {', '.join(fixed)} is not a run parameter: this spec names the S3 Secret and ConfigMap "
+            f"{', '.join(fixed)}: not a run parameter; {spec} names the S3 Secret and ConfigMap "
             "itself. Compile it with `wsovvis pipeline compile --s3-secret NAME --s3-config-map NAME`, or with "
             f"--s3-names-as-params to take them per run (KFP >= {MIN_KFP_S3_NAMES_AS_PARAMS})"
         )
