@@ -21,7 +21,7 @@ from wsovvis.images import ImageNames, image_names
 from wsovvis.maskgen.cli import RANDOM_WEIGHTS
 from wsovvis.s3server import local_s3_server
 
-from .wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline
+from .wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline, check_run_params
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def run_local(
 def _run(pipeline: Callable[..., Any], params: dict[str, Any]) -> None:
     # kfp.local indents task output by swapping builtins.print per task; parallel ParallelFor iterations restore
     # each other's swaps, which can leave every later print of this process indented. Put the real one back.
+    check_run_params(params, pipeline.component_spec.inputs or {}, "the pipeline")
     print_function = builtins.print
     try:
         with environ_set(_step_env()):

@@ -64,6 +64,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="key names of the S3 Secret (default accesskey,secretkey, as KFP's mlpipeline-minio-artifact)",
     )
     add_flag(
+        compile_parser,
+        "--s3_secret",
+        default=None,
+        metavar="NAME",
+        help="the Secret every pod (the training job's too) reads the S3 keys from (default wsovvis-s3, "
+        "manifests/object-store's); written into the spec",
+    )
+    add_flag(
+        compile_parser,
+        "--s3_config_map",
+        default=None,
+        metavar="NAME",
+        help="the ConfigMap every pod reads the S3 endpoint from (default wsovvis-s3); written into the spec",
+    )
+    add_flag(
+        compile_parser,
+        "--s3_names_as_params",
+        action="store_true",
+        help="make the Secret's and ConfigMap's names the run parameters s3_secret_name and s3_config_map_name "
+        "(defaults: --s3-secret, --s3-config-map); such a spec needs a newer KFP than the default one (README: What "
+        "runs where)",
+    )
+    add_flag(
         compile_parser, "--registry", default=None, help="image registry of every task and the training job"
     )
     add_flag(
@@ -157,7 +180,7 @@ def _task_resources(text: str) -> tuple[str, str, str]:
 
 def _compile(args: argparse.Namespace) -> int:
     from wsovvis.images import RELEASE_IMAGES, image_names
-    from wsovvis.k8s.placement import PodResources
+    from wsovvis.k8s.placement import PodResources, S3Source
 
     from .compile import compile_pipeline
     from .wsovvis_pipeline import MASK_GEN_PARALLELISM, S3_SECRET_KEYS, TASK_RESOURCES
@@ -169,12 +192,19 @@ def _compile(args: argparse.Namespace) -> int:
         resources[task] = PodResources(cpu, memory)
     if args.release and (args.registry or args.tag):
         raise UsageError("--release names the fixed images: it takes no --registry or --tag")
+    default = S3Source()
+    s3 = S3Source(
+        secret_name=args.s3_secret or default.secret_name,
+        secret_keys=args.s3_secret_keys or S3_SECRET_KEYS,
+        config_map_name=args.s3_config_map or default.config_map_name,
+    )
     path = compile_pipeline(
         args.out,
         args.parallelism or MASK_GEN_PARALLELISM,
-        args.s3_secret_keys or S3_SECRET_KEYS,
+        s3,
         RELEASE_IMAGES if args.release else image_names(args.registry, args.tag),
         resources,
+        s3_names_as_params=args.s3_names_as_params,
     )
     print(f"wrote {path}")
     return 0

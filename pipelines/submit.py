@@ -27,11 +27,16 @@ def submit(
     overrides every task, which is what the kfp client does with any value but None.
     """
     import kfp
+    import yaml
+
+    from .wsovvis_pipeline import check_run_params
 
     if not Path(spec_path).is_file():
         raise UsageError(
             f"{spec_path}: no compiled spec there; write one with `wsovvis pipeline compile` (or pass --spec)"
         )
+    spec = next(yaml.safe_load_all(Path(spec_path).read_text()))
+    check_run_params(params, spec["root"].get("inputDefinitions", {}).get("parameters", {}), spec_path)
     client = kfp.Client(host=host, namespace=namespace)
     run = client.create_run_from_pipeline_package(
         spec_path,

@@ -5,19 +5,22 @@ Compiled by ``wsovvis pipeline compile`` (for a cluster: the images built from t
 ``pipelines/wsovvis_pipeline.yaml`` names the fixed images (``--release``; a test keeps it in sync).
 Big data moves as storage URIs (strings); small outputs are KFP artifacts. S3 credentials reach every pod from a
 Secret and the endpoint from a ConfigMap (kfp-kubernetes), never as literals in the spec; the training job's pods
-get them from the same Secret and ConfigMap. Every task runs in one of the two images of ``wsovvis.images`` (chosen
+get them from the same Secret and ConfigMap. Their names are fixed at compile time unless the spec is compiled
+with them as run parameters (``S3_NAME_PARAMS``; see ``build_pipeline`` for the KFP versions each runs on). Every task runs in one of the two images of ``wsovvis.images`` (chosen
 at compile time, the training PyTorchJob's included) with CPU and memory requests and limits; the job's pods ask for
 theirs from the same table.
 """
 
 import dataclasses
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
 from kfp import dsl, kubernetes
 
+from wsovvis.errors import UsageError
 from wsovvis.images import RELEASE_IMAGES, RUNTIME_SEQFORMER_CONFIG, ImageNames
 from wsovvis.k8s.placement import CONFIG_MAP_KEY_TO_ENV, JOB_POD_RESOURCES, PodResources, S3Source
 from wsovvis.k8s.trainjob import DEFAULT_RUNTIME as TRAINJOB_RUNTIME
@@ -43,15 +46,26 @@ prepare = _component("prepare")
 train = _component("train")
 
 PIPELINE_NAME = "wsovvis"
+PIPELINE_DESCRIPTION = "Weakly-supervised open-vocabulary VIS: pseudo masks to SeqFormer"
 MASK_GEN_PARALLELISM = (
     4  # ParallelFor's parallelism is a compile-time int in KFP 2.x: `pipeline compile --parallelism`
 )
 # One GPU per mask-gen pod. Constants: kfp.local cannot resolve pipeline parameters here inside a ParallelFor.
 MASK_GEN_ACCELERATOR = "nvidia.com/gpu"
 ATTRIBUTE_ACCELERATOR = MASK_GEN_ACCELERATOR
-# The Secret's key names (those of KFP's own `mlpipeline-minio-artifact`); the Secret's name is a parameter. The
-# default names are the ones manifests/object-store creates and reads (tests/integration/test_object_store_defaults.py).
+# The Secret's key names (those of KFP's own `mlpipeline-minio-artifact`). The default names of the Secret and the
+# ConfigMap are the ones manifests/object-store creates and reads (tests/integration/test_object_store_defaults.py).
 S3_SECRET_KEYS = S3Source().secret_keys
+# The run parameters a spec compiled with `s3_names_as_params` has (`pipeline compile --s3-names-as-params`): the
+# Secret's and the ConfigMap's names. Without it the names are literals of the spec.
+S3_NAME_PARAMS = ("s3_secret_name", "s3_config_map_name")
+# The first KFP backend that runs each kind of spec (README's "What runs where" gives the sources). Every spec: the
+# driver of KFP < 2.15.0 rejects the `optional` field kfp-kubernetes writes into secretAsEnv/configMapAsEnv
+# (kubeflow/pipelines#12495). Names as run parameters: the mask-gen and attribute tasks read them inside sub-DAGs
+# (the ParallelFor, the conditions), which the driver resolves only since kubeflow/pipelines#13128 (2.17.0,
+# cherry-picked into 2.16.1 by #13299).
+MIN_KFP = "2.15.0"
+MIN_KFP_S3_NAMES_AS_PARAMS = "2.16.1"
 
 # Compile-time defaults (`pipeline compile --resources TASK=CPU,MEMORY`), as Kubernetes quantities. A task's request
 # is also its limit, so the CPU quota the stage sizes its worker pools from (``wsovvis.resources``) is what the
@@ -79,7 +93,7 @@ class _TaskSettings:
 
     def apply(self, task: dsl.PipelineTask, kind: str, secret_name, config_map_name) -> dsl.PipelineTask:
         """The compile's image and resources for a ``kind`` task, and S3 settings from the Secret and ConfigMap
-        as environment variables of its pod."""
+        as environment variables of its pod (``secret_name``, ``config_map_name``: literals or run parameters)."""
         task.set_container_image(self.images.matching(task.container_spec.image))
         resources = self.resources[kind]
         task.set_cpu_request(resources.cpu).set_cpu_limit(resources.cpu)
@@ -97,21 +111,26 @@ class _TaskSettings:
 
 def build_pipeline(
     parallelism: int = MASK_GEN_PARALLELISM,
-    s3_secret_keys: tuple[str, str] = S3_SECRET_KEYS,
+    s3: S3Source | None = None,
     images: ImageNames | None = None,
     resources: Mapping[str, PodResources] | None = None,
+    s3_names_as_params: bool = False,
 ):
     """The pipeline function, with what KFP takes only at compile time fixed: the mask-gen loop's parallelism,
-    the Secret's key names, the images (default the fixed ``RELEASE_IMAGES`` of ``wsovvis.images``; a spec for a
-    cluster names the built ones) and each task's resources (``resources`` overrides entries of
-    ``TASK_RESOURCES``)."""
-    settings = _TaskSettings(
-        images or RELEASE_IMAGES, {**TASK_RESOURCES, **(resources or {})}, s3_secret_keys
-    )
+    where every pod's S3 settings come from (``s3``: the Secret's name and key names, the ConfigMap's name), the
+    images (default the fixed ``RELEASE_IMAGES`` of ``wsovvis.images``; a spec for a cluster names the built ones)
+    and each task's resources (``resources`` overrides entries of ``TASK_RESOURCES``).
 
-    @dsl.pipeline(
-        name=PIPELINE_NAME, description="Weakly-supervised open-vocabulary VIS: pseudo masks to SeqFormer"
+    The Secret's and ConfigMap's names are literals of the spec, which runs on KFP >= ``MIN_KFP``; with
+    ``s3_names_as_params`` they are the run parameters ``S3_NAME_PARAMS`` instead (``s3``'s names their defaults),
+    which needs KFP >= ``MIN_KFP_S3_NAMES_AS_PARAMS``: older drivers fail on the parameter inside the ParallelFor.
+    """
+    s3 = s3 or S3Source()
+    settings = _TaskSettings(
+        images or RELEASE_IMAGES, {**TASK_RESOURCES, **(resources or {})}, s3.secret_keys
     )
+    s3_secret_keys = s3.secret_keys
+
     def wsovvis_pipeline(
         frames_root: str,
         work_root: str,
@@ -149,8 +168,8 @@ def build_pipeline(
         topk: int = 5,
         alpha: float = 0.5,
         clip_device: str = "cpu",
-        s3_secret_name: str = S3Source.secret_name,
-        s3_config_map_name: str = S3Source.config_map_name,
+        s3_secret_name: str = s3.secret_name,
+        s3_config_map_name: str = s3.config_map_name,
     ):
         def configured(task: dsl.PipelineTask, kind: str) -> dsl.PipelineTask:
             return settings.apply(task, kind, s3_secret_name, s3_config_map_name)
@@ -304,7 +323,47 @@ def build_pipeline(
                     "model", val_gt_json, train_task.outputs["results_json"], val_frames_root
                 )
 
+    return dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)(
+        wsovvis_pipeline if s3_names_as_params else _with_fixed(wsovvis_pipeline, s3)
+    )
+
+
+def _with_fixed(full: Callable[..., None], s3: S3Source) -> Callable[..., None]:
+    """The pipeline function ``full`` less its parameters ``S3_NAME_PARAMS``: ``s3``'s names fill them in.
+
+    ``dsl.pipeline`` takes a function's parameters from its signature and calls it with them in order, so the
+    pipeline is written once, with every parameter, and this shows that signature less the two names."""
+    signature = inspect.signature(full)
+    kept = [p for p in signature.parameters.values() if p.name not in S3_NAME_PARAMS]
+    fixed_names = {"s3_secret_name": s3.secret_name, "s3_config_map_name": s3.config_map_name}
+
+    def wsovvis_pipeline(*args: Any, **kwargs: Any) -> None:
+        bound = dict(zip([p.name for p in kept][: len(args)], args, strict=True))
+        return full(**bound, **kwargs, **fixed_names)
+
+    wsovvis_pipeline.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
+    wsovvis_pipeline.__annotations__ = {
+        k: v for k, v in full.__annotations__.items() if k not in S3_NAME_PARAMS
+    }
     return wsovvis_pipeline
+
+
+def check_run_params(params: Mapping[str, Any], accepted: Collection[str], spec: str) -> None:
+    """Refuse run parameters the pipeline (``spec``, e.g. a compiled spec's path) does not have, naming the compile
+    option that gives the S3 names to a spec compiled without them as parameters."""
+    unknown = sorted(set(params) - set(accepted))
+    if not unknown:
+        return
+    fixed = [name for name in unknown if name in S3_NAME_PARAMS]
+    if fixed:
+        raise UsageError(
+            f"{', '.join(fixed)}: not a run parameter; {spec} names the S3 Secret and ConfigMap "
+            "itself. Compile it with `wsovvis pipeline compile --s3-secret NAME --s3-config-map NAME`, or with "
+            f"--s3-names-as-params to take them per run (KFP >= {MIN_KFP_S3_NAMES_AS_PARAMS})"
+        )
+    raise UsageError(
+        f"{spec}: no run parameter {', '.join(unknown)}; the parameters are {', '.join(sorted(accepted))}"
+    )
 
 
 wsovvis_pipeline = build_pipeline()

@@ -1,7 +1,8 @@
 """With every default, the compiled pipeline reads the Secret and ConfigMap that manifests/object-store creates.
 
 The manifests are applied for real to the suite's kube-apiserver and read back; the names and keys the pipeline
-uses come from the compiled spec (its parameter defaults, and every executor's secretAsEnv/configMapAsEnv).
+uses come from the compiled spec (every executor's secretAsEnv/configMapAsEnv and the training task's inputs: the
+names written in, or with --s3-names-as-params the run parameters' defaults).
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ def _spec() -> tuple[dict, dict]:
 
 
 def _default(pipeline: dict, reference: dict) -> str:
-    """The root default behind a ``{componentInputParameter: name}`` reference."""
+    """The value a ``{runtimeValue: {constant: value}}`` reference names, or the root default behind a
+    ``{componentInputParameter: name}`` one (a spec compiled with --s3-names-as-params)."""
+    if "runtimeValue" in reference:
+        return reference["runtimeValue"]["constant"]
     name = reference["componentInputParameter"].removeprefix(CHANNEL)
     return pipeline["root"]["inputDefinitions"]["parameters"][name]["defaultValue"]
 

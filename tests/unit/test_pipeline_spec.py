@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -408,3 +409,82 @@ def test_no_task_in_the_tools_image_imports_torch_or_sacred(compiled) -> None:
     code = f"import sys\nfor m in {sorted(modules)!r}: __import__(m)\nprint(sorted({{'torch', 'sacred'}} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _s3_names(spec: dict, executors: dict) -> tuple[set[str], set[str], dict]:
+    """The Secret and ConfigMap name references of every executor (as JSON text), and the training task's."""
+    secrets = {_json(s["secretNameParameter"]) for e in executors.values() for s in e["secretAsEnv"]}
+    config_maps = {
+        _json(c["configMapNameParameter"]) for e in executors.values() for c in e["configMapAsEnv"]
+    }
+    train = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]
+    return secrets, config_maps, {name: train[name] for name in ("s3_secret_name", "s3_config_map_name")}
+
+
+def test_the_default_spec_names_the_secret_and_config_map_itself_so_no_sub_dag_reads_a_run_parameter(
+    compiled,
+) -> None:
+    """KFP < 2.16.1 cannot resolve a Secret's name given as a run parameter inside the ParallelFor
+    (kubeflow/pipelines#13128): by default the names are literals, the same for every pod and the training job."""
+    _, spec, executors = compiled
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert not {"s3_secret_name", "s3_config_map_name"} & set(params)
+    literal = {"runtimeValue": {"constant": "wsovvis-s3"}}
+    secrets, config_maps, train = _s3_names(spec, executors)
+    assert secrets == config_maps == {_json(literal)}
+    assert train == {"s3_secret_name": literal, "s3_config_map_name": literal}
+    for name, executor in executors.items():
+        assert [s["secretName"] for s in executor["secretAsEnv"]] == ["wsovvis-s3"], name
+        assert [c["configMapName"] for c in executor["configMapAsEnv"]] == ["wsovvis-s3"], name
+    for name, component in spec["components"].items():  # no sub-DAG takes either name as an input
+        assert "pipelinechannel--s3_" not in str(component.get("inputDefinitions", {})), name
+
+
+def test_compile_names_the_secret_and_config_map_or_makes_them_run_parameters(tmp_path: Path) -> None:
+    from pipelines.cli import main
+
+    out = tmp_path / "spec.yaml"
+    assert main(["pipeline", "compile", "--out", str(out), "--s3-secret", "s3-creds"]) == 0
+    spec, platform = yaml.safe_load_all(out.read_text())
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    secrets, config_maps, train = _s3_names(spec, executors)
+    assert secrets == {_json({"runtimeValue": {"constant": "s3-creds"}})}
+    assert config_maps == {_json({"runtimeValue": {"constant": "wsovvis-s3"}})}
+    assert train["s3_secret_name"] == {"runtimeValue": {"constant": "s3-creds"}}
+    assert "s3-creds" in str(executors["exec-mask-gen"]["secretAsEnv"])  # inside the ParallelFor too
+
+    # the opt-in: the names as run parameters (defaults: the compile's names), read by every pod and the job
+    args = ["--s3-names-as-params", "--s3-secret", "s3-creds", "--s3-config-map", "s3-endpoint"]
+    assert main(["pipeline", "compile", "--out", str(out), *args]) == 0
+    spec, platform = yaml.safe_load_all(out.read_text())
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["s3_secret_name"]["defaultValue"] == "s3-creds"
+    assert params["s3_config_map_name"]["defaultValue"] == "s3-endpoint"
+    secrets, config_maps, train = _s3_names(spec, executors)
+    assert {json.loads(s)["componentInputParameter"].removeprefix("pipelinechannel--") for s in secrets} == {
+        "s3_secret_name"
+    }
+    assert {
+        json.loads(c)["componentInputParameter"].removeprefix("pipelinechannel--") for c in config_maps
+    } == {"s3_config_map_name"}
+    assert train == {
+        "s3_secret_name": {"componentInputParameter": "s3_secret_name"},
+        "s3_config_map_name": {"componentInputParameter": "s3_config_map_name"},
+    }
+    mask_gen = executors["exec-mask-gen"]["secretAsEnv"][0]["secretNameParameter"]
+    assert mask_gen == {"componentInputParameter": "pipelinechannel--s3_secret_name"}  # punched into the loop
+
+
+def test_the_spec_with_the_names_as_parameters_is_the_pipeline_with_every_parameter() -> None:
+    """The default pipeline is the full one less the two names: every other parameter and default the same."""
+    from pipelines.wsovvis_pipeline import S3_NAME_PARAMS, build_pipeline
+
+    full = build_pipeline(s3_names_as_params=True).component_spec.inputs
+    fixed = build_pipeline().component_spec.inputs
+    assert set(full) - set(fixed) == set(S3_NAME_PARAMS)
+    assert all(fixed[name] == full[name] for name in fixed)

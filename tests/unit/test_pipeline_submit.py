@@ -106,3 +106,23 @@ def test_submit_takes_the_spec_compile_wrote_by_default_and_names_a_missing_one(
     (run,) = runs
     executors = run["pipeline_spec"]["pipeline_spec"]["deploymentSpec"]["executors"]
     assert executors["exec-convert"]["container"]["image"] == "localhost:5001/wsovvis/tools:fix-1"
+
+
+def test_submit_refuses_the_s3_names_a_default_spec_has_no_parameter_for_naming_the_compile_option(
+    kfp_api, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, runs = kfp_api
+    args = ["pipeline", "submit", "--host", host, "--spec", str(SPEC_PATH)]
+
+    assert main([*args, "--param", "s3_secret_name=team-s3"]) == 2
+    assert "--s3-secret NAME" in caplog.text and "--s3-names-as-params" in caplog.text and not runs
+    assert (
+        main([*args, "--param", "frames_rot=s3://b/f"]) == 2
+    )  # any other unknown name: the parameters listed
+    assert "no run parameter frames_rot" in caplog.text and "frames_root" in caplog.text and not runs
+
+    spec = tmp_path / "spec.yaml"
+    assert main(["pipeline", "compile", "--release", "--s3-names-as-params", "--out", str(spec)]) == 0
+    assert main([*args[:-1], str(spec), "--param", "s3_secret_name=team-s3"]) == 0
+    (run,) = runs
+    assert run["runtime_config"]["parameters"]["s3_secret_name"] == "team-s3"
