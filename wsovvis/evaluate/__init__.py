@@ -110,6 +110,7 @@ def evaluate(
     *,
     class_agnostic: bool = False,
     lvvis: bool = False,
+    allow_category_mismatch: bool = False,
     out: str | os.PathLike[str] | None = None,
     report: str | os.PathLike[str] | None = None,
     img_root: str | os.PathLike[str] | None = None,
@@ -120,6 +121,10 @@ def evaluate(
     Writes ``out`` (metrics JSON) and ``report`` (self-contained HTML, with ``report.md`` beside it) when given;
     ``img_root`` (frames as ``<img_root>/<file_name>``) adds frame strips with masks to the report. ``workers``
     processes share the work (default: the CPUs the container may use); the numbers do not depend on it.
+
+    Per category, results that would silently score near 0 (every category one the GT lacks, or one category for
+    all against the GT's several, as class-agnostic tubes) are an InputError naming ``--class-agnostic``, unless
+    ``allow_category_mismatch`` (:func:`wsovvis.evaluate.inputs.check_categories`).
     """
     if lvvis and class_agnostic:
         raise UsageError("--lvvis needs per-category evaluation; it cannot be combined with --class-agnostic")
@@ -138,7 +143,13 @@ def evaluate(
         {"--gt": gt, "--results": results, "--img_root": img_root},
     )
     with gc_paused():
-        loaded = eval_inputs.load(gt, results, workers)
+        loaded = eval_inputs.load(
+            gt,
+            results,
+            workers,
+            match_categories=not (class_agnostic or allow_category_mismatch),
+            lvvis=lvvis,
+        )
         evaluation = run(loaded, options, workers)
         metrics = metrics_of(evaluation, loaded.categories, options, gt)
     metrics["gt"] = os.fspath(gt)
