@@ -110,6 +110,24 @@ def test_cli_bad_input_exits_with_one_line(tmp_path, caplog):
     assert main(["evaluate", "--gt", str(gt), "--results", str(res), "--lvvis", "--class_agnostic"]) == 2
 
 
+def test_cli_refuses_class_agnostic_results_scored_per_category_in_one_line(tmp_path, caplog):
+    data = random_dataset(seed=17, num_categories=3)
+    results = perfect_results(data)
+    for res in results:
+        res["category_id"] = 1
+    gt, res = write(tmp_path, data, results)
+    assert main(["evaluate", "--gt", str(gt), "--results", str(res), "--out", str(tmp_path / "m.json")]) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "\n" not in errors[0]
+    assert errors[0].startswith(
+        f"{res}: every result has category 1 ('cat1'), the GT has 3 categories, ids 1-3;"
+    )
+    assert "--class-agnostic" in errors[0] and "--allow-category-mismatch" in errors[0]
+    assert not (tmp_path / "m.json").exists()
+    for flag in ("--class-agnostic", "--allow-category-mismatch", "--allow_category_mismatch"):
+        assert main(["evaluate", "--gt", str(gt), "--results", str(res), flag]) == 0
+
+
 @pytest.mark.s3
 def test_evaluate_on_s3(tmp_path, s3_bucket):
     data = random_dataset(seed=16, num_videos=3)
