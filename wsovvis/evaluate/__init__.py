@@ -32,7 +32,18 @@ from wsovvis.resources import available_cpus, gc_paused
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STAT_NAMES", "EvalOptions", "evaluate", "metrics_of"]
+__all__ = ["STAT_NAMES", "EvalOptions", "evaluate", "metrics_of", "stat_text", "stats_line"]
+
+
+def stat_text(value: float | None, digits: int = 4) -> str:
+    """A stat (a fraction) as the terminal shows it: ``digits`` decimals; an em dash where it is undefined (-1 or
+    None), as the report shows it."""
+    return "—" if value is None or value < 0 else f"{value:.{digits}f}"
+
+
+def stats_line(metrics: dict[str, Any], names: tuple[str, ...] = STAT_NAMES, digits: int = 4) -> str:
+    """``AP 0.4310  AP50 0.6120  ...  ARl —``: the named stats of a metrics dict on one line."""
+    return "  ".join(f"{name} {stat_text(metrics[name], digits)}" for name in names)
 
 
 def _mean_defined(values: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -154,14 +165,7 @@ def evaluate(
         metrics = metrics_of(evaluation, loaded.categories, options, gt)
     metrics["gt"] = os.fspath(gt)
     metrics["results"] = os.fspath(results)
-    log.info(
-        "AP %.4f  AP50 %.4f  AP75 %.4f  AR100 %.4f%s",
-        metrics["AP"],
-        metrics["AP50"],
-        metrics["AP75"],
-        metrics["AR100"],
-        f"  APb {metrics['APb']:.4f}  APn {metrics['APn']:.4f}" if lvvis else "",
-    )
+    log.info("%s", stats_line(metrics, STAT_NAMES + (("APb", "APn") if lvvis else ())))
     if out is not None:
         jsonio.write_json(out, metrics)
         log.info("wrote %s", os.fspath(out))
