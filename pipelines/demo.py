@@ -14,6 +14,7 @@ from typing import Any
 from wsovvis import jsonio, storage, synth
 from wsovvis.cliutil import add_flag, positive_int
 from wsovvis.errors import WsovvisError
+from wsovvis.evaluate import stats_line
 from wsovvis.evaluate.step import OUTPUT_VERSION as EVALUATE_OUTPUT_VERSION
 from wsovvis.maskgen.cli import RANDOM_WEIGHTS
 from wsovvis.train.config import CPU_SEQFORMER_OPTS
@@ -106,7 +107,7 @@ def print_evaluations(work_root: str, who: str) -> dict[str, tuple[str, dict[str
     evaluations = _evaluations(work_root)
     for label, (metrics_uri, metrics) in evaluations.items():
         print(f"\n{who}: {label} vs ground truth, {metrics['mode']}, {metrics['num_videos']} videos")
-        print("  " + "  ".join(f"{name} {metrics[name]:.3f}" for name in SHOWN_STATS))
+        print("  " + stats_line(metrics, SHOWN_STATS, digits=3))
         print(f"  metrics: {metrics_uri}")
         print(f"  report:  {storage.join(metrics_uri.rsplit('/', 1)[0], 'report.html')}")
     return evaluations

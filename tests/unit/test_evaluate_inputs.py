@@ -171,6 +171,76 @@ def test_gt_without_categories_is_refused(tmp_path):
         evaluate(gt, res)
 
 
+def test_class_agnostic_results_scored_per_category_are_refused_naming_the_flags(tmp_path):
+    # Every result category 1 (as class-agnostic tubes) against a GT of two categories: per category the
+    # official would score it near 0 without a word; evaluate refuses, naming the file and both ways out.
+    results = [result(1, 1, 0.9, [TOP5, TOP4]), result(2, 1, 0.8, [TOP4])]
+    gt, res = write(tmp_path, gt_data(), results)
+    with pytest.raises(InputError) as caught:
+        evaluate(gt, res)
+    assert str(caught.value) == (
+        f"{res}: every result has category 1 ('cat1'), the GT has 2 categories, ids 1, 2; class-agnostic "
+        "results? Pass --class-agnostic to score them class-agnostically, or --allow-category-mismatch to score "
+        "them per category as they are"
+    )
+    assert evaluate(gt, res, class_agnostic=True)["AP"] == pytest.approx(1.0)
+    scored = evaluate(gt, res, allow_category_mismatch=True)  # as the official scores them: category 2 missed
+    assert scored["mode"] == "per-category" and scored["AP"] == pytest.approx(0.5)
+
+
+def test_tubes_of_one_category_scored_per_category_are_refused(tmp_path):
+    data = tubes_dataset()
+    for ann in data["annotations"]:
+        ann["category_id"] = 1
+    gt, res = write(tmp_path, gt_data(), data, name="tubes.json")
+    with pytest.raises(InputError, match=r"tubes\.json: every result has category 1 .*--class-agnostic"):
+        evaluate(gt, res)
+
+
+@pytest.mark.parametrize(
+    ("category_ids", "message"),
+    [
+        (
+            [99, 99],
+            "every result has category 99, which the GT does not have (it has 2 categories, ids 1, 2)",
+        ),
+        (
+            [7, 8],
+            "every result has a category the GT does not have (results: 7, 8; GT: 2 categories, ids 1, 2)",
+        ),
+    ],
+)
+def test_results_none_of_whose_categories_the_gt_has_are_refused(tmp_path, category_ids, message):
+    results = [result(1, category_ids[0], 0.9, [TOP5, TOP4]), result(2, category_ids[1], 0.8, [TOP4])]
+    gt, res = write(tmp_path, gt_data(), results)
+    with pytest.raises(InputError, match=re.escape(f"{res}: {message}; pass --class-agnostic")):
+        evaluate(gt, res)
+    # With --lvvis (which cannot be class-agnostic) the advice is labels from the GT's categories.
+    with pytest.raises(
+        InputError, match=re.escape("(wsovvis attribute --vocab GT), or pass --allow-category")
+    ):
+        evaluate(gt, res, lvvis=True)
+    assert evaluate(gt, res, allow_category_mismatch=True)["AP"] == 0
+    assert evaluate(gt, res, class_agnostic=True)["AP"] == pytest.approx(1.0)
+
+
+def test_results_whose_categories_can_be_the_gts_pass(tmp_path):
+    # Some categories unknown (left out, as the official leaves them out); no results; one GT category that the
+    # results share; --lvvis labels all of one category (attribute's top-1 on a small set may be just that).
+    some_unknown = [result(1, 1, 0.9, [TOP5, TOP4]), result(2, 2, 0.8, [TOP4]), result(2, 99, 0.7, [TOP4])]
+    gt, res = write(tmp_path, gt_data(), some_unknown)
+    assert evaluate(gt, res)["warnings"] == {"results_with_unknown_category": 1}
+    gt, res = write(tmp_path, gt_data(), [])
+    assert evaluate(gt, res)["warnings"] == {"no_results": 1}
+    one_category = gt_data()
+    one_category["categories"] = one_category["categories"][:1]
+    one_category["annotations"][1]["category_id"] = 1
+    gt, res = write(tmp_path, one_category, [result(1, 1, 0.9, [TOP5, TOP4]), result(2, 1, 0.8, [TOP4])])
+    assert evaluate(gt, res)["AP"] == pytest.approx(1.0)
+    gt, res = write(tmp_path, gt_data(), [result(1, 1, 0.9, [TOP5, TOP4]), result(2, 1, 0.8, [TOP4])])
+    assert evaluate(gt, res, lvvis=True)["APb"] == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_bad_gt_is_reported_before_a_missing_results_file(tmp_path, workers):
     # With workers the GT loads in another process while the results are read; the GT's error still comes first.

@@ -131,7 +131,8 @@ def test_per_category_and_category_without_results(tmp_path):
         "categories": categories(3),
     }
     gt, res = write(tmp_path, data, [result(1, 1, 0.9, [TOP5])])
-    metrics = evaluate(gt, res)
+    # Results of one category against three GT categories look class-agnostic: scored as they are on request.
+    metrics = evaluate(gt, res, allow_category_mismatch=True)
     by_id = {c["id"]: c for c in metrics["per_category"]}
     assert by_id[1]["AP"] == pytest.approx(1.0)
     assert by_id[2]["AP"] == 0
@@ -141,9 +142,10 @@ def test_per_category_and_category_without_results(tmp_path):
 
 def test_class_agnostic_counts_results_of_any_category(tmp_path):
     # The result carries a category that is not in the GT: per-category drops it (as the official does,
-    # counted in the warnings); class-agnostic counts it and finds the object.
+    # counted in the warnings; evaluate refuses such results unless told to score them so); class-agnostic counts
+    # it and finds the object.
     gt, res = write(tmp_path, one_object_case(), [result(1, 99, 0.9, [TOP5, TOP4])])
-    per_category = evaluate(gt, res)
+    per_category = evaluate(gt, res, allow_category_mismatch=True)
     assert per_category["AP"] == 0 and per_category["warnings"]["results_with_unknown_category"] == 1
     agnostic = evaluate(gt, res, class_agnostic=True)
     assert agnostic["AP"] == pytest.approx(1.0) and agnostic["mode"] == "class-agnostic"

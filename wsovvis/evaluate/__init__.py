@@ -32,7 +32,18 @@ from wsovvis.resources import available_cpus, gc_paused
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STAT_NAMES", "EvalOptions", "evaluate", "metrics_of"]
+__all__ = ["STAT_NAMES", "EvalOptions", "evaluate", "metrics_of", "stat_text", "stats_line"]
+
+
+def stat_text(value: float | None, digits: int = 4) -> str:
+    """A stat (a fraction) as the terminal shows it: ``digits`` decimals; an em dash where it is undefined (-1 or
+    None), as the report shows it."""
+    return "—" if value is None or value < 0 else f"{value:.{digits}f}"
+
+
+def stats_line(metrics: dict[str, Any], names: tuple[str, ...] = STAT_NAMES, digits: int = 4) -> str:
+    """``AP 0.4310  AP50 0.6120  ...  ARl —``: the named stats of a metrics dict on one line."""
+    return "  ".join(f"{name} {stat_text(metrics[name], digits)}" for name in names)
 
 
 def _mean_defined(values: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -110,6 +121,7 @@ def evaluate(
     *,
     class_agnostic: bool = False,
     lvvis: bool = False,
+    allow_category_mismatch: bool = False,
     out: str | os.PathLike[str] | None = None,
     report: str | os.PathLike[str] | None = None,
     img_root: str | os.PathLike[str] | None = None,
@@ -120,6 +132,10 @@ def evaluate(
     Writes ``out`` (metrics JSON) and ``report`` (self-contained HTML, with ``report.md`` beside it) when given;
     ``img_root`` (frames as ``<img_root>/<file_name>``) adds frame strips with masks to the report. ``workers``
     processes share the work (default: the CPUs the container may use); the numbers do not depend on it.
+
+    Per category, results that would silently score near 0 (every category one the GT lacks, or one category for
+    all against the GT's several, as class-agnostic tubes) are an InputError naming ``--class-agnostic``, unless
+    ``allow_category_mismatch`` (:func:`wsovvis.evaluate.inputs.check_categories`).
     """
     if lvvis and class_agnostic:
         raise UsageError("--lvvis needs per-category evaluation; it cannot be combined with --class-agnostic")
@@ -138,19 +154,18 @@ def evaluate(
         {"--gt": gt, "--results": results, "--img_root": img_root},
     )
     with gc_paused():
-        loaded = eval_inputs.load(gt, results, workers)
+        loaded = eval_inputs.load(
+            gt,
+            results,
+            workers,
+            match_categories=not (class_agnostic or allow_category_mismatch),
+            lvvis=lvvis,
+        )
         evaluation = run(loaded, options, workers)
         metrics = metrics_of(evaluation, loaded.categories, options, gt)
     metrics["gt"] = os.fspath(gt)
     metrics["results"] = os.fspath(results)
-    log.info(
-        "AP %.4f  AP50 %.4f  AP75 %.4f  AR100 %.4f%s",
-        metrics["AP"],
-        metrics["AP50"],
-        metrics["AP75"],
-        metrics["AR100"],
-        f"  APb {metrics['APb']:.4f}  APn {metrics['APn']:.4f}" if lvvis else "",
-    )
+    log.info("%s", stats_line(metrics, STAT_NAMES + (("APb", "APn") if lvvis else ())))
     if out is not None:
         jsonio.write_json(out, metrics)
         log.info("wrote %s", os.fspath(out))

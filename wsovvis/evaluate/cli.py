@@ -31,6 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_flag(
         parser,
+        "--allow_category_mismatch",
+        action="store_true",
+        help="score per category even results whose categories cannot be the GT's (all unknown to it, or one "
+        "category for all where the GT has several), which evaluate otherwise refuses",
+    )
+    add_flag(
+        parser,
         "--lvvis",
         action="store_true",
         help="LV-VIS evaluator semantics plus APb/APn from 'partition'",
@@ -57,6 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         args.results,
         class_agnostic=args.class_agnostic,
         lvvis=args.lvvis,
+        allow_category_mismatch=args.allow_category_mismatch,
         out=args.out,
         report=args.report,
         img_root=args.img_root,

@@ -7,7 +7,9 @@ sizes, uncompressed RLE), and every compressed RLE string of a file in one batch
 (:func:`wsovvis.rle.check_strings`), which also gives each mask's area. The first problem met is an
 :class:`~wsovvis.errors.InputError` naming the file, the result or annotation (and its video), the frame and what
 is wrong. What the official evaluator would silently absorb or crash on (results for videos not in the GT, no
-results at all) is counted in :attr:`EvalInputs.warnings` and logged. What comes out is checked: the metric
+results at all) is counted in :attr:`EvalInputs.warnings` and logged; results that per-category scoring would
+silently score near 0 (class-agnostic tubes against a GT of several categories) are refused once both files are
+read (:func:`check_categories`). What comes out is checked: the metric
 (:mod:`wsovvis.evaluate.ytvoseval`) and the report check nothing.
 """
 
@@ -474,11 +476,70 @@ def _read_results(
     return detections
 
 
-def load(gt: str | os.PathLike[str], results: str | os.PathLike[str], workers: int = 1) -> EvalInputs:
-    """GT and results, read and checked: the GT, then the results, then the strings of all their masks in one
-    batch (``workers`` processes)."""
-    videos, categories, gts = _read_gt(gt)
+def _ids_text(ids: list[int]) -> str:
+    """Category ids as a message names them: ``1-25`` where they run without a gap, else the first few."""
+    ids = sorted(ids)
+    if len(ids) > 2 and ids == list(range(ids[0], ids[-1] + 1)):
+        return f"{ids[0]}-{ids[-1]}"
+    return ", ".join(map(str, ids[:5])) + (", ..." if len(ids) > 5 else "")
+
+
+def check_categories(
+    detections: list[Detection],
+    categories: list[dict[str, Any]],
+    source: str,
+    *,
+    lvvis: bool = False,
+) -> None:
+    """Refuse results that per-category scoring would silently score near 0: every result's category is one the
+    GT does not have, or (but with ``lvvis``) every result has one category and the GT several, as class-agnostic
+    tubes (all category 1) have. An :class:`InputError` naming ``source``, what is wrong and the flags that say
+    what was meant (``--class-agnostic``, ``--allow-category-mismatch``). Results where only some categories are
+    unknown pass (those are left out, as the official evaluator leaves them out), as do no results at all.
+
+    With ``lvvis`` (labels from ``wsovvis attribute``, whose top-1 may be one category for every tube of a small
+    set) only results none of whose categories the GT has are refused."""
+    if not detections:
+        return
+    result_ids = sorted({det.category_id for det in detections})
+    names = {cat["id"]: cat.get("name", cat["id"]) for cat in categories}
+    count = f"{len(names)} categor{'y' if len(names) == 1 else 'ies'}, ids {_ids_text(list(names))}"
+    anyway = "--allow-category-mismatch to score them per category as they are"
+    if not any(cid in names for cid in result_ids):
+        which = (
+            f"every result has category {result_ids[0]}, which the GT does not have (it has {count})"
+            if len(result_ids) == 1
+            else f"every result has a category the GT does not have (results: {_ids_text(result_ids)}; GT: "
+            f"{count})"
+        )
+        if lvvis:
+            advice = f"label them with the GT's categories (wsovvis attribute --vocab GT), or pass {anyway}"
+        else:
+            advice = f"pass --class-agnostic to score them class-agnostically, or {anyway}"
+        raise InputError(f"{source}: {which}; {advice}")
+    if len(result_ids) == 1 and len(names) > 1 and not lvvis:
+        only = result_ids[0]
+        raise InputError(
+            f"{source}: every result has category {only} ({names[only]!r}), the GT has {count}; class-agnostic "
+            f"results? Pass --class-agnostic to score them class-agnostically, or {anyway}"
+        )
+
+
+def load(
+    gt: str | os.PathLike[str],
+    results: str | os.PathLike[str],
+    workers: int = 1,
+    *,
+    match_categories: bool = False,
+    lvvis: bool = False,
+) -> EvalInputs:
+    """GT and results, read and checked: the GT, then the results, then the strings of all their masks in one batch
+    (``workers`` processes), then with ``match_categories`` the results' categories against the GT's
+    (:func:`check_categories`, ``lvvis`` as there)."""
+    videos, gt_categories, gts = _read_gt(gt)
     warnings: Counter[str] = Counter()
     detections = _read_results(results, videos, warnings)
     _check_masks([(gts, os.fspath(gt)), (detections, os.fspath(results))], videos, workers)
-    return EvalInputs(videos, categories, gts, detections, warnings)
+    if match_categories:
+        check_categories(detections, gt_categories, os.fspath(results), lvvis=lvvis)
+    return EvalInputs(videos, gt_categories, gts, detections, warnings)

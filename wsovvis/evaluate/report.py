@@ -44,6 +44,9 @@ COLORS = [
     (255, 215, 0),
 ]
 UNMATCHED = (230, 30, 30)
+FILL = 0.3  # the share of a mask's colour in its interior; the frame shows through the rest
+OUTLINE = 2  # pixels of a mask's edge drawn in its colour at full strength, at the strip's scale
+HALO = (16, 16, 16)  # the line just outside each outline, so it reads on a frame of its own colour
 STAT_TITLES = {
     "AP": "AP @[.50:.95]",
     "AP50": "AP @.50",
@@ -127,37 +130,79 @@ def _frame_image(video: Video, frame: int, img_root: str | None) -> np.ndarray:
     return np.full((video.height, video.width, 3), 96, dtype=np.uint8)
 
 
-def _overlay(canvas: np.ndarray, mask: np.ndarray, color: tuple[int, int, int]) -> None:
-    tint = np.array(color, dtype=np.float32)
-    canvas[mask] = (0.45 * canvas[mask] + 0.55 * tint).astype(np.uint8)
-    inner = mask.copy()
-    inner[1:, :] &= mask[:-1, :]
-    inner[:-1, :] &= mask[1:, :]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
-    canvas[mask & ~inner] = color
+def css_color(color: tuple[int, int, int]) -> str:
+    """A colour as the legend's swatches name it (the masks drawn in it are outlined in exactly this colour)."""
+    return "rgb({},{},{})".format(*color)
+
+
+def _edge(mask: np.ndarray, width: int) -> np.ndarray:
+    """The pixels of ``mask`` within ``width`` pixels of its outside (the frame's border counts as outside)."""
+    inner = mask
+    for _ in range(width):
+        padded = np.pad(inner, 1)
+        inner = inner & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return mask & ~inner
+
+
+def _tile_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A frame's mask at the strip's scale (width, height); an object smaller than a pixel there keeps one."""
+    scaled = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.BILINEAR)) >= 128
+    if mask.any() and not scaled.any():
+        rows, cols = np.nonzero(mask)
+        scaled[int(rows.mean() * size[1] / mask.shape[0]), int(cols.mean() * size[0] / mask.shape[1])] = True
+    return scaled
+
+
+def draw_masks(
+    background: np.ndarray, masks: list[tuple[np.ndarray, tuple[int, int, int]]], size: tuple[int, int]
+) -> np.ndarray:
+    """One tile of a strip: ``background`` (a frame) at ``size`` (width, height) with each (mask, colour) drawn
+    as a light fill (:data:`FILL` of the colour) and an :data:`OUTLINE`-pixel outline in the colour itself, at
+    full strength, with a dark line just outside it, so a mask reads on any frame, textured or of its colour.
+    Fills first, then the outlines, so no fill washes out another mask's outline."""
+    tile = np.asarray(Image.fromarray(background).resize(size, Image.BILINEAR)).astype(np.float32)
+    scaled = [(_tile_mask(mask, size), np.array(color, np.float32)) for mask, color in masks]
+    for mask, color in scaled:
+        tile[mask] = (1 - FILL) * tile[mask] + FILL * color
+    for mask, color in scaled:
+        padded = np.pad(mask, 1)
+        grown = mask | padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
+        tile[grown & ~mask] = HALO
+        tile[_edge(mask, OUTLINE)] = color
+    return tile.round().astype(np.uint8)
 
 
 def _strip(
     video: Video,
     frames: list[int],
-    layers: list[tuple[list[dict | None], tuple[int, int, int]]],
+    layers: list[tuple[list[rle.Rle | None], tuple[int, int, int]]],
     backgrounds: dict[int, np.ndarray],
 ) -> str:
-    """One JPEG (base64) of the frames side by side with the given masks overlaid."""
+    """One JPEG (base64) of the frames side by side with the given masks drawn (:func:`draw_masks`)."""
     tiles = []
-    width = max(1, round(video.width * STRIP_HEIGHT / video.height))
+    size = (max(1, round(video.width * STRIP_HEIGHT / video.height)), STRIP_HEIGHT)
     for frame in frames:
-        canvas = backgrounds[frame].copy()
-        for segs, color in layers:
-            mask = _decode(segs[frame])
-            if mask is not None and mask.any():
-                _overlay(canvas, mask, color)
-        tiles.append(np.asarray(Image.fromarray(canvas).resize((width, STRIP_HEIGHT), Image.BILINEAR)))
+        masks = [(mask, color) for segs, color in layers if (mask := _decode(segs[frame])) is not None]
+        tiles.append(draw_masks(backgrounds[frame], [(m, c) for m, c in masks if m.any()], size))
         tiles.append(np.full((STRIP_HEIGHT, 4, 3), 255, dtype=np.uint8))
     buffer = io.BytesIO()
-    Image.fromarray(np.concatenate(tiles[:-1], axis=1)).save(buffer, format="JPEG", quality=85)
+    # 4:4:4 chroma, so a thin outline keeps its colour
+    Image.fromarray(np.concatenate(tiles[:-1], axis=1)).save(buffer, format="JPEG", quality=90, subsampling=0)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def video_title(video_id: int, videos: dict[int, Video] | None) -> str:
+    """A video as both reports name it: its id and its frames' folder."""
+    video = (videos or {}).get(video_id)
+    return (
+        f"video {video_id}"
+        if video is None
+        else f"video {video_id} ({posixpath.dirname(video.file_names[0])})"
+    )
+
+
+def _swatch(color: tuple[int, int, int], text: str) -> str:
+    return f'<span><i class="swatch" style="background:{css_color(color)}"></i>{text}</span>'
 
 
 def _video_panel(
@@ -174,28 +219,30 @@ def _video_panel(
     gt_areas = np.stack([g.mask_areas for g in gts]) if gts else np.zeros((0, video.length), np.int64)
     groups = [[0 if class_agnostic else obj.category_id for obj in objs] for objs in (dets, gts)]
     ious = video_ious(dets, gts, det_areas, gt_areas, *(np.array(g, dtype=np.int64) for g in groups))
+    # One colour per GT object, from which its strip layer, its best result's layer and its swatch all take it.
     gt_layers, det_layers, legend = [], [], []
-    matched: set[int] = set()
+    drawn_for: dict[int, int] = {}  # result index -> the GT whose colour it is drawn in
     for j, gt in enumerate(gts):
         color = COLORS[j % len(COLORS)]
         gt_layers.append((gt.segmentations, color))
         text = f"GT {gt.id} {html.escape(names.get(gt.category_id, str(gt.category_id)))}"
         if dets and ious[:, j].max() > 0:
             best = int(np.argmax(ious[:, j]))
-            matched.add(best)
-            det_layers.append((dets[best].segmentations, color))
             text += f" — best result IoU {ious[best, j]:.2f} (score {dets[best].score:.2f})"
+            if best in drawn_for:
+                text += f", the one drawn for GT {gts[drawn_for[best]].id}"
+            else:
+                drawn_for[best] = j
+                det_layers.append((dets[best].segmentations, color))
         else:
             text += " — no overlapping result"
-        legend.append(f'<span><i class="swatch" style="background:rgb{color}"></i>{text}</span>')
-    others = [i for i in range(len(dets)) if i not in matched][:3]
+        legend.append(_swatch(color, text))
+    others = [i for i in range(len(dets)) if i not in drawn_for][:3]
     # Unmatched results first, so each GT's best result is drawn on top of them.
     det_layers = [(dets[i].segmentations, UNMATCHED) for i in others] + det_layers
     if others:
         scores = ", ".join(f"{dets[i].score:.2f}" for i in others)
-        legend.append(
-            f'<span><i class="swatch" style="background:rgb{UNMATCHED}"></i>top unmatched results (scores {scores})</span>'
-        )
+        legend.append(_swatch(UNMATCHED, f"top unmatched results (scores {scores})"))
     present = np.flatnonzero(gt_areas.any(0) | det_areas.any(0)) if (gts or dets) else np.arange(video.length)
     candidates = present if present.size else np.arange(video.length)
     picks = np.unique(
@@ -203,10 +250,10 @@ def _video_panel(
     )
     frames = [int(candidates[p]) for p in picks]
     backgrounds = {f: _frame_image(video, f, img_root) for f in frames}
-    folder = posixpath.dirname(video.file_names[0])
     mean_iou = summary.get("mean_best_iou")
     return (
-        f'<div class="video"><b>video {video.id}</b> <span class="meta">{html.escape(folder)} · {video.length} frames'
+        f'<div class="video"><b>{html.escape(video_title(video.id, {video.id: video}))}</b> '
+        f'<span class="meta">{video.length} frames'
         f" · {len(gts)} GT · {summary.get('num_results', len(dets))} results · mean best IoU "
         f"{'—' if mean_iou is None else f'{mean_iou:.2f}'} · frames {', '.join(str(f) for f in frames)}</span>"
         f'<div class="row-label">ground truth</div><img alt="GT masks" src="data:image/jpeg;base64,'
@@ -238,7 +285,10 @@ def _stats_keys(metrics: dict[str, Any]) -> list[str]:
     return list(STAT_NAMES) + [k for k in ("APb", "APn") if k in metrics]
 
 
-def render_markdown(metrics: dict[str, Any], best: list[dict], worst: list[dict]) -> str:
+def render_markdown(
+    metrics: dict[str, Any], best: list[dict], worst: list[dict], videos: dict[int, Video] | None = None
+) -> str:
+    """The Markdown summary; ``videos`` (the GT's) name the videos as the HTML page does (:func:`video_title`)."""
     keys = _stats_keys(metrics)
     lines = [
         "# Evaluation report",
@@ -274,7 +324,9 @@ def render_markdown(metrics: dict[str, Any], best: list[dict], worst: list[dict]
         lines.append("")
     lines += ["## Videos (mean over GT objects of the best video IoU)", ""]
     for title, rows in (("Best", best), ("Worst", worst)):
-        listed = ", ".join(f"{v['video_id']} ({v['mean_best_iou']:.2f})" for v in rows) or "—"
+        listed = (
+            ", ".join(f"{video_title(v['video_id'], videos)}: {v['mean_best_iou']:.2f}" for v in rows) or "—"
+        )
         lines.append(f"- {title}: {listed}")
     if metrics["warnings"]:
         lines += ["", "## Warnings", ""]
@@ -367,8 +419,8 @@ def render_html(
         "<h2>Videos</h2><div class='meta'>Ranked by the mean, over a video's GT objects, of the best video IoU "
         "any result of the same category reaches"
         + (" (any category: class-agnostic)" if metrics["mode"] == "class-agnostic" else "")
-        + ". Each GT object and its best result share a colour; red: the top-scoring results that are nobody's "
-        "best. "
+        + ". Each GT object and its best result share a colour (outlined in it over a light fill); red: the "
+        "top-scoring results that are nobody's best. "
         + (
             "Masks on the frames from <code>" + html.escape(str(img_root)) + "</code>."
             if img_root
@@ -424,7 +476,7 @@ def write_report(
     best, worst = _pick_videos(metrics["per_video"])
     root = os.fspath(img_root) if img_root is not None else None
     page = render_html(metrics, inputs, best, worst, root)
-    summary = render_markdown(metrics, best, worst)
+    summary = render_markdown(metrics, best, worst, inputs.videos if inputs is not None else None)
     md_uri = markdown_path(report)
     storage.write_text(report, page)
     storage.write_text(md_uri, summary)

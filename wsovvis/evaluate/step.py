@@ -12,7 +12,7 @@ from wsovvis.workspace import stage_uri
 
 log = logging.getLogger(__name__)
 
-OUTPUT_VERSION = 1  # bump when a change makes evaluate write different metrics or reports (wsovvis.workspace)
+OUTPUT_VERSION = 2  # bump when a change makes evaluate write different metrics or reports (wsovvis.workspace)
 
 
 def evaluate_step(
