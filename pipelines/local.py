@@ -6,7 +6,6 @@ from __future__ import annotations
 import builtins
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from wsovvis.images import ImageNames, image_names
 from wsovvis.maskgen.cli import RANDOM_WEIGHTS
 from wsovvis.s3server import local_s3_server
 
+from .local_output import ANSI, STEP_LOG, SubprocessSteps, kfp_output_quieted
 from .wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ INPUT_PARAMS = (
 )
 CONTAINER_BUCKET = "s3://wsovvis-local"
 LOG_TAIL_LINES = 20
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def run_local(
@@ -58,16 +57,20 @@ def run_local(
         pipeline_root=os.fspath(Path(pipeline_root).resolve()),
         raise_on_error=True,
     )
-    log.info("running the pipeline locally (artifacts under %s)", pipeline_root)
-    _run(build_pipeline(parallelism), params)
+    log.info("running the pipeline locally (artifacts and each step's %s under %s)", STEP_LOG, pipeline_root)
+    steps = SubprocessSteps()
+    try:
+        _run(build_pipeline(parallelism), params, steps)
+    except RuntimeError as exc:  # kfp.local's "Pipeline 'wsovvis' finished with status FAILURE ..."
+        raise (steps.error() or WsovvisError(ANSI.sub("", str(exc)))) from exc
 
 
-def _run(pipeline: Callable[..., Any], params: dict[str, Any]) -> None:
+def _run(pipeline: Callable[..., Any], params: dict[str, Any], steps: SubprocessSteps | None = None) -> None:
     # kfp.local indents task output by swapping builtins.print per task; parallel ParallelFor iterations restore
     # each other's swaps, which can leave every later print of this process indented. Put the real one back.
     print_function = builtins.print
     try:
-        with environ_set(_step_env()):
+        with environ_set(_step_env()), kfp_output_quieted(steps):
             pipeline(**params)
     finally:
         builtins.print = print_function

@@ -40,7 +40,15 @@ def test_demo_runs_the_pipeline_end_to_end_and_reports_where_the_metrics_are(tmp
         cwd=here,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "finished with status \x1b[92mSUCCESS" in proc.stdout + proc.stderr
+    # quiet by default: a line per step, the steps' warnings and the summary; no colours into a pipe, no kfp dumps
+    output = proc.stdout + proc.stderr
+    assert len(output.splitlines()) <= 40, output
+    assert "\x1b[" not in output and "Got executor_input" not in output and "UserWarning" not in output
+    for step in ("prepare", "plan-shards", "mask-gen[0]", "mask-gen[1]", "convert", "evaluate"):
+        assert re.search(rf"INFO \S+: {re.escape(step)}: done in ", proc.stderr), step
+    # each step's whole output is in its log
+    step_logs = list((out / "kfp").glob("*/**/step.log"))
+    assert len(step_logs) >= 8 and all("Got executor_input" in p.read_text() for p in step_logs)
     (metrics_path,) = [
         Path(m) for m in re.findall(r"^ +metrics: (\S+metrics\.json)$", proc.stdout, re.MULTILINE)
     ]
