@@ -15,7 +15,7 @@ from typing import Any
 
 from wsovvis import jsonio, storage
 from wsovvis.environ import environ_set
-from wsovvis.errors import WsovvisError
+from wsovvis.errors import RuntimeMissingError, WsovvisError
 from wsovvis.images import ImageNames, image_names
 from wsovvis.maskgen.cli import RANDOM_WEIGHTS
 from wsovvis.s3server import local_s3_server
@@ -51,6 +51,7 @@ def run_local(
     """
     import kfp.local
 
+    check_runtime_here(params)
     Path(pipeline_root).mkdir(parents=True, exist_ok=True)
     kfp.local.init(
         runner=kfp.local.SubprocessRunner(use_venv=False),
@@ -63,6 +64,37 @@ def run_local(
         _run(build_pipeline(parallelism), params, steps)
     except RuntimeError as exc:  # kfp.local's "Pipeline 'wsovvis' finished with status FAILURE ..."
         raise (steps.error() or WsovvisError(ANSI.sub("", str(exc)))) from exc
+
+
+def check_runtime_here(params: dict[str, Any]) -> None:
+    """Raise RuntimeMissingError, saying which parameters make the run work here, when it needs the CutLER/VNext
+    runtime (VideoCutLER masks, or training as a cluster job) and this interpreter lacks it: what prepare, the
+    first step, would refuse after kfp.local started."""
+    from wsovvis.prepare.step import runtime_status
+    from wsovvis.train.step import JOB_LAUNCHERS
+
+    from .params import parameters
+
+    values = {p.name: p.default for p in parameters() if not p.required} | params
+    changes = {}
+    if values["mask_backend"] == "videocutler":
+        changes |= {"mask_backend": "motion", "mask_device": "cpu"}
+    if values["train_launcher"] in JOB_LAUNCHERS:
+        changes["train_launcher"] = "local"
+    if not changes:
+        return
+    status = runtime_status()
+    if status["ok"]:
+        return
+    needs = " and ".join(
+        f"{name}={values[name]}" for name in ("mask_backend", "train_launcher") if name in changes
+    )
+    flags = " ".join(f"--param {name}={value}" for name, value in changes.items())
+    raise RuntimeMissingError(
+        f"{needs} need the patched CutLER/VNext runtime, which this interpreter lacks "
+        f"({'; '.join(status['problems'])}); to run here without it: {flags} (motion masks on the CPU; training "
+        "is skipped without the runtime)"
+    )
 
 
 def _run(pipeline: Callable[..., Any], params: dict[str, Any], steps: SubprocessSteps | None = None) -> None:

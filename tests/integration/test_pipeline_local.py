@@ -157,3 +157,27 @@ def test_pipeline_labels_pseudo_tubes_with_clip_and_scores_them_lvvis(tmp_path: 
     assert lvvis["num_results"] == len(results) and {"APb", "APn"} <= lvvis.keys()
     reports = list((tmp_path / "kfp").glob("*/evaluate-*/report"))
     assert any("AP base (LV-VIS)" in r.read_text() for r in reports)
+
+
+def test_a_failed_step_is_one_error_line_naming_it_and_its_log_and_is_not_retried(tmp_path: Path) -> None:
+    params = [
+        f"frames_root={tmp_path / 'no-such-frames'}",
+        f"work_root={tmp_path / 'work'}",
+        "mask_backend=motion",
+        "mask_device=cpu",
+        "train_launcher=local",
+    ]
+    command = [sys.executable, "-m", "pipelines", "pipeline", "run", "--local"]
+    command += ["--pipeline_root", str(tmp_path / "kfp")]
+    command += [arg for param in params for arg in ("--param", param)]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+
+    assert proc.returncode == 1, proc.stderr[-3000:]  # plan-shards' InputError: an unusable input
+    output = proc.stdout + proc.stderr
+    assert "Traceback" not in output and "\x1b[" not in output and len(output.splitlines()) <= 10, output
+    (error,) = [line for line in output.splitlines() if " ERROR " in line]
+    (step_log,) = (tmp_path / "kfp").glob("*/plan-shards/step.log")
+    assert re.search(
+        rf"step plan-shards failed: \S*no-such-frames: .*; its log: {re.escape(str(step_log))}$", error
+    )
+    assert step_log.read_text().count("Traceback (most recent call last)") == 1  # ran once: no local retries

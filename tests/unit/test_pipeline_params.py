@@ -1,5 +1,5 @@
 """The pipeline's parameters: each has its meaning, README's table is generated from them, a run or submit refuses
-what the pipeline lacks."""
+what the pipeline lacks, and a local run that needs a runtime missing here says which parameters run it here."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ pytest.importorskip("kfp", reason="the pipeline needs kfp (pip install 'wsovvis[
 
 from pipelines import params  # noqa: E402 - after the skip
 from pipelines.cli import main  # noqa: E402
+from pipelines.local import check_runtime_here  # noqa: E402
 from pipelines.wsovvis_pipeline import PARAMETERS, wsovvis_pipeline  # noqa: E402
-from wsovvis.errors import UsageError  # noqa: E402
+from wsovvis.errors import RuntimeMissingError, UsageError  # noqa: E402
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -98,3 +99,33 @@ def test_a_mistyped_parameter_is_one_line_and_exit_2(
     (error,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert "did you mean frames_root" in error.getMessage() and error.exc_info is None
     assert not list(tmp_path.iterdir())  # nothing ran
+
+
+def _runtime_here() -> bool:
+    from wsovvis.prepare.step import runtime_status
+
+    return bool(runtime_status()["ok"])
+
+
+@pytest.mark.skipif(
+    _runtime_here(), reason="the CutLER/VNext runtime is set up here: nothing missing to report"
+)
+def test_a_local_run_needing_the_runtime_says_which_parameters_run_it_here(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    with pytest.raises(RuntimeMissingError) as raised:
+        check_runtime_here({"frames_root": "f", "work_root": "w"})
+    message = str(raised.value)
+    assert message.startswith("mask_backend=videocutler and train_launcher=pytorchjob need the patched")
+    assert "--param mask_backend=motion --param mask_device=cpu --param train_launcher=local" in message
+
+    with pytest.raises(RuntimeMissingError) as raised:
+        check_runtime_here({"mask_backend": "motion", "train_launcher": "trainjob"})
+    assert "to run here without it: --param train_launcher=local (" in str(raised.value)
+
+    check_runtime_here({"mask_backend": "motion", "train_launcher": "local"})  # runs here
+
+    argv = ["pipeline", "run", "--local", "--pipeline_root", str(tmp_path)]
+    assert main([*argv, "--param", "frames_root=/data", "--param", "work_root=/w"]) == 3
+    (error,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "--param mask_backend=motion" in error.getMessage() and error.exc_info is None
