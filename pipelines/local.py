@@ -20,7 +20,16 @@ from wsovvis.images import ImageNames, image_names
 from wsovvis.maskgen.cli import RANDOM_WEIGHTS
 from wsovvis.s3server import local_s3_server
 
-from .local_output import ANSI, STEP_LOG, SubprocessSteps, kfp_output_quieted
+from .local_output import (
+    ANSI,
+    STEP_LOG,
+    StepOutput,
+    SubprocessSteps,
+    is_debug,
+    kfp_output_quieted,
+    step_name,
+    task_folder,
+)
 from .wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline
 
 log = logging.getLogger(__name__)
@@ -139,6 +148,7 @@ class _ContainerRuns:
 
     def __init__(self, image_map: dict[str, str]) -> None:
         self.image_map = image_map
+        self.debug = is_debug()  # now: kfp sets the root logger's level to INFO while it runs a task
         self.runs: list[ContainerRun] = []
         self._lock = threading.Lock()
 
@@ -157,16 +167,26 @@ class _ContainerRuns:
         container = client.containers.run(
             image=image, command=command, detach=True, volumes=volumes, **{**run_args, "auto_remove": False}
         )
+        folder = task_folder(command)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        output = StepOutput(step_name(folder, command), folder / STEP_LOG if folder else None, self.debug)
         try:
             lines: list[str] = []
+            pending = ""
             for chunk in container.logs(stream=True, follow=True):
-                text = chunk.decode(errors="replace")
-                print(text, end="")
-                lines.extend(text.splitlines())
+                *complete, pending = (pending + chunk.decode(errors="replace")).split("\n")
+                for line in complete:
+                    output.feed(line + "\n")
+                lines.extend(complete)
                 del lines[:-LOG_TAIL_LINES]
+            if pending:
+                output.feed(pending + "\n")
+                lines.append(pending)
             exit_code = int(container.wait()["StatusCode"])
         finally:
             container.remove(force=True)
+        output.finish(exit_code)
         function = (
             command[command.index("--function_to_execute") + 1] if "--function_to_execute" in command else "?"
         )

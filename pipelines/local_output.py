@@ -53,7 +53,7 @@ TRACEBACK_END = re.compile(
 )
 
 
-def _is_debug() -> bool:
+def is_debug() -> bool:
     return logging.getLogger().getEffectiveLevel() <= logging.DEBUG
 
 
@@ -155,7 +155,7 @@ class SubprocessSteps:
     of running again (kfp.local retries as set_retry says)."""
 
     def __init__(self) -> None:
-        self.debug = _is_debug()  # now: kfp sets the root logger's level to INFO while it runs a task
+        self.debug = is_debug()  # now: kfp sets the root logger's level to INFO while it runs a task
         self.failures: list[StepFailure] = []
         self._failed: dict[Path, int] = {}
         self._lock = threading.Lock()
@@ -208,7 +208,7 @@ def kfp_output_quieted(subprocess_steps: SubprocessSteps | None = None) -> Itera
     SubprocessRunner's tasks."""
     from kfp.local import logging_utils, subprocess_task_handler
 
-    debug = _is_debug()
+    debug = is_debug()
     patches: list[tuple[object, str, object]] = []
     if not (sys.stdout.isatty() and sys.stderr.isatty()):
         patches.append((logging_utils, "color_text", lambda text, color: text))
