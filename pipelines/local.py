@@ -6,7 +6,6 @@ from __future__ import annotations
 import builtins
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,12 +15,22 @@ from typing import Any
 
 from wsovvis import jsonio, storage
 from wsovvis.environ import environ_set
-from wsovvis.errors import WsovvisError
+from wsovvis.errors import RuntimeMissingError, WsovvisError
 from wsovvis.images import ImageNames, image_names
 from wsovvis.maskgen.cli import RANDOM_WEIGHTS
 from wsovvis.s3server import local_s3_server
 
-from .wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline, check_run_params
+from .local_output import (
+    ANSI,
+    STEP_LOG,
+    StepOutput,
+    SubprocessSteps,
+    is_debug,
+    kfp_output_quieted,
+    step_name,
+    task_folder,
+)
+from .wsovvis_pipeline import MASK_GEN_PARALLELISM, build_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +48,6 @@ INPUT_PARAMS = (
 )
 CONTAINER_BUCKET = "s3://wsovvis-local"
 LOG_TAIL_LINES = 20
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def run_local(
@@ -52,23 +60,58 @@ def run_local(
     """
     import kfp.local
 
+    check_runtime_here(params)
     Path(pipeline_root).mkdir(parents=True, exist_ok=True)
     kfp.local.init(
         runner=kfp.local.SubprocessRunner(use_venv=False),
         pipeline_root=os.fspath(Path(pipeline_root).resolve()),
         raise_on_error=True,
     )
-    log.info("running the pipeline locally (artifacts under %s)", pipeline_root)
-    _run(build_pipeline(parallelism), params)
+    log.info("running the pipeline locally (artifacts and each step's %s under %s)", STEP_LOG, pipeline_root)
+    steps = SubprocessSteps()
+    try:
+        _run(build_pipeline(parallelism), params, steps)
+    except RuntimeError as exc:  # kfp.local's "Pipeline 'wsovvis' finished with status FAILURE ..."
+        raise (steps.error() or WsovvisError(ANSI.sub("", str(exc)))) from exc
 
 
-def _run(pipeline: Callable[..., Any], params: dict[str, Any]) -> None:
+def check_runtime_here(params: dict[str, Any]) -> None:
+    """Raise RuntimeMissingError, saying which parameters make the run work here, when it needs the CutLER/VNext
+    runtime (VideoCutLER masks, or training as a cluster job) and this interpreter lacks it: what prepare, the
+    first step, would refuse after kfp.local started."""
+    from wsovvis.prepare.step import runtime_status
+    from wsovvis.train.step import JOB_LAUNCHERS
+
+    from .params import parameters
+
+    values = {p.name: p.default for p in parameters() if not p.required} | params
+    changes = {}
+    if values["mask_backend"] == "videocutler":
+        changes |= {"mask_backend": "motion", "mask_device": "cpu"}
+    if values["train_launcher"] in JOB_LAUNCHERS:
+        changes["train_launcher"] = "local"
+    if not changes:
+        return
+    status = runtime_status()
+    if status["ok"]:
+        return
+    needs = " and ".join(
+        f"{name}={values[name]}" for name in ("mask_backend", "train_launcher") if name in changes
+    )
+    flags = " ".join(f"--param {name}={value}" for name, value in changes.items())
+    raise RuntimeMissingError(
+        f"{needs} need the patched CutLER/VNext runtime, which this interpreter lacks "
+        f"({'; '.join(status['problems'])}); to run here without it: {flags} (motion masks on the CPU; training "
+        "is skipped without the runtime)"
+    )
+
+
+def _run(pipeline: Callable[..., Any], params: dict[str, Any], steps: SubprocessSteps | None = None) -> None:
     # kfp.local indents task output by swapping builtins.print per task; parallel ParallelFor iterations restore
     # each other's swaps, which can leave every later print of this process indented. Put the real one back.
-    check_run_params(params, pipeline.component_spec.inputs or {}, "the pipeline")
     print_function = builtins.print
     try:
-        with environ_set(_step_env()):
+        with environ_set(_step_env()), kfp_output_quieted(steps):
             pipeline(**params)
     finally:
         builtins.print = print_function
@@ -105,6 +148,7 @@ class _ContainerRuns:
 
     def __init__(self, image_map: dict[str, str]) -> None:
         self.image_map = image_map
+        self.debug = is_debug()  # now: kfp sets the root logger's level to INFO while it runs a task
         self.runs: list[ContainerRun] = []
         self._lock = threading.Lock()
 
@@ -123,16 +167,26 @@ class _ContainerRuns:
         container = client.containers.run(
             image=image, command=command, detach=True, volumes=volumes, **{**run_args, "auto_remove": False}
         )
+        folder = task_folder(command)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        output = StepOutput(step_name(folder, command), folder / STEP_LOG if folder else None, self.debug)
         try:
             lines: list[str] = []
+            pending = ""
             for chunk in container.logs(stream=True, follow=True):
-                text = chunk.decode(errors="replace")
-                print(text, end="")
-                lines.extend(text.splitlines())
+                *complete, pending = (pending + chunk.decode(errors="replace")).split("\n")
+                for line in complete:
+                    output.feed(line + "\n")
+                lines.extend(complete)
                 del lines[:-LOG_TAIL_LINES]
+            if pending:
+                output.feed(pending + "\n")
+                lines.append(pending)
             exit_code = int(container.wait()["StatusCode"])
         finally:
             container.remove(force=True)
+        output.finish(exit_code)
         function = (
             command[command.index("--function_to_execute") + 1] if "--function_to_execute" in command else "?"
         )

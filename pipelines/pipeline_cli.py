@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 # Where `pipeline compile` writes and `pipeline submit` reads by default (the committed spec is compiled with
 # --release into pipelines/wsovvis_pipeline.yaml).
 COMPILED_SPEC = Path("out/wsovvis_pipeline.yaml")
+PARAMS_EPILOG = "`wsovvis pipeline params` lists every pipeline parameter with its type, default and meaning."
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -110,6 +111,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run_parser = actions.add_parser(
         "run",
         help="run the pipeline locally (kfp.local: subprocesses, or --containers: each step in its image)",
+        epilog=PARAMS_EPILOG,
     )
     run_parser.add_argument("--local", action="store_true", required=True, help="run locally (the only mode)")
     run_parser.add_argument(
@@ -132,7 +134,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run_parser.set_defaults(func=_run_local)
 
     submit_parser = actions.add_parser(
-        "submit", help="create a run on a KFP endpoint (like `kfp run create`)"
+        "submit", help="create a run on a KFP endpoint (like `kfp run create`)", epilog=PARAMS_EPILOG
     )
     add_flag(submit_parser, "--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
     add_flag(submit_parser, "--namespace", default=None)
@@ -161,6 +163,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run every step afresh (default: each step's caching as compiled)",
     )
     submit_parser.set_defaults(func=_submit)
+
+    params_parser = actions.add_parser(
+        "params",
+        help="list every pipeline parameter: its type, default and meaning",
+        description="List every parameter of the pipeline (what --param of run and submit takes).",
+    )
+    params_parser.add_argument("--markdown", action="store_true", help="as README's Markdown table")
+    add_flag(
+        params_parser, "--readme", default=None, help="rewrite the parameter table of this README instead"
+    )
+    params_parser.set_defaults(func=_params)
 
 
 def _key_pair(text: str) -> tuple[str, str]:
@@ -211,8 +224,11 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _run_local(args: argparse.Namespace) -> int:
+    from . import params
     from .local import run_in_containers, run_local
 
+    # with --containers the work root defaults to one on the run's S3 server
+    params.check(parse_params(args.param), optional=("work_root",) if args.containers else ())
     if args.containers:
         from .demo import print_evaluations
 
@@ -237,4 +253,15 @@ def _submit(args: argparse.Namespace) -> int:
         spec_path=args.spec,
     )
     print(f"run {run_id} created on {args.host}")
+    return 0
+
+
+def _params(args: argparse.Namespace) -> int:
+    from . import params
+
+    if args.readme:
+        changed = params.update_readme(args.readme)
+        print(f"{args.readme}: parameter table {'rewritten' if changed else 'already up to date'}")
+    else:
+        print(params.markdown_table() if args.markdown else params.listing())
     return 0

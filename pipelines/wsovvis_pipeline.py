@@ -13,14 +13,13 @@ theirs from the same table.
 
 import dataclasses
 import inspect
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
 from kfp import dsl, kubernetes
 
-from wsovvis.errors import UsageError
 from wsovvis.images import RELEASE_IMAGES, RUNTIME_SEQFORMER_CONFIG, ImageNames
 from wsovvis.k8s.placement import CONFIG_MAP_KEY_TO_ENV, JOB_POD_RESOURCES, PodResources, S3Source
 from wsovvis.k8s.trainjob import DEFAULT_RUNTIME as TRAINJOB_RUNTIME
@@ -82,6 +81,51 @@ TASK_RESOURCES = {
     TRAIN_POD: JOB_POD_RESOURCES,
     "evaluate": PodResources("4", "16Gi"),
     "attribute": PodResources("4", "16Gi"),
+}
+
+
+# What each parameter of the pipeline function means, in one line: `wsovvis pipeline params` lists them with their
+# types and defaults (read from the function), and README's parameter table is generated from them. A parameter added
+# to the function is a line here (a test fails while one is missing, or one is here that the function lacks).
+PARAMETERS = {
+    "frames_root": "the training videos' frames, <frames_root>/<video_id>/<frame>.jpg (local path or s3:// URI)",
+    "work_root": "where every stage writes, <work_root>/<stage>/v<N>/<hash> (local path or s3:// URI)",
+    "train_gt_json": "ground truth of the training videos (YTVIS JSON): the pseudo tubes are scored against it",
+    "val_frames_root": "the validation videos' frames, which the trained model predicts on",
+    "val_gt_json": "ground truth of the validation videos: the model is scored against it ('': no prediction)",
+    "videos_list": "only these videos: a text file with one video id a line ('': every video under frames_root)",
+    "num_shards": "mask-gen pods: the videos are split into this many shards of about equal frame counts",
+    "mask_backend": "pseudo-mask generator: videocutler (VideoCutLER, needs the runtime) or motion (CPU)",
+    "mask_config": "videocutler: its detectron2 config ('': CutLER's default); motion: a YAML of motion options",
+    "mask_weights": "videocutler: model weights, a .pth path or s3:// URI",
+    "confidence": "mask-gen keeps instances scoring at least this",
+    "mask_device": "videocutler: torch device (cuda, cpu)",
+    "max_errors": "fraction of a shard's videos allowed to fail before mask-gen fails the shard",
+    "mask_gen_node_selector": "node selector of the mask-gen pods (JSON object)",
+    "mask_gen_tolerations": "tolerations of the mask-gen pods (JSON list of Kubernetes tolerations)",
+    "split_name": "the split's name recorded in the tube JSON's info",
+    "skip_list": "videos to leave out of the tubes: a text file with one video id a line",
+    "min_masks": "fewest mask PNGs a video needs to become tubes",
+    "min_coverage": "fewest mask PNGs per frame of a video (a fraction) for it to become tubes",
+    "link_iou": "convert joins fragmented instance ids at IoU >= this (0: off)",
+    "d2_cfg_path": "SeqFormer's detectron2 config for training (default: VNext's, in the runtime image)",
+    "d2_opts": "detectron2 config overrides for training, as a JSON list [KEY, VALUE, ...]",
+    "train_weights": "initial weights of the trained model ('': the config's)",
+    "train_launcher": "how train runs: pytorchjob (Training Operator), trainjob (Trainer v2) or local (in its pod)",
+    "trainjob_runtime": "train_launcher=trainjob: the ClusterTrainingRuntime the TrainJob references",
+    "train_namespace": "namespace of the training job",
+    "train_workers": "Workers of the training job besides the Master",
+    "gpus_per_worker": "GPUs of each pod of the training job",
+    "train_timeout_seconds": "how long train waits for its job (0: no limit)",
+    "train_node_selector": "node selector of the training job's pods (JSON object)",
+    "train_tolerations": "tolerations of the training job's pods (JSON list)",
+    "clip_model": "attribute: open_clip model name (e.g. ViT-B-32) or an open_clip model config JSON",
+    "clip_weights": "attribute: CLIP checkpoint for that model ('': no open-vocabulary labels, attribute skipped)",
+    "topk": "attribute: categories kept per tube",
+    "alpha": "attribute: score = objectness^alpha * p^(1-alpha)",
+    "clip_device": "attribute's device: cpu, or cuda (one GPU)",
+    "s3_secret_name": "the Secret the pods' S3 keys come from (in the run's namespace and train_namespace)",
+    "s3_config_map_name": "the ConfigMap the pods' S3 endpoint comes from (key endpoint)",
 }
 
 
@@ -346,24 +390,6 @@ def _with_fixed(full: Callable[..., None], s3: S3Source) -> Callable[..., None]:
         k: v for k, v in full.__annotations__.items() if k not in S3_NAME_PARAMS
     }
     return wsovvis_pipeline
-
-
-def check_run_params(params: Mapping[str, Any], accepted: Collection[str], spec: str) -> None:
-    """Refuse run parameters the pipeline (``spec``, e.g. a compiled spec's path) does not have, naming the compile
-    option that gives the S3 names to a spec compiled without them as parameters."""
-    unknown = sorted(set(params) - set(accepted))
-    if not unknown:
-        return
-    fixed = [name for name in unknown if name in S3_NAME_PARAMS]
-    if fixed:
-        raise UsageError(
-            f"{', '.join(fixed)}: not a run parameter; {spec} names the S3 Secret and ConfigMap "
-            "itself. Compile it with `wsovvis pipeline compile --s3-secret NAME --s3-config-map NAME`, or with "
-            f"--s3-names-as-params to take them per run (KFP >= {MIN_KFP_S3_NAMES_AS_PARAMS})"
-        )
-    raise UsageError(
-        f"{spec}: no run parameter {', '.join(unknown)}; the parameters are {', '.join(sorted(accepted))}"
-    )
 
 
 wsovvis_pipeline = build_pipeline()

@@ -19,11 +19,24 @@ PROGRESS_SECONDS = 30.0
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class _Handler(logging.StreamHandler):
+    """stderr, where a line never shares the terminal's line with a tqdm bar: while bars are drawn, they are
+    cleared for the line and drawn again below it (tqdm's ``external_write_mode``)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm_module = sys.modules.get("tqdm")  # loaded only where progress() drew a bar
+        if tqdm_module is None or not getattr(tqdm_module.tqdm, "_instances", None):
+            super().emit(record)
+            return
+        with tqdm_module.tqdm.external_write_mode(file=self.stream):
+            super().emit(record)
+
+
 def setup_logging(level: str | int = "INFO") -> None:
     """Configure the root logger once; later calls only change the level."""
     root = logging.getLogger()
     if not any(getattr(h, "_wsovvis", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Handler(sys.stderr)
         handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
         handler._wsovvis = True  # type: ignore[attr-defined]
         root.addHandler(handler)
@@ -53,6 +66,19 @@ def _logged(iterable: Iterable[T], total: int | None, desc: str, unit: str) -> I
         now = time.monotonic()
         if now - last >= every:
             last = now
-            log.info("%s: %d%s %s (%.2f %s/s)", desc, done, of_total, unit, done / (now - started), unit)
+            noun = plural(total if total is not None else done, unit)
+            log.info("%s: %d%s %s (%.2f %s/s)", desc, done, of_total, noun, done / (now - started), unit)
     elapsed = time.monotonic() - started
-    log.info("%s: %d%s %s in %.1fs", desc, done, of_total, unit, elapsed)
+    log.info(
+        "%s: %d%s %s in %.1fs",
+        desc,
+        done,
+        of_total,
+        plural(total if total is not None else done, unit),
+        elapsed,
+    )
+
+
+def plural(count: int, noun: str) -> str:
+    """``noun`` as it goes with ``count``: "1 video", "3 videos" (a noun already ending in s, or "it", is kept)."""
+    return noun if count == 1 or noun.endswith("s") or noun == "it" else noun + "s"

@@ -40,7 +40,15 @@ def test_demo_runs_the_pipeline_end_to_end_and_reports_where_the_metrics_are(tmp
         cwd=here,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "finished with status \x1b[92mSUCCESS" in proc.stdout + proc.stderr
+    # quiet by default: a line per step, the steps' warnings and the summary; no colours into a pipe, no kfp dumps
+    output = proc.stdout + proc.stderr
+    assert len(output.splitlines()) <= 40, output
+    assert "\x1b[" not in output and "Got executor_input" not in output and "UserWarning" not in output
+    for step in ("prepare", "plan-shards", "mask-gen[0]", "mask-gen[1]", "convert", "evaluate"):
+        assert re.search(rf"INFO \S+: {re.escape(step)}: done in ", proc.stderr), step
+    # each step's whole output is in its log
+    step_logs = list((out / "kfp").glob("*/**/step.log"))
+    assert len(step_logs) >= 8 and all("Got executor_input" in p.read_text() for p in step_logs)
     (metrics_path,) = [
         Path(m) for m in re.findall(r"^ +metrics: (\S+metrics\.json)$", proc.stdout, re.MULTILINE)
     ]
@@ -149,3 +157,27 @@ def test_pipeline_labels_pseudo_tubes_with_clip_and_scores_them_lvvis(tmp_path: 
     assert lvvis["num_results"] == len(results) and {"APb", "APn"} <= lvvis.keys()
     reports = list((tmp_path / "kfp").glob("*/evaluate-*/report"))
     assert any("AP base (LV-VIS)" in r.read_text() for r in reports)
+
+
+def test_a_failed_step_is_one_error_line_naming_it_and_its_log_and_is_not_retried(tmp_path: Path) -> None:
+    params = [
+        f"frames_root={tmp_path / 'no-such-frames'}",
+        f"work_root={tmp_path / 'work'}",
+        "mask_backend=motion",
+        "mask_device=cpu",
+        "train_launcher=local",
+    ]
+    command = [sys.executable, "-m", "pipelines", "pipeline", "run", "--local"]
+    command += ["--pipeline_root", str(tmp_path / "kfp")]
+    command += [arg for param in params for arg in ("--param", param)]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+
+    assert proc.returncode == 1, proc.stderr[-3000:]  # plan-shards' InputError: an unusable input
+    output = proc.stdout + proc.stderr
+    assert "Traceback" not in output and "\x1b[" not in output and len(output.splitlines()) <= 10, output
+    (error,) = [line for line in output.splitlines() if " ERROR " in line]
+    (step_log,) = (tmp_path / "kfp").glob("*/plan-shards/step.log")
+    assert re.search(
+        rf"step plan-shards failed: \S*no-such-frames: .*; its log: {re.escape(str(step_log))}$", error
+    )
+    assert step_log.read_text().count("Traceback (most recent call last)") == 1  # ran once: no local retries

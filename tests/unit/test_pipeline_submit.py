@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +16,8 @@ from pipelines.cli import main
 from pipelines.compile import SPEC_PATH
 
 pytest.importorskip("kfp", reason="submitting needs kfp (pip install 'wsovvis[pipeline]')")
+# the parameters the pipeline requires
+REQUIRED = ["--param", "frames_root=s3://b/f", "--param", "work_root=s3://b/w"]
 pytestmark = pytest.mark.filterwarnings("ignore:This client only works with Kubeflow Pipeline:FutureWarning")
 
 
@@ -72,7 +76,7 @@ def _caching(run: dict) -> dict[str, bool]:
 def test_submit_keeps_each_tasks_caching_as_compiled(kfp_api) -> None:
     host, runs = kfp_api
 
-    args = ["--spec", str(SPEC_PATH), "--param", "frames_root=s3://b/f"]
+    args = ["--spec", str(SPEC_PATH), *REQUIRED]
     assert main(["pipeline", "submit", "--host", host, *args]) == 0
 
     (run,) = runs
@@ -85,7 +89,9 @@ def test_submit_keeps_each_tasks_caching_as_compiled(kfp_api) -> None:
 def test_submit_no_cache_turns_caching_off_for_every_task(kfp_api) -> None:
     host, runs = kfp_api
 
-    assert main(["pipeline", "submit", "--host", host, "--spec", str(SPEC_PATH), "--no-cache"]) == 0
+    assert (
+        main(["pipeline", "submit", "--host", host, "--spec", str(SPEC_PATH), *REQUIRED, "--no-cache"]) == 0
+    )
 
     (run,) = runs
     assert set(_caching(run).values()) == {False}
@@ -98,11 +104,11 @@ def test_submit_takes_the_spec_compile_wrote_by_default_and_names_a_missing_one(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("WSOVVIS_IMAGE_REGISTRY", raising=False)
 
-    assert main(["pipeline", "submit", "--host", host]) == 2  # a usage error: nothing compiled here yet
+    assert main(["pipeline", "submit", "--host", host, *REQUIRED]) == 2  # a usage error: nothing compiled yet
     assert "out/wsovvis_pipeline.yaml: no compiled spec there" in caplog.text and not runs
 
     assert main(["pipeline", "compile", "--tag", "fix-1"]) == 0
-    assert main(["pipeline", "submit", "--host", host]) == 0
+    assert main(["pipeline", "submit", "--host", host, *REQUIRED]) == 0
     (run,) = runs
     executors = run["pipeline_spec"]["pipeline_spec"]["deploymentSpec"]["executors"]
     assert executors["exec-convert"]["container"]["image"] == "localhost:5001/wsovvis/tools:fix-1"
@@ -112,17 +118,38 @@ def test_submit_refuses_the_s3_names_a_default_spec_has_no_parameter_for_naming_
     kfp_api, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     host, runs = kfp_api
-    args = ["pipeline", "submit", "--host", host, "--spec", str(SPEC_PATH)]
+    args = ["pipeline", "submit", "--host", host, *REQUIRED, "--spec", str(SPEC_PATH)]
 
     assert main([*args, "--param", "s3_secret_name=team-s3"]) == 2
     assert "--s3-secret NAME" in caplog.text and "--s3-names-as-params" in caplog.text and not runs
-    assert (
-        main([*args, "--param", "frames_rot=s3://b/f"]) == 2
-    )  # any other unknown name: the parameters listed
-    assert "no run parameter frames_rot" in caplog.text and "frames_root" in caplog.text and not runs
 
     spec = tmp_path / "spec.yaml"
     assert main(["pipeline", "compile", "--release", "--s3-names-as-params", "--out", str(spec)]) == 0
     assert main([*args[:-1], str(spec), "--param", "s3_secret_name=team-s3"]) == 0
     (run,) = runs
     assert run["runtime_config"]["parameters"]["s3_secret_name"] == "team-s3"
+
+
+def test_submit_to_a_host_with_no_kfp_api_is_one_line_and_exit_5(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    host = f"http://127.0.0.1:{port}"
+
+    assert main(["pipeline", "submit", "--host", host, "--spec", str(SPEC_PATH), *REQUIRED]) == 5
+
+    (error,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert error.getMessage().startswith(f"{host}: no KFP API answers there (") and error.exc_info is None
+
+
+def test_submit_refuses_a_parameter_the_pipeline_lacks_before_calling_the_api(
+    kfp_api, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, runs = kfp_api
+    args = ["--spec", str(SPEC_PATH), *REQUIRED, "--param", "num_shard=8"]
+    assert main(["pipeline", "submit", "--host", host, *args]) == 2
+    assert "--param num_shard: the pipeline has no such parameter; did you mean num_shards" in caplog.text
+    assert not runs
