@@ -32,7 +32,7 @@ apiserver:
 # run; the target fails if any did (pytest's exit 5 is a file skipped whole, saying why).
 RUNTIME_TESTS := $(sort $(wildcard tests/runtime/test_*.py))
 test-runtime:
-	@test -n "$(RUNTIME_PY)" || { echo 'set RUNTIME_PY to a python with CutLER/VNext installed (docs/runtime.md)'; exit 2; }
+	@test -n "$(RUNTIME_PY)" || { echo 'set RUNTIME_PY to a python with CutLER/VNext installed (docs/dev/runtime.md)'; exit 2; }
 	@failed=; for test in $(RUNTIME_TESTS); do \
 	  echo "== $$test"; PYTHONPATH=$(CURDIR) $(RUNTIME_PY) -m pytest "$$test"; status=$$?; \
 	  [ $$status -eq 0 ] || [ $$status -eq 5 ] || failed="$$failed $$test"; \
@@ -42,7 +42,7 @@ test-runtime:
 # container runs) and its CUDA flavour (with --local-base only its CPU stages build: no CUDA base image can be made
 # without a registry). IMAGE_ARGS= on a machine that pulls bases from a registry. Podman, buildah and debootstrap
 # are installed with apt when neither Docker nor podman is present. Sources: third_party/ submodules, or
-# WSOVVIS_THIRD_PARTY_DIR; WSOVVIS_WHEEL_DIRS (podman) adds local wheel folders (docs/platform.md).
+# WSOVVIS_THIRD_PARTY_DIR; WSOVVIS_WHEEL_DIRS (podman) adds local wheel folders (docs/dev/platform.md).
 IMAGE_ARGS ?= --local-base
 images: container-engine
 	scripts/build-images.sh $(IMAGE_ARGS) tools runtime-cpu runtime
@@ -56,7 +56,7 @@ demo-containers: venv images
 	scripts/containers.sh run $(BIN)/wsovvis demo --containers --out out/demo-containers
 
 # Builds what changed (layer cache), then runs the pipeline in containers, the failing-step checks and the GPU check's
-# dry run in the runtime image (docs/gpu-check.md). PYTEST_ARGS narrows it, e.g. PYTEST_ARGS='-k gpu_check'.
+# dry run in the runtime image (docs/dev/gpu-check.md). PYTEST_ARGS narrows it, e.g. PYTEST_ARGS='-k gpu_check'.
 PYTEST_ARGS ?=
 test-containers: venv images
 	scripts/containers.sh run $(BIN)/python -m pytest -m containers tests/containers $(PYTEST_ARGS)

@@ -161,7 +161,7 @@ def bundle_wheels(needs: Mapping[str, str] | None = None, lock: Lock | None = No
     if unlocked:
         raise PackageListError(
             f"declared but not pinned in {lock.path}: {', '.join(sorted(unlocked))}; "
-            "re-lock it (docs/platform.md)"
+            "re-lock it (docs/dev/platform.md)"
         )
     wheels: dict[str, str] = {}
     todo = sorted(needs)

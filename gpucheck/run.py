@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Check the CutLER/VNext runtime on a machine with one NVIDIA GPU in one go: build the deformable-"
             "attention op for its arch, compare it with the PyTorch op, run VideoCutLER and train a tiny SeqFormer "
             "on the GPU, and report frames/s, it/s and peak GPU memory. The machine needs no package registry: "
-            "make the bundle first, here (--bundle DIR). See docs/gpu-check.md."
+            "make the bundle first, here (--bundle DIR). See docs/dev/gpu-check.md."
         ),
     )
     mode = parser.add_mutually_exclusive_group()
@@ -370,7 +370,7 @@ class Check:
             outcome = self.run("install", [*pip, "--target", str(self.site), *wheels], env=dict(os.environ))
             return outcome.status == "pass"
         # Dry run on another Python: check that every wheel installs for the target interpreter, then use the
-        # pure-Python ones here; binary ones come from this environment (the same versions, see docs/gpu-check.md).
+        # pure-Python ones here; binary ones come from this environment (the same versions, see docs/dev/gpu-check.md).
         target = [arg for p in bundles.TARGET_PLATFORMS for arg in ("--platform", p)]
         target += ["--python-version", bundles.TARGET_PYTHON, "--implementation", "cp", "--only-binary=:all:"]
         throwaway = self.work / "throwaway-site"

@@ -84,8 +84,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--s3_names_as_params",
         action="store_true",
         help="make the Secret's and ConfigMap's names the run parameters s3_secret_name and s3_config_map_name "
-        "(defaults: --s3-secret, --s3-config-map); such a spec needs a newer KFP than the default one (README: What "
-        "runs where)",
+        "(defaults: --s3-secret, --s3-config-map); such a spec needs a newer KFP than the default one "
+        "(docs/guide/cluster.md: What runs where)",
     )
     add_flag(
         compile_parser, "--registry", default=None, help="image registry of every task and the training job"

@@ -58,7 +58,7 @@ S3_SECRET_KEYS = S3Source().secret_keys
 # The run parameters a spec compiled with `s3_names_as_params` has (`pipeline compile --s3-names-as-params`): the
 # Secret's and the ConfigMap's names. Without it the names are literals of the spec.
 S3_NAME_PARAMS = ("s3_secret_name", "s3_config_map_name")
-# The first KFP backend that runs each kind of spec (README's "What runs where" gives the sources). Every spec: the
+# The first KFP backend that runs each kind of spec (docs/guide/cluster.md's "What runs where" gives the sources). Every spec: the
 # driver of KFP < 2.15.0 rejects the `optional` field kfp-kubernetes writes into secretAsEnv/configMapAsEnv
 # (kubeflow/pipelines#12495). Names as run parameters: the mask-gen and attribute tasks read them inside sub-DAGs
 # (the ParallelFor, the conditions), which the driver resolves only since kubeflow/pipelines#13128 (2.17.0,

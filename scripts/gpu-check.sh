@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one-shot GPU check of the CutLER/VNext runtime (docs/gpu-check.md):
+# The one-shot GPU check of the CutLER/VNext runtime (docs/dev/gpu-check.md):
 #   scripts/gpu-check.sh --bundle DIR                      here: trimmed sources + wheels into DIR (needs PyPI)
 #   scripts/gpu-check.sh [--bundle-dir DIR] [--out DIR]    on the GPU machine: install from the bundle, build, measure
 #   scripts/gpu-check.sh --dry-run [--bundle-dir DIR]      on a CPU: every part that needs no GPU, tiny inputs

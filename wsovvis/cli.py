@@ -1,7 +1,7 @@
 """The ``wsovvis`` command: one argparse subcommand per stage, each a thin front door onto a stage function.
 
 Errors end with one line and an exit code (tracebacks only with ``--log-level DEBUG``): 1 unusable input,
-2 usage, 3 runtime missing, 5 storage or other infrastructure fault (see docs/robustness.md).
+2 usage, 3 runtime missing, 5 storage or other infrastructure fault (see docs/guide/troubleshooting.md).
 
 Each module named in ``SUBCOMMANDS`` exposes ``add_parser(subparsers)``, which registers its parser and sets
 ``func`` to a callable taking the parsed namespace and returning an exit code. A command line naming a command

@@ -1,7 +1,7 @@
 """The GPU check's dry run in the runtime image's CPU flavour, from a bundle made there of the image's own trees.
 
 The image holds the pinned CutLER/VNext/detectron2 trees and the locked packages, so this is the dry run of
-``docs/gpu-check.md`` on a known environment, in every ``make test-containers``: a change that breaks the check
+``docs/dev/gpu-check.md`` on a known environment, in every ``make test-containers``: a change that breaks the check
 (an import the bundle does not bring, a part that no longer runs) fails here instead of on the GPU machine. The
 working tree is mounted read-only and the check runs from it (``scripts/gpu-check.sh``), as it would there; making
 the bundle needs PyPI (host network), the dry run builds detectron2 from the bundle's copy (minutes on 2 cores).

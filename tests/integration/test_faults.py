@@ -1,5 +1,5 @@
 """Faults of the places a stage reads and writes: each ends with one line naming the location and the cause, a
-documented exit code (docs/robustness.md), earlier outputs intact, and a rerun that resumes."""
+documented exit code (docs/dev/robustness.md), earlier outputs intact, and a rerun that resumes."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Hostile inputs, one class at a time, through the real stages: each costs at most its video, never the run.
 
-Classes (docs/robustness.md): unsafe names and tar members, resuming that trusts content, bombs, frame order and
+Classes (docs/dev/robustness.md): unsafe names and tar members, resuming that trusts content, bombs, frame order and
 duplicates, content that is not what it claims, outputs that behave like any other tool's.
 """
 

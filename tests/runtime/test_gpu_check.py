@@ -34,13 +34,15 @@ def gpu_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return Path(given)
     if importlib.util.find_spec("detectron2") is None:
         pytest.skip(
-            f"detectron2 is not importable in {sys.executable}: run with the runtime python (docs/runtime.md)"
+            f"detectron2 is not importable in {sys.executable}: run with the runtime python (docs/dev/runtime.md)"
         )
     trees = source_dirs()
     missing = RuntimeSources.from_dirs(**trees).missing_files()
     if missing:
         names = ", ".join(env_var(name) for name in trees)
-        pytest.skip(f"the bundle needs the upstream trees ({names}; docs/runtime.md): {missing[0]} is absent")
+        pytest.skip(
+            f"the bundle needs the upstream trees ({names}; docs/dev/runtime.md): {missing[0]} is absent"
+        )
     out = tmp_path_factory.mktemp("bundle") / "gpu-bundle"
     made = subprocess.run(
         [str(SCRIPT), "--bundle", str(out)],

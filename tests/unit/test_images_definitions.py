@@ -181,7 +181,7 @@ def test_lock_satisfies_pyproject_and_the_image_requirements(image: str):
             continue
         name = canonicalize_name(requirement.name)
         assert name in pins, (
-            f"{image}: {requirement} is not in requirements.lock (regenerate it, docs/platform.md)"
+            f"{image}: {requirement} is not in requirements.lock (regenerate it, docs/dev/platform.md)"
         )
         assert requirement.specifier.contains(pins[name][0], prereleases=True), (
             f"{image}: lock pins {name}=={pins[name][0]}, which does not satisfy {requirement}"

@@ -3,7 +3,7 @@
 ``attribute(results, img_root, vocab, out, clip_model=..., clip_weights=...)`` writes each tube once per top-k
 category with ``score = objectness^alpha * p(category)^(1-alpha)`` and, beside ``out``, ``<out>.meta.json`` with
 what produced it (model, weights URI and SHA-256, vocabulary, templates, options, counts). The method and its
-sources: docs/attribution.md.
+sources: docs/dev/attribution.md.
 """
 
 from __future__ import annotations

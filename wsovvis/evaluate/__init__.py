@@ -2,7 +2,7 @@
 
 ``evaluate(gt, results)`` returns the 12 YouTube-VIS stats as fractions (AP, AP50, AP75, APs, APm, APl,
 AR1, AR10, AR100, ARs, ARm, ARl; -1 where undefined), per-category and per-size breakdowns, per-video
-counts, APb/APn with ``lvvis=True``, and the warnings counted on the way. See docs/evaluation.md.
+counts, APb/APn with ``lvvis=True``, and the warnings counted on the way. See docs/dev/evaluation.md.
 """
 
 from __future__ import annotations

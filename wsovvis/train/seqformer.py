@@ -51,7 +51,7 @@ def import_seqformer() -> Any:
     """VNext's ``detectron2.projects.seqformer`` package, or a RuntimeMissingError saying what to install.
 
     SeqFormer imports ``pycocotools.ytvos``, which PyPI's pycocotools lacks: the runtime hook that ``wsovvis prepare``
-    installs provides it, with the other import fixes of the runtime (docs/runtime.md).
+    installs provides it, with the other import fixes of the runtime (docs/dev/runtime.md).
     """
     try:
         import detectron2  # noqa: F401
@@ -64,7 +64,7 @@ def import_seqformer() -> Any:
     except ImportError as exc:
         raise RuntimeMissingError(
             f"detectron2.projects.seqformer is not importable ({exc}); run `wsovvis prepare` in this environment "
-            "(docs/runtime.md)"
+            "(docs/dev/runtime.md)"
         ) from exc
     return seqformer
 
